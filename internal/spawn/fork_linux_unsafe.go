@@ -1,0 +1,215 @@
+package spawn
+
+import (
+	"encoding/binary"
+	"fmt"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The runtime hooks that the standard library's fork path uses. They are
+// kept available to packages outside the standard library on purpose (see
+// go.dev/issue/67401).
+
+//go:linkname runtime_BeforeFork syscall.runtime_BeforeFork
+func runtime_BeforeFork()
+
+//go:linkname runtime_AfterFork syscall.runtime_AfterFork
+func runtime_AfterFork()
+
+//go:linkname runtime_AfterForkInChild syscall.runtime_AfterForkInChild
+func runtime_AfterForkInChild()
+
+func bytesPtr(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
+
+func ptrvPtr(v []*byte) uintptr { return uintptr(unsafe.Pointer(&v[0])) }
+
+func atFDCWD() uintptr {
+	fd := unix.AT_FDCWD
+	return uintptr(fd)
+}
+
+// cloneArgs is struct clone_args of clone3(2), version 2 (with cgroup).
+type cloneArgs struct {
+	flags      uint64
+	pidfd      uint64
+	childTID   uint64
+	parentTID  uint64
+	exitSignal uint64
+	stack      uint64
+	stackSize  uint64
+	tls        uint64
+	setTID     uint64
+	setTIDSize uint64
+	cgroup     uint64
+}
+
+// Attr says how to create the child.
+type Attr struct {
+	// Cloneflags are the CLONE_NEW* flags for the child's namespaces.
+	Cloneflags uintptr
+	// CgroupFD, when not negative, is an open cgroup v2 directory the
+	// child is born in (CLONE_INTO_CGROUP).
+	CgroupFD int
+}
+
+// Process is a started child.
+type Process struct {
+	// PID is the child's process ID in the caller's PID namespace.
+	PID int
+	// PIDFD refers to the child and stays valid after it exits, until
+	// closed; signal through it so that a recycled PID is never hit.
+	PIDFD int
+}
+
+// Start clones a child with attr, runs p in it and returns once the child
+// has executed its payload. If an op of p fails, the child exits, is reaped,
+// and Start returns an *Error naming the op.
+func Start(p *Program, attr Attr) (*Process, error) {
+	if len(p.ops) == 0 {
+		return nil, fmt.Errorf("spawn: empty program")
+	}
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("spawn: pipe: %w", err)
+	}
+	errR, errW := fds[0], fds[1]
+	defer unix.Close(errR)
+
+	var pidfd int32 = -1
+	args := &cloneArgs{
+		flags:      uint64(attr.Cloneflags) | uint64(vforkFlags) | unix.CLONE_PIDFD,
+		pidfd:      uint64(uintptr(unsafe.Pointer(&pidfd))),
+		exitSignal: uint64(syscall.SIGCHLD),
+	}
+	if attr.CgroupFD >= 0 {
+		args.flags |= unix.CLONE_INTO_CGROUP
+		args.cgroup = uint64(attr.CgroupFD)
+	}
+
+	syscall.ForkLock.Lock()
+	pid, errno := forkAndRun(p, args, uintptr(errW))
+	if errno == 0 {
+		runtime_AfterFork()
+	}
+	syscall.ForkLock.Unlock()
+	unix.Close(errW)
+	if errno != 0 {
+		return nil, fmt.Errorf("spawn: clone3: %w", errno)
+	}
+
+	var buf [8]byte
+	n, err := readFull(errR, buf[:])
+	if err == nil && n == 0 {
+		return &Process{PID: int(pid), PIDFD: int(pidfd)}, nil
+	}
+	// The child failed before exec; it has exited or is about to.
+	var ws unix.WaitStatus
+	for {
+		_, werr := unix.Wait4(int(pid), &ws, 0, nil)
+		if werr != unix.EINTR {
+			break
+		}
+	}
+	unix.Close(int(pidfd))
+	if err != nil || n != len(buf) {
+		return nil, fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)
+	}
+	idx := int(binary.NativeEndian.Uint32(buf[0:4]))
+	e := syscall.Errno(binary.NativeEndian.Uint32(buf[4:8]))
+	if idx < 0 || idx >= len(p.ops) {
+		return nil, fmt.Errorf("spawn: child reported op %d: %w", idx, e)
+	}
+	return nil, &Error{Step: p.steps[idx], Index: idx, Errno: e}
+}
+
+func readFull(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Read(fd, b[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// forkAndRun clones the child and, in the child, runs the program.
+//
+// In the child this function shares the parent's memory and stack
+// (CLONE_VM|CLONE_VFORK), so it must not allocate, grow the stack, take a
+// lock or return: it only makes raw system calls, on values prepared by the
+// parent, and ends in execve or exit_group. The parent is suspended until
+// then and returns at once, reading nothing of the frame but its results.
+//
+//go:nosplit
+//go:norace
+func forkAndRun(p *Program, args *cloneArgs, errfd uintptr) (pid uintptr, errno syscall.Errno) {
+	var (
+		i    int
+		j    int
+		o    *op
+		a    [6]uintptr
+		r1   uintptr
+		e    syscall.Errno
+		fail uintptr
+	)
+	runtime_BeforeFork()
+	pid, errno = rawVfork(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0)
+	if errno != 0 || pid != 0 {
+		if errno != 0 {
+			runtime_AfterFork()
+		}
+		return
+	}
+
+	// Child.
+	runtime_AfterForkInChild()
+	for i = 0; i < len(p.ops); i++ {
+		o = &p.ops[i]
+		a = o.args
+		for j = 0; j < 6; j++ {
+			if o.regIn&(1<<j) != 0 {
+				a[j] = p.regs[a[j]&(NumRegs-1)]
+			}
+		}
+		r1, _, e = syscall.RawSyscall6(o.nr, a[0], a[1], a[2], a[3], a[4], a[5])
+		if e != 0 {
+			if e == o.okErr {
+				continue
+			}
+			if o.next && (e == syscall.ENOENT || e == syscall.ENOTDIR || e == syscall.EACCES) {
+				continue
+			}
+			goto failed
+		}
+		if o.want >= 0 && int64(r1) != o.want {
+			e = syscall.EPIPE
+			goto failed
+		}
+		if o.regOut >= 0 {
+			p.regs[o.regOut&(NumRegs-1)] = r1
+		}
+	}
+	// The program ended without exec.
+	i = len(p.ops) - 1
+	e = syscall.ENOEXEC
+
+failed:
+	p.fail[0] = uint32(i)
+	p.fail[1] = uint32(e)
+	fail = uintptr(unsafe.Pointer(&p.fail[0]))
+	syscall.RawSyscall(syscall.SYS_WRITE, errfd, fail, 8)
+	for {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+	}
+}
