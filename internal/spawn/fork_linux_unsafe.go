@@ -196,8 +196,8 @@ func forkAndRun(p *Program, args *cloneArgs, errfd uintptr) (pid uintptr, errno 
 			e = syscall.EPIPE
 			goto failed
 		}
-		if o.regOut >= 0 {
-			p.regs[o.regOut&(NumRegs-1)] = r1
+		if o.regOut > 0 {
+			p.regs[(o.regOut-1)&(NumRegs-1)] = r1
 		}
 	}
 	// The program ended without exec.

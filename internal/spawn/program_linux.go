@@ -21,7 +21,7 @@ type op struct {
 	nr     uintptr
 	args   [6]uintptr
 	regIn  uint8 // bit i set: args[i] holds a register number, not a value
-	regOut int8  // register to store the return value in; -1 for none
+	regOut int8  // 1 + the register to store the return value in; 0 for none
 	okErr  syscall.Errno
 	next   bool  // on ENOENT, ENOTDIR or EACCES go on with the next op
 	want   int64 // required return value; -1 for any
@@ -53,9 +53,6 @@ func (p *Program) Len() int { return len(p.ops) }
 func (p *Program) Step(i int) Step { return p.steps[i] }
 
 func (p *Program) add(o op, s Step) *op {
-	if o.regOut == 0 {
-		o.regOut = -1
-	}
 	if o.want == 0 {
 		o.want = -1
 	}
@@ -147,7 +144,7 @@ func (p *Program) Write(s Step, fd int, data []byte) {
 func (p *Program) WriteFile(path string, data []byte, mode uint32, r Reg) {
 	p.add(op{nr: unix.SYS_OPENAT, args: [6]uintptr{atFDCWD(), p.str(path),
 		unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_CLOEXEC | unix.O_NOFOLLOW, uintptr(mode)},
-		regOut: int8(r)}, Step{"open", path})
+		regOut: int8(r) + 1}, Step{"open", path})
 	b := append([]byte(nil), data...)
 	p.keep = append(p.keep, b)
 	p.add(op{nr: unix.SYS_WRITE, args: [6]uintptr{uintptr(r), bytesPtr(b), uintptr(len(b))}, regIn: 1, want: int64(len(b))},
@@ -187,7 +184,7 @@ func (p *Program) Exec(path string, argv, env []string, tryNext bool) {
 
 // Socket appends socket(2) and stores the descriptor in r.
 func (p *Program) Socket(domain, typ, proto int, r Reg) {
-	p.add(op{nr: unix.SYS_SOCKET, args: [6]uintptr{uintptr(domain), uintptr(typ | unix.SOCK_CLOEXEC), uintptr(proto)}, regOut: int8(r)},
+	p.add(op{nr: unix.SYS_SOCKET, args: [6]uintptr{uintptr(domain), uintptr(typ | unix.SOCK_CLOEXEC), uintptr(proto)}, regOut: int8(r) + 1},
 		Step{"socket", ""})
 }
 

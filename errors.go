@@ -1,0 +1,54 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrInvalidConfig is matched (with errors.Is) by every error that reports
+// an invalid [Sandbox] definition. Such errors are [*ConfigError] values.
+var ErrInvalidConfig = errors.New("sandbox: invalid configuration")
+
+// FieldError is one invalid builder setting.
+type FieldError struct {
+	Field  string // the builder setting, e.g. "memory"
+	Value  any    // the rejected value
+	Reason string // what is wrong with it, e.g. "must be positive"
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s %v: %s", e.Field, e.Value, e.Reason)
+}
+
+// ConfigError lists every problem found in a [Sandbox] definition. It
+// matches [ErrInvalidConfig], and errors.As reaches each [*FieldError].
+type ConfigError struct {
+	Problems []*FieldError
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(ErrInvalidConfig.Error())
+	for i, p := range e.Problems {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// Is reports whether target is [ErrInvalidConfig].
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns every problem, for errors.As.
+func (e *ConfigError) Unwrap() []error {
+	errs := make([]error, len(e.Problems))
+	for i, p := range e.Problems {
+		errs[i] = p
+	}
+	return errs
+}

@@ -1,0 +1,70 @@
+package sandbox
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/spawn"
+)
+
+// cloneFlags are the namespaces every sandbox gets at clone time. The
+// cgroup namespace is unshared by the child once it is in its cgroup, so
+// that the cgroup is the namespace's root.
+func (s *Sandbox) cloneFlags() uintptr {
+	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if s.network.kind != networkHost {
+		flags |= unix.CLONE_NEWNET
+	}
+	return flags
+}
+
+// addPrelude appends what the child does first: join its cgroup (v1; on
+// v2 it is born in it), take a cgroup namespace rooted there, leave the
+// caller's session, and die with the caller.
+func addPrelude(p *spawn.Program, cgroupProcs []int) {
+	for _, fd := range cgroupProcs {
+		p.Write(spawn.Step{Op: "join cgroup", Path: fmt.Sprint("fd ", fd)}, fd, []byte("0"))
+	}
+	p.Syscall(spawn.Step{Op: "unshare", Path: "cgroup namespace"}, unix.SYS_UNSHARE, unix.CLONE_NEWCGROUP)
+	p.Syscall(spawn.Step{Op: "setsid"}, unix.SYS_SETSID)
+	p.Syscall(spawn.Step{Op: "prctl", Path: "PR_SET_PDEATHSIG"}, unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL))
+	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0)
+}
+
+// addLoopbackUp appends the ops that bring up lo, the only interface of a
+// new network namespace, which starts down.
+func addLoopbackUp(p *spawn.Program) {
+	const r = spawn.Reg(0)
+	var ifr [unix.IFNAMSIZ + 24]byte
+	copy(ifr[:], "lo")
+	binary.NativeEndian.PutUint16(ifr[unix.IFNAMSIZ:], unix.IFF_UP|unix.IFF_LOOPBACK)
+	p.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0, r)
+	p.SyscallReg(spawn.Step{Op: "set link up", Path: "lo"}, unix.SYS_IOCTL, r, 0, 0, unix.SIOCSIFFLAGS, p.Bytes(ifr[:]))
+	p.SyscallReg(spawn.Step{Op: "close", Path: "socket"}, unix.SYS_CLOSE, r, 0)
+}
+
+// addExec appends the last ops: drop to the sandbox's user, keep only the
+// three standard descriptors, and execute the command, trying each
+// candidate path in turn.
+func (s *Sandbox) addExec(p *spawn.Program, stdio [3]int, argv []string) {
+	if s.userSet {
+		p.Syscall(spawn.Step{Op: "setgroups"}, unix.SYS_SETGROUPS, 0, 0)
+		p.Syscall(spawn.Step{Op: "setresgid", Path: fmt.Sprint(s.gid)}, unix.SYS_SETRESGID, uintptr(s.gid), uintptr(s.gid), uintptr(s.gid))
+		p.Syscall(spawn.Step{Op: "setresuid", Path: fmt.Sprint(s.uid)}, unix.SYS_SETRESUID, uintptr(s.uid), uintptr(s.uid), uintptr(s.uid))
+	}
+	// Every descriptor of the host process other than 0, 1 and 2 closes
+	// at exec, whether or not its opener asked for close-on-exec.
+	p.Syscall(spawn.Step{Op: "close_range"}, unix.SYS_CLOSE_RANGE, 3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	for i, fd := range stdio {
+		p.Dup3(fd, i)
+	}
+	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0o022)
+	env := s.environ()
+	paths := commandPaths(argv[0], env)
+	for i, path := range paths {
+		p.Exec(path, argv, env, i < len(paths)-1)
+	}
+}

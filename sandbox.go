@@ -1,0 +1,373 @@
+package sandbox
+
+import (
+	"context"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// DefaultPath is the PATH a sandboxed program gets unless WithEnv sets one.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// DefaultHostname is the sandbox's host name unless WithHostname sets one.
+const DefaultHostname = "sandbox"
+
+// DefaultOutputLimit is how many bytes of each of stdout and stderr a
+// [Result] keeps when WithOutputLimit is not called: 1 MiB.
+const DefaultOutputLimit = 1 << 20
+
+// Sandbox is an immutable definition of a sandbox: its root file system,
+// limits, environment and I/O. Every With method returns a changed copy and
+// leaves its receiver untouched, so one Sandbox can serve as a template that
+// many goroutines derive from and run at the same time.
+//
+// A With method given a bad value records the problem and returns; Validate,
+// Run and Start report every recorded problem at once as a [*ConfigError].
+type Sandbox struct {
+	root        Root
+	memory      int64 // bytes; 0: no limit
+	cpu         Cores // 0: no limit
+	pids        int   // 0: no limit
+	timeout     time.Duration
+	env         []string
+	workdir     string
+	hostname    string
+	uid, gid    int
+	userSet     bool
+	stdin       io.Reader
+	stdout      io.Writer
+	stderr      io.Writer
+	outputLimit int64
+	network     Network
+	problems    []*FieldError
+}
+
+// New returns a definition of a sandbox on root, with the defaults: no
+// resource limits, no network but loopback, host name "sandbox", working
+// directory "/", user root (of the sandbox), PATH set to [DefaultPath] and no
+// other environment, stdin empty, and stdout and stderr captured in the
+// [Result] up to [DefaultOutputLimit] bytes each. New does no I/O and never
+// fails; a bad root is reported by Validate.
+func New(root Root) *Sandbox {
+	return &Sandbox{
+		root:        root,
+		hostname:    DefaultHostname,
+		workdir:     "/",
+		outputLimit: DefaultOutputLimit,
+	}
+}
+
+// clone copies s so that appends on the copy never reach s's arrays.
+func (s *Sandbox) clone() *Sandbox {
+	c := *s
+	c.env = slices.Clone(s.env)
+	c.problems = slices.Clone(s.problems)
+	return &c
+}
+
+func (s *Sandbox) invalid(field string, value any, reason string) {
+	s.problems = append(s.problems, &FieldError{Field: field, Value: value, Reason: reason})
+}
+
+// WithMemory returns a copy of s whose processes may use at most bytes of
+// memory, all together, with no swap beyond it (memory.max and
+// memory.swap.max on cgroup v2, memory.limit_in_bytes and
+// memory.memsw.limit_in_bytes on v1). A run that exceeds it is killed and
+// its [Result] has OOMKilled set. bytes must be positive; the last call
+// wins. By default there is no limit.
+func (s *Sandbox) WithMemory(bytes int64) *Sandbox {
+	c := s.clone()
+	if bytes <= 0 {
+		c.invalid("memory", bytes, "must be positive")
+		return c
+	}
+	c.memory = bytes
+	return c
+}
+
+// Cores is an amount of CPU time per wall-clock time: 0.5 is half of one
+// core, 2 is two full cores.
+type Cores float64
+
+// WithCPU returns a copy of s whose processes together get at most cores of
+// CPU time (a CFS quota over a 100 ms period). cores must be at least 0.01;
+// the last call wins. By default there is no limit.
+func (s *Sandbox) WithCPU(cores Cores) *Sandbox {
+	c := s.clone()
+	if !(cores >= 0.01) || cores > 1<<20 {
+		c.invalid("cpu", cores, "must be between 0.01 and 1048576 cores")
+		return c
+	}
+	c.cpu = cores
+	return c
+}
+
+// WithPids returns a copy of s in which at most n processes and threads may
+// exist at once; a fork beyond it fails with EAGAIN. n must be positive; the
+// last call wins. By default there is no limit.
+func (s *Sandbox) WithPids(n int) *Sandbox {
+	c := s.clone()
+	if n <= 0 {
+		c.invalid("pids", n, "must be positive")
+		return c
+	}
+	c.pids = n
+	return c
+}
+
+// WithTimeout returns a copy of s whose runs are killed, with every process
+// in them, after d of wall-clock time. Hitting it is an outcome, reported as
+// Result.TimedOut, not an error. d must be positive; the last call wins. By
+// default only the ctx given to Run bounds a run.
+func (s *Sandbox) WithTimeout(d time.Duration) *Sandbox {
+	c := s.clone()
+	if d <= 0 {
+		c.invalid("timeout", d, "must be positive")
+		return c
+	}
+	c.timeout = d
+	return c
+}
+
+// WithEnv returns a copy of s with the environment variables kv, each
+// "KEY=value", appended to those set before. A later value for a key wins.
+// Setting PATH replaces [DefaultPath]. Nothing of the caller's own
+// environment reaches the sandbox.
+func (s *Sandbox) WithEnv(kv ...string) *Sandbox {
+	c := s.clone()
+	for _, e := range kv {
+		k, _, ok := strings.Cut(e, "=")
+		switch {
+		case !ok || k == "":
+			c.invalid("env", e, `must be "KEY=value"`)
+		case strings.IndexByte(e, 0) >= 0:
+			c.invalid("env", e, "must not contain a NUL byte")
+		default:
+			c.env = append(c.env, e)
+		}
+	}
+	return c
+}
+
+// WithWorkdir returns a copy of s whose program starts in dir, an absolute
+// path inside the sandbox; it is created if missing. The last call wins; the
+// default is "/".
+func (s *Sandbox) WithWorkdir(dir string) *Sandbox {
+	c := s.clone()
+	if reason := checkSandboxPath(dir); reason != "" {
+		c.invalid("workdir", dir, reason)
+		return c
+	}
+	c.workdir = path.Clean(dir)
+	return c
+}
+
+// WithHostname returns a copy of s whose host name (in its own UTS
+// namespace) is name: 1 to 64 letters, digits, '-' and '.'. The last call
+// wins; the default is [DefaultHostname].
+func (s *Sandbox) WithHostname(name string) *Sandbox {
+	c := s.clone()
+	if reason := checkHostname(name); reason != "" {
+		c.invalid("hostname", name, reason)
+		return c
+	}
+	c.hostname = name
+	return c
+}
+
+func checkHostname(name string) string {
+	if name == "" || len(name) > 64 {
+		return "must be 1 to 64 characters"
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return "must contain only letters, digits, '-' and '.'"
+		}
+	}
+	return ""
+}
+
+// WithUser returns a copy of s whose program runs as uid and gid (as seen
+// inside the sandbox) with no supplementary groups. Both must be between 0
+// and 2^32-2; the last call wins. The default is root of the sandbox.
+func (s *Sandbox) WithUser(uid, gid int) *Sandbox {
+	c := s.clone()
+	ok := true
+	if uid < 0 || uid >= 1<<32-1 {
+		c.invalid("uid", uid, "must be between 0 and 4294967294")
+		ok = false
+	}
+	if gid < 0 || gid >= 1<<32-1 {
+		c.invalid("gid", gid, "must be between 0 and 4294967294")
+		ok = false
+	}
+	if ok {
+		c.uid, c.gid, c.userSet = uid, gid, true
+	}
+	return c
+}
+
+// WithStdin returns a copy of s whose program reads r as its standard
+// input. An *os.File is handed to the program directly; any other reader is
+// copied through a pipe. The last call wins; by default stdin is empty
+// (/dev/null).
+func (s *Sandbox) WithStdin(r io.Reader) *Sandbox {
+	c := s.clone()
+	c.stdin = r
+	return c
+}
+
+// WithStdout returns a copy of s whose program's standard output goes to w
+// instead of Result.Stdout. An *os.File is handed to the program directly;
+// any other writer is fed through a pipe, and Run returns only after every
+// byte was written to it. The last call wins; nil restores capturing.
+func (s *Sandbox) WithStdout(w io.Writer) *Sandbox {
+	c := s.clone()
+	c.stdout = w
+	return c
+}
+
+// WithStderr is WithStdout for standard error and Result.Stderr.
+func (s *Sandbox) WithStderr(w io.Writer) *Sandbox {
+	c := s.clone()
+	c.stderr = w
+	return c
+}
+
+// WithOutputLimit returns a copy of s that keeps at most bytes of each of
+// stdout and stderr in its [Result]; further output is read and dropped, and
+// Result.StdoutTruncated or StderrTruncated is set. It does not apply to
+// writers given to WithStdout or WithStderr. bytes must not be negative; the
+// last call wins; the default is [DefaultOutputLimit].
+func (s *Sandbox) WithOutputLimit(bytes int64) *Sandbox {
+	c := s.clone()
+	if bytes < 0 {
+		c.invalid("output limit", bytes, "must not be negative")
+		return c
+	}
+	c.outputLimit = bytes
+	return c
+}
+
+// WithNetwork returns a copy of s with the network n: [NoNetwork] (the
+// default: a private namespace with only loopback, up) or [HostNetwork].
+// The last call wins.
+func (s *Sandbox) WithNetwork(n Network) *Sandbox {
+	c := s.clone()
+	if n.kind == networkUnset {
+		c.invalid("network", "zero Network", "must be made by NoNetwork or HostNetwork")
+		return c
+	}
+	c.network = n
+	return c
+}
+
+// Validate reports every problem in the definition as one [*ConfigError]
+// (which matches [ErrInvalidConfig]), or nil. It checks only the definition;
+// what needs the host (does the root exist, is a controller available) is
+// checked by Run and Start.
+func (s *Sandbox) Validate() error {
+	problems := slices.Clone(s.problems)
+	if reason := s.root.check(); reason != "" {
+		problems = append([]*FieldError{{Field: "root", Value: s.root, Reason: reason}}, problems...)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &ConfigError{Problems: problems}
+}
+
+// validateRun checks what Run and Start receive besides the definition.
+func (s *Sandbox) validateRun(ctx context.Context, argv []string) error {
+	err := s.Validate()
+	var problems []*FieldError
+	if err != nil {
+		problems = err.(*ConfigError).Problems
+	}
+	if ctx == nil {
+		problems = append(problems, &FieldError{Field: "ctx", Value: nil, Reason: "must not be nil"})
+	}
+	switch {
+	case len(argv) == 0:
+		problems = append(problems, &FieldError{Field: "argv", Value: argv, Reason: "must name a command"})
+	case argv[0] == "":
+		problems = append(problems, &FieldError{Field: "argv", Value: argv, Reason: "command must not be empty"})
+	}
+	for _, a := range argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			problems = append(problems, &FieldError{Field: "argv", Value: a, Reason: "must not contain a NUL byte"})
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &ConfigError{Problems: problems}
+}
+
+// checkSandboxPath returns why p is not a usable absolute path inside the
+// sandbox, or "".
+func checkSandboxPath(p string) string {
+	switch {
+	case p == "":
+		return "must not be empty"
+	case !path.IsAbs(p):
+		return "must be an absolute path"
+	case strings.IndexByte(p, 0) >= 0:
+		return "must not contain a NUL byte"
+	}
+	return ""
+}
+
+// Result is what a run of a sandboxed program did. It is returned whenever
+// the program started, even if it then failed, timed out or was killed:
+// the program's outcome is data, not an error.
+type Result struct {
+	// ExitCode is the program's exit status, or -1 if a signal killed it.
+	ExitCode int
+	// Signal is the signal that killed the program, or 0.
+	Signal syscall.Signal
+	// Stdout and Stderr hold what the program wrote, up to the output
+	// limit, when no writer was set for them.
+	Stdout, Stderr []byte
+	// StdoutTruncated and StderrTruncated report that output beyond the
+	// limit was dropped.
+	StdoutTruncated, StderrTruncated bool
+	// TimedOut reports that WithTimeout's limit ended the run.
+	TimedOut bool
+	// OOMKilled reports that the kernel killed a process of the sandbox
+	// because it reached the memory limit.
+	OOMKilled bool
+	// Wall is the time from the start of the program to its end.
+	Wall time.Duration
+	// CPU is the user and system CPU time of every process of the sandbox.
+	CPU time.Duration
+	// MemoryPeak is the most memory, in bytes, that the sandbox's processes
+	// used at once (page cache of their files included, as the kernel
+	// counts it).
+	MemoryPeak int64
+}
+
+// Run starts argv in a new sandbox as defined by s, waits for it to end,
+// and tears the sandbox down: when Run returns, on every path, no process,
+// mount, cgroup or file descriptor of the sandbox remains. ctx bounds the
+// whole run; when it ends first, every process is killed and the error
+// matches ctx.Err().
+//
+// argv[0] is looked up in the sandbox's PATH unless it contains a slash.
+//
+// The error is nil whenever the program ran, whatever its outcome (see
+// [Result]). Otherwise it matches [ErrInvalidConfig] for a bad definition,
+// fs.ErrPermission when the caller lacks the privileges (root),
+// fs.ErrNotExist for a missing root or command, errors.ErrUnsupported for a
+// kernel or OS without the needed features, or names the operation and path
+// that failed.
+func (s *Sandbox) Run(ctx context.Context, argv ...string) (*Result, error) {
+	if err := s.validateRun(ctx, argv); err != nil {
+		return nil, err
+	}
+	return s.run(ctx, argv)
+}

@@ -1,0 +1,165 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/cleanup"
+	"github.com/sandboxkit/sandbox/internal/spawn"
+)
+
+// teardownTimeout bounds the cleanup after a run, which must not inherit
+// the run's cancellation.
+const teardownTimeout = 10 * time.Second
+
+func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sandbox: run: %w", err)
+	}
+	if err := checkHost(); err != nil {
+		return nil, fmt.Errorf("sandbox: run: %w", err)
+	}
+	base, err := s.root.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: root: %w", err)
+	}
+
+	var undo cleanup.Stack
+	defer func() {
+		if err != nil {
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+			err = errors.Join(err, undo.Unwind(tctx))
+			cancel()
+		}
+	}()
+
+	cg, err := newCgroup(cgroupPrefix+randomID(), s.limits())
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: create cgroup: %w", err)
+	}
+	undo.PushErr(cg.destroy)
+
+	io, err := s.newStdio()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: set up stdio: %w", err)
+	}
+	undo.PushErr(io.abort)
+
+	var p spawn.Program
+	addPrelude(&p, cg.procsFDs())
+	s.addRoot(&p, base)
+	p.Sethostname(s.hostname)
+	if s.network.kind != networkHost {
+		addLoopbackUp(&p)
+	}
+	addWorkdir(&p, s.workdir)
+	s.addExec(&p, io.childFDs(), argv)
+
+	proc, err := spawn.Start(&p, spawn.Attr{Cloneflags: s.cloneFlags(), CgroupFD: cg.cloneFD()})
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: start %s: %w", argv[0], err)
+	}
+	start := time.Now()
+	io.started()
+
+	ws, ctxErr, timedOut := s.wait(ctx, proc)
+	res = &Result{Wall: time.Since(start), TimedOut: timedOut}
+	io.finish(res)
+	switch {
+	case ws.Signaled():
+		res.ExitCode, res.Signal = -1, ws.Signal()
+	default:
+		res.ExitCode = ws.ExitStatus()
+	}
+
+	// Every process of the sandbox died with its PID 1, so the cgroup is
+	// idle: read what it measured, then remove it.
+	u, uerr := cg.usage()
+	res.CPU, res.MemoryPeak, res.OOMKilled = u.cpu, u.memoryPeak, u.oomKills > 0
+	undo = cleanup.Stack{}
+	derr := cg.destroy()
+	if uerr != nil {
+		uerr = fmt.Errorf("sandbox: read usage: %w", uerr)
+	}
+	if derr != nil {
+		derr = fmt.Errorf("sandbox: remove cgroup: %w", derr)
+	}
+	if ctxErr != nil {
+		ctxErr = fmt.Errorf("sandbox: run %s: %w", argv[0], ctxErr)
+	}
+	return res, errors.Join(ctxErr, uerr, derr)
+}
+
+// wait waits for the sandbox's PID 1 to end, killing it (and with it every
+// process of its PID namespace) when the timeout passes or ctx ends.
+func (s *Sandbox) wait(ctx context.Context, proc *spawn.Process) (ws unix.WaitStatus, ctxErr error, timedOut bool) {
+	defer unix.Close(proc.PIDFD)
+	done := make(chan unix.WaitStatus, 1)
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(proc.PID, &ws, 0, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		done <- ws
+	}()
+	var timeout <-chan time.Time
+	if s.timeout > 0 {
+		t := time.NewTimer(s.timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	kill := func() { unix.PidfdSendSignal(proc.PIDFD, unix.SIGKILL, nil, 0) }
+	select {
+	case ws = <-done:
+		return ws, nil, false
+	case <-timeout:
+		kill()
+		return <-done, nil, true
+	case <-ctx.Done():
+		kill()
+		return <-done, ctx.Err(), false
+	}
+}
+
+// checkHost reports what the host lacks to run a sandbox.
+func checkHost() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("creating namespaces, cgroups and mounts needs root (uid 0): %w", fs.ErrPermission)
+	}
+	if err := os.MkdirAll(scratchDir, 0o700); err != nil {
+		return err
+	}
+	return nil
+}
+
+// resolve checks that the root exists and is a directory, and returns its
+// path.
+func (r Root) resolve() (string, error) {
+	fi, err := os.Stat(r.path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", &fs.PathError{Op: "stat", Path: r.path, Err: syscall.ENOTDIR}
+	}
+	return r.path, nil
+}
+
+// randomID returns 16 random hex digits.
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

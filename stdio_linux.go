@@ -1,0 +1,157 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// stdio connects a run's standard descriptors: files the caller gave are
+// handed over directly (as duplicates), anything else goes through a pipe
+// copied by a goroutine that ends before Run returns.
+type stdio struct {
+	child  [3]*os.File // the child's ends, closed once it started
+	copies []func()    // started once the child runs
+	wg     sync.WaitGroup
+	pipes  []*os.File // the parent's ends, closed by finish or abort
+	out    [2]*capture
+}
+
+// capture keeps the first limit bytes written to it and counts the rest.
+type capture struct {
+	buf       bytes.Buffer
+	limit     int64
+	truncated bool
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	room := c.limit - int64(c.buf.Len())
+	if int64(len(p)) > room {
+		c.truncated = true
+		c.buf.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return c.buf.Write(p)
+}
+
+func (s *Sandbox) newStdio() (_ *stdio, err error) {
+	st := &stdio{}
+	defer func() {
+		if err != nil {
+			st.abort()
+		}
+	}()
+	switch r := s.stdin.(type) {
+	case nil:
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, err
+		}
+		st.child[0] = f
+	case *os.File:
+		if st.child[0], err = dupFile(r); err != nil {
+			return nil, err
+		}
+	default:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		st.child[0] = pr
+		st.pipes = append(st.pipes, pw)
+		st.copies = append(st.copies, func() {
+			// EPIPE once the program exits without reading all: not an
+			// error of the run.
+			io.Copy(pw, r)
+			pw.Close()
+		})
+	}
+	for i, w := range []io.Writer{s.stdout, s.stderr} {
+		switch w := w.(type) {
+		case *os.File:
+			if st.child[i+1], err = dupFile(w); err != nil {
+				return nil, err
+			}
+			continue
+		case nil:
+			st.out[i] = &capture{limit: s.outputLimit}
+		}
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		st.child[i+1] = pw
+		st.pipes = append(st.pipes, pr)
+		dst := w
+		if st.out[i] != nil {
+			dst = st.out[i]
+		}
+		st.copies = append(st.copies, func() { io.Copy(dst, pr) })
+	}
+	return st, nil
+}
+
+// dupFile duplicates f's descriptor, close-on-exec, so the run owns its copy.
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, &os.PathError{Op: "dup", Path: f.Name(), Err: err}
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+func (st *stdio) childFDs() [3]int {
+	var fds [3]int
+	for i, f := range st.child {
+		fds[i] = int(f.Fd())
+	}
+	return fds
+}
+
+// started closes the child's ends, which the child has duplicated, and
+// starts copying.
+func (st *stdio) started() {
+	for i, f := range st.child {
+		f.Close()
+		st.child[i] = nil
+	}
+	for _, c := range st.copies {
+		st.wg.Go(c)
+	}
+}
+
+// finish waits for the copies to reach the end of the output, which they
+// do once every process of the sandbox has exited, and stores what was
+// captured in res.
+func (st *stdio) finish(res *Result) {
+	st.wg.Wait()
+	for _, f := range st.pipes {
+		f.Close()
+	}
+	if c := st.out[0]; c != nil {
+		res.Stdout, res.StdoutTruncated = c.buf.Bytes(), c.truncated
+	}
+	if c := st.out[1]; c != nil {
+		res.Stderr, res.StderrTruncated = c.buf.Bytes(), c.truncated
+	}
+}
+
+// abort releases everything when the child never started.
+func (st *stdio) abort() error {
+	var errs []error
+	for _, f := range st.child {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	for _, f := range st.pipes {
+		f.Close()
+	}
+	st.child = [3]*os.File{}
+	st.pipes = nil
+	return errors.Join(errs...)
+}
