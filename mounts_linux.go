@@ -78,16 +78,17 @@ func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 	p.Chdir("/")
 }
 
-// addWorkdir appends the ops that create dir, component by component, and
-// change into it.
-func addWorkdir(p *spawn.Program, dir string) {
+// addWorkdir appends the ops that create the working directory, component
+// by component, and change into it. Directories it creates belong to the
+// sandbox's user, so a program running as a user can write where it starts.
+func (s *Sandbox) addWorkdir(p *spawn.Program) {
 	cur := ""
-	for _, part := range strings.Split(strings.TrimPrefix(path.Clean(dir), "/"), "/") {
+	for _, part := range strings.Split(strings.TrimPrefix(path.Clean(s.workdir), "/"), "/") {
 		if part == "" {
 			continue
 		}
 		cur += "/" + part
-		p.Mkdir(cur, 0o755, true)
+		p.MkdirOwned(cur, 0o755, s.uid, s.gid)
 	}
-	p.Chdir(dir)
+	p.Chdir(s.workdir)
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"path"
 	"slices"
@@ -368,6 +369,9 @@ type Result struct {
 func (s *Sandbox) Run(ctx context.Context, argv ...string) (*Result, error) {
 	if err := s.validateRun(ctx, argv); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sandbox: run: %w", err)
 	}
 	return s.run(ctx, argv)
 }

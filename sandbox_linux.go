@@ -22,9 +22,6 @@ import (
 const teardownTimeout = 10 * time.Second
 
 func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("sandbox: run: %w", err)
-	}
 	if err := checkHost(); err != nil {
 		return nil, fmt.Errorf("sandbox: run: %w", err)
 	}
@@ -61,7 +58,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	if s.network.kind != networkHost {
 		addLoopbackUp(&p)
 	}
-	addWorkdir(&p, s.workdir)
+	s.addWorkdir(&p)
 	s.addExec(&p, io.childFDs(), argv)
 
 	proc, err := spawn.Start(&p, spawn.Attr{Cloneflags: s.cloneFlags(), CgroupFD: cg.cloneFD()})

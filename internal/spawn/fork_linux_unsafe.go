@@ -1,3 +1,5 @@
+//go:build linux
+
 package spawn
 
 import (
@@ -185,6 +187,7 @@ func forkAndRun(p *Program, args *cloneArgs, errfd uintptr) (pid uintptr, errno 
 		r1, _, e = syscall.RawSyscall6(o.nr, a[0], a[1], a[2], a[3], a[4], a[5])
 		if e != 0 {
 			if e == o.okErr {
+				i += int(o.skip)
 				continue
 			}
 			if o.next && (e == syscall.ENOENT || e == syscall.ENOTDIR || e == syscall.EACCES) {

@@ -23,6 +23,7 @@ type op struct {
 	regIn  uint8 // bit i set: args[i] holds a register number, not a value
 	regOut int8  // 1 + the register to store the return value in; 0 for none
 	okErr  syscall.Errno
+	skip   uint8 // ops to skip when okErr happens
 	next   bool  // on ENOENT, ENOTDIR or EACCES go on with the next op
 	want   int64 // required return value; -1 for any
 }
@@ -94,6 +95,15 @@ func (p *Program) Mkdir(path string, mode uint32, existOK bool) {
 		o.okErr = syscall.EEXIST
 	}
 	p.add(o, Step{"mkdir", path})
+}
+
+// MkdirOwned appends mkdir(2) and, only if it created the directory,
+// chown(2) to uid and gid. An existing directory is left as it is.
+func (p *Program) MkdirOwned(path string, mode uint32, uid, gid int) {
+	p.add(op{nr: unix.SYS_MKDIRAT, args: [6]uintptr{atFDCWD(), p.str(path), uintptr(mode)}, okErr: syscall.EEXIST, skip: 1},
+		Step{"mkdir", path})
+	p.add(op{nr: unix.SYS_FCHOWNAT, args: [6]uintptr{atFDCWD(), p.str(path), uintptr(uid), uintptr(gid), unix.AT_SYMLINK_NOFOLLOW}},
+		Step{"chown", path})
 }
 
 // Mknod appends mknod(2) for a device or other special file.

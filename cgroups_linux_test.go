@@ -1,0 +1,114 @@
+package sandbox_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sandboxkit/sandbox/internal/testutil"
+)
+
+func TestMemoryLimitOOMKill(t *testing.T) {
+	sb, _ := busybox(t)
+	// The shell keeps the command's output in memory: 100 MB against a
+	// 32 MiB limit.
+	res := sh(t, sb.WithMemory(32<<20), "x=$(yes | head -c 100000000); echo survived")
+	assert.True(t, res.OOMKilled, "a run over its memory limit must be reported as OOM-killed")
+	assert.Equal(t, syscall.SIGKILL, res.Signal)
+	assert.NotContains(t, string(res.Stdout), "survived")
+	assert.LessOrEqual(t, res.MemoryPeak, int64(32<<20), "usage can never pass the limit")
+}
+
+func TestMemoryPeakIsMeasured(t *testing.T) {
+	sb, _ := busybox(t)
+	res := sh(t, sb, "x=$(yes | head -c 40000000); echo ${#x}")
+	assert.Equal(t, "39999999\n", string(res.Stdout))
+	assert.False(t, res.OOMKilled)
+	assert.Greater(t, res.MemoryPeak, int64(40<<20), "the shell held 40 MB at once")
+}
+
+func TestCPUQuotaLimitsCPUTime(t *testing.T) {
+	sb, _ := busybox(t)
+	res := sh(t, sb.WithCPU(0.2).WithTimeout(time.Second), "while :; do :; done")
+	require.True(t, res.TimedOut)
+	// A 20% quota over about a second allows about 0.2 s of CPU; without
+	// the quota the loop would use the whole second.
+	assert.Less(t, res.CPU, 450*time.Millisecond, "CPU time under a 0.2-core quota")
+	assert.Greater(t, res.CPU, 50*time.Millisecond, "the loop ran, so it used some CPU")
+}
+
+func TestCPUTimeCountsEveryProcess(t *testing.T) {
+	sb, _ := busybox(t)
+	// Two children do a fixed amount of work while PID 1 only waits, so
+	// counting only PID 1 would report next to nothing. CPU time, unlike
+	// wall time, does not depend on how loaded the machine is.
+	count := "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"
+	res := sh(t, sb, "("+count+") & ("+count+") & wait; echo done")
+	require.Equal(t, "done\n", string(res.Stdout))
+	assert.Greater(t, res.CPU, 100*time.Millisecond, "CPU time must include every process of the sandbox")
+}
+
+func TestPidsLimitStopsForkBomb(t *testing.T) {
+	sb, _ := busybox(t)
+	sb = sb.WithPids(8)
+	res := sh(t, sb, "for i in 1 2 3 4 5; do sleep 10 & done; echo /proc/[0-9]*")
+	assert.Equal(t, "/proc/1 /proc/2 /proc/3 /proc/4 /proc/5 /proc/6\n", string(res.Stdout),
+		"five children fit under a limit of 8: stderr %s", res.Stderr)
+
+	start := time.Now()
+	res = sh(t, sb, "while :; do sleep 10 & done")
+	assert.Contains(t, string(res.Stderr), "can't fork", "forks past the pids limit must fail")
+	assert.Equal(t, 2, res.ExitCode, "ash exits with 2 when it cannot fork")
+	assert.Less(t, time.Since(start), 20*time.Second, "the bomb must end, and its children with it")
+	assert.Empty(t, testutil.SandboxCgroups(t))
+}
+
+func TestNoLeaksAfterManyRuns(t *testing.T) {
+	sb, _ := busybox(t)
+	sb = sb.WithMemory(64 << 20).WithPids(64).WithCPU(1)
+	// Warm up lazily created runtime threads and files before measuring.
+	sh(t, sb, "true")
+	before := testutil.SnapshotHost(t)
+
+	const runs = 300
+	var ok, failed, timedOut, cancelled, notFound int
+	for i := range runs {
+		switch i % 6 {
+		case 0, 1:
+			res := sh(t, sb, "echo hi; sleep 0.001 & true")
+			assert.Equal(t, 0, res.ExitCode)
+			ok++
+		case 2:
+			res := sh(t, sb, "exit 3")
+			assert.Equal(t, 3, res.ExitCode)
+			failed++
+		case 3:
+			res := sh(t, sb.WithTimeout(20*time.Millisecond), "sleep 10 & sleep 10")
+			assert.True(t, res.TimedOut)
+			timedOut++
+		case 4:
+			ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Millisecond)
+			_, err := sb.Run(ctx, "/bin/sleep", "10")
+			cancel()
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			cancelled++
+		case 5:
+			_, err := sb.Run(testCtx(t), "/no/such/program")
+			assert.True(t, errors.Is(err, fs.ErrNotExist), "got %v", err)
+			notFound++
+		}
+	}
+	after := testutil.SnapshotHost(t)
+	assert.Equal(t, before.Mounts, after.Mounts, "host mounts after %d runs", runs)
+	assert.Equal(t, before.FDs, after.FDs, "open descriptors after %d runs", runs)
+	assert.Empty(t, after.Cgroups, "cgroups after %d runs", runs)
+	assert.LessOrEqual(t, after.Threads, before.Threads+4, "threads after %d runs: a goroutine per run must not linger", runs)
+	t.Logf("runs: %d ok, %d failed, %d timed out, %d cancelled, %d not found", ok, failed, timedOut, cancelled, notFound)
+	assert.Equal(t, runs, ok+failed+timedOut+cancelled+notFound)
+}

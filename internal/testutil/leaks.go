@@ -1,0 +1,46 @@
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// HostState is what a sandbox could leave behind on the host.
+type HostState struct {
+	Mounts  int      // lines of /proc/self/mountinfo
+	FDs     int      // open descriptors of this process
+	Cgroups []string // cgroups named sandboxkit-* in any hierarchy
+	Threads int      // this process's threads (a runaway wait per run shows)
+}
+
+// SnapshotHost records the host's state for a later comparison.
+func SnapshotHost(tb testing.TB) HostState {
+	tb.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	must(tb, err)
+	fds, err := os.ReadDir("/proc/self/fd")
+	must(tb, err)
+	tasks, err := os.ReadDir("/proc/self/task")
+	must(tb, err)
+	return HostState{
+		Mounts:  strings.Count(string(mi), "\n"),
+		FDs:     len(fds),
+		Cgroups: SandboxCgroups(tb),
+		Threads: len(tasks),
+	}
+}
+
+// SandboxCgroups lists every cgroup directory named sandboxkit-*, in the
+// v2 hierarchy and in each v1 hierarchy.
+func SandboxCgroups(tb testing.TB) []string {
+	tb.Helper()
+	var found []string
+	for _, pattern := range []string{"/sys/fs/cgroup/sandboxkit-*", "/sys/fs/cgroup/*/sandboxkit-*"} {
+		m, err := filepath.Glob(pattern)
+		must(tb, err)
+		found = append(found, m...)
+	}
+	return found
+}

@@ -1,0 +1,247 @@
+package sandbox_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/testutil"
+)
+
+// testCtx returns a context for one integration test, bounded so that a
+// hung sandbox fails the test instead of the whole run.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// busybox returns a sandbox on a fresh busybox root, and the root's path.
+func busybox(t *testing.T) (*sandbox.Sandbox, string) {
+	testutil.RequireRoot(t)
+	root := testutil.Rootfs(t)
+	return sandbox.New(sandbox.Dir(root)), root
+}
+
+// sh runs script with /bin/sh in sb and requires that it ran.
+func sh(t *testing.T, sb *sandbox.Sandbox, script string) *sandbox.Result {
+	t.Helper()
+	res, err := sb.Run(testCtx(t), "/bin/sh", "-c", script)
+	require.NoError(t, err, "Run(sh -c %q)", script)
+	require.NotNil(t, res)
+	return res
+}
+
+func TestRunReportsExitCodeAndOutput(t *testing.T) {
+	sb, _ := busybox(t)
+	res := sh(t, sb, "echo out; echo err >&2; exit 7")
+	assert.Equal(t, 7, res.ExitCode)
+	assert.Equal(t, "out\n", string(res.Stdout))
+	assert.Equal(t, "err\n", string(res.Stderr))
+	assert.Zero(t, res.Signal)
+	assert.False(t, res.TimedOut)
+	assert.Positive(t, res.Wall)
+	assert.Positive(t, res.CPU, "CPU time is read from the cgroup")
+	assert.Positive(t, res.MemoryPeak, "memory peak is read from the cgroup")
+}
+
+func TestRunIsolatesNamespaces(t *testing.T) {
+	sb, _ := busybox(t)
+	sb = sb.WithHostname("box").WithEnv("ONLY=this")
+	t.Setenv("HOST_SECRET", "leak")
+	res := sh(t, sb, `echo pid=$$; hostname; echo /proc/[0-9]*; ls /sys/class/net; env | sort`)
+	assert.Equal(t, "pid=1\nbox\n/proc/1\nlo\nONLY=this\nPATH="+sandbox.DefaultPath+"\nPWD=/\nSHLVL=1\n", string(res.Stdout),
+		"the program must be PID 1, see only its own processes, only lo, and only the given environment")
+	assert.NotContains(t, string(res.Stdout), "HOST_SECRET")
+}
+
+func TestRunLoopbackIsUp(t *testing.T) {
+	sb, _ := busybox(t)
+	res := sh(t, sb, `nc -l -p 7000 > /tmp/got & sleep 0.2; echo ping | nc -w 1 127.0.0.1 7000; sleep 0.2; cat /tmp/got`)
+	assert.Equal(t, "ping\n", string(res.Stdout), "a server on the sandbox's loopback must be reachable from inside")
+}
+
+func TestRunCgroupNamespaceIsRootedAtTheSandbox(t *testing.T) {
+	sb, _ := busybox(t)
+	res := sh(t, sb, "cat /proc/self/cgroup")
+	for _, line := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
+		_, path, _ := strings.Cut(line[strings.Index(line, ":")+1:], ":")
+		assert.Equal(t, "/", path, "cgroup line %q: the sandbox must see its cgroup as the root", line)
+	}
+}
+
+func TestRunRootIsAThrowAwayOverlay(t *testing.T) {
+	sb, root := busybox(t)
+	res := sh(t, sb, "echo changed > /etc/hostname && rm /bin/ls && mkdir /newdir && cat /etc/hostname")
+	assert.Equal(t, 0, res.ExitCode, "stderr: %s", res.Stderr)
+	assert.Equal(t, "changed\n", string(res.Stdout))
+
+	got, err := os.ReadFile(filepath.Join(root, "etc/hostname"))
+	require.NoError(t, err)
+	assert.Equal(t, "rootfs-fixture\n", string(got), "the base root must never be written")
+	assert.FileExists(t, filepath.Join(root, "bin/ls"))
+	assert.NoDirExists(t, filepath.Join(root, "newdir"))
+	assert.NoDirExists(t, filepath.Join(root, "proc"), "mount points are created in the overlay, not in the base")
+
+	res = sh(t, sb, "cat /etc/hostname; ls -d /newdir 2>&1")
+	assert.Equal(t, "rootfs-fixture\nls: /newdir: No such file or directory\n", string(res.Stdout),
+		"a new run must not see the previous run's changes")
+}
+
+func TestRunHostFilesAreNotReachable(t *testing.T) {
+	sb, _ := busybox(t)
+	secret := filepath.Join(t.TempDir(), "host-secret")
+	require.NoError(t, os.WriteFile(secret, []byte("secret"), 0o600))
+	res := sh(t, sb, fmt.Sprintf("cat %s; cat /proc/1/root%s; ls /run/sandboxkit; cat /proc/mounts", secret, secret))
+	assert.NotContains(t, string(res.Stdout), "secret")
+	assert.NotContains(t, string(res.Stdout), "/dev/vda", "no host mount may be visible")
+	assert.Contains(t, string(res.Stdout), "overlay / overlay")
+}
+
+func TestRunDevProcSysTmp(t *testing.T) {
+	sb, _ := busybox(t)
+	res := sh(t, sb, `
+		echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c
+		echo x > /dev/full 2>/dev/null || echo full-ok
+		ls /dev | tr '\n' ' '; echo
+		touch /sys/x 2>/dev/null || echo sys-ro
+		touch /tmp/x && echo tmp-rw
+		grep -E ' /(tmp|dev|sys|proc|dev/pts|dev/shm) ' /proc/mounts | cut -d' ' -f2,3 | sort | tr '\n' ' '`)
+	assert.Equal(t, "4\n4\nfull-ok\nfd full null ptmx pts random shm stderr stdin stdout tty urandom zero \nsys-ro\ntmp-rw\n"+
+		"/dev tmpfs /dev/pts devpts /dev/shm tmpfs /proc proc /sys sysfs /tmp tmpfs ", string(res.Stdout), "stderr: %s", res.Stderr)
+}
+
+func TestRunHostRootHasHostTools(t *testing.T) {
+	testutil.RequireRoot(t)
+	res, err := sandbox.New(sandbox.HostRoot()).Run(testCtx(t), "sh", "-c", "test -x /usr/bin/env && echo found; hostname")
+	require.NoError(t, err)
+	assert.Equal(t, "found\n"+sandbox.DefaultHostname+"\n", string(res.Stdout), "stderr: %s", res.Stderr)
+}
+
+func TestRunUserAndWorkdir(t *testing.T) {
+	sb, _ := busybox(t)
+	res := sh(t, sb.WithUser(1000, 1000).WithWorkdir("/home/user/work"), "id -u; id -g; id -G; pwd; touch f && echo writable")
+	assert.Equal(t, "1000\n1000\n1000\n/home/user/work\nwritable\n", string(res.Stdout), "stderr: %s", res.Stderr)
+}
+
+func TestRunStdio(t *testing.T) {
+	sb, _ := busybox(t)
+	var out, errOut bytes.Buffer
+	res, err := sb.WithStdin(strings.NewReader("from stdin\n")).WithStdout(&out).WithStderr(&errOut).
+		Run(testCtx(t), "/bin/sh", "-c", "cat; echo e >&2")
+	require.NoError(t, err)
+	assert.Equal(t, "from stdin\n", out.String())
+	assert.Equal(t, "e\n", errOut.String())
+	assert.Nil(t, res.Stdout, "output sent to a writer is not captured")
+
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = sb.WithStdout(f).Run(testCtx(t), "/bin/echo", "to a file")
+	require.NoError(t, err)
+	got, err := os.ReadFile(f.Name())
+	require.NoError(t, err)
+	assert.Equal(t, "to a file\n", string(got))
+}
+
+func TestRunOutputLimit(t *testing.T) {
+	sb, _ := busybox(t)
+	res := sh(t, sb.WithOutputLimit(10), "yes | head -c 100000; echo done >&2")
+	assert.Equal(t, "y\ny\ny\ny\ny\n", string(res.Stdout))
+	assert.True(t, res.StdoutTruncated)
+	assert.False(t, res.StderrTruncated)
+	assert.Equal(t, 0, res.ExitCode, "output beyond the limit is read and dropped, so the program never blocks")
+}
+
+func TestRunCommandNotFound(t *testing.T) {
+	sb, _ := busybox(t)
+	res, err := sb.Run(testCtx(t), "no-such-command", "arg")
+	require.Error(t, err)
+	assert.Nil(t, res)
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	assert.Contains(t, err.Error(), "no-such-command")
+	assert.Empty(t, testutil.SandboxCgroups(t), "a failed start must remove its cgroup")
+}
+
+func TestRunRootMissing(t *testing.T) {
+	testutil.RequireRoot(t)
+	missing := filepath.Join(t.TempDir(), "nope")
+	_, err := sandbox.New(sandbox.Dir(missing)).Run(testCtx(t), "/bin/true")
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	assert.Contains(t, err.Error(), missing)
+}
+
+func TestRunTimeoutKillsEveryProcess(t *testing.T) {
+	sb, _ := busybox(t)
+	start := time.Now()
+	res := sh(t, sb.WithTimeout(300*time.Millisecond), "sleep 100 & sleep 100 & (sleep 100 &); sleep 100")
+	assert.True(t, res.TimedOut)
+	assert.Equal(t, -1, res.ExitCode)
+	assert.Equal(t, syscall.SIGKILL, res.Signal)
+	assert.Less(t, time.Since(start), 20*time.Second, "the timeout must end the run promptly")
+	assert.Empty(t, testutil.SandboxCgroups(t), "every process must be gone, or the cgroup could not be removed")
+}
+
+func TestRunContextCancelKillsTheSandbox(t *testing.T) {
+	sb, _ := busybox(t)
+	ctx, cancel := context.WithTimeout(testCtx(t), 300*time.Millisecond)
+	defer cancel()
+	res, err := sb.Run(ctx, "/bin/sh", "-c", "sleep 100 & sleep 100")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NotNil(t, res, "the program started, so there is a Result")
+	assert.False(t, res.TimedOut, "TimedOut is for WithTimeout, not for the caller's ctx")
+	assert.Empty(t, testutil.SandboxCgroups(t))
+}
+
+func TestRunMainExitKillsLeftovers(t *testing.T) {
+	sb, _ := busybox(t)
+	start := time.Now()
+	res := sh(t, sb, "sleep 100 & sleep 100 & echo started")
+	assert.Equal(t, "started\n", string(res.Stdout))
+	assert.Less(t, time.Since(start), 20*time.Second, "background processes must die with the program")
+	assert.Empty(t, testutil.SandboxCgroups(t))
+}
+
+func TestRunConcurrentSandboxesAreIsolated(t *testing.T) {
+	sb, _ := busybox(t)
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	outs := make([]string, n)
+	for i := range n {
+		wg.Go(func() {
+			name := fmt.Sprintf("box%d", i)
+			res, err := sb.WithHostname(name).WithEnv("I="+fmt.Sprint(i)).Run(testCtx(t),
+				"/bin/sh", "-c", "echo $(hostname) $I $$ > /tmp/f; sleep 0.1; cat /tmp/f")
+			errs[i] = err
+			if res != nil {
+				outs[i] = string(res.Stdout)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		assert.NoError(t, errs[i])
+		assert.Equal(t, fmt.Sprintf("box%d %d 1\n", i, i), outs[i], "sandbox %d must see only its own hostname, env and /tmp", i)
+	}
+}
+
+func TestRunHostNetwork(t *testing.T) {
+	sb, _ := busybox(t)
+	hostIfaces, err := os.ReadDir("/sys/class/net")
+	require.NoError(t, err)
+	res := sh(t, sb.WithNetwork(sandbox.HostNetwork()), "ls /sys/class/net | wc -l")
+	assert.Equal(t, fmt.Sprintf("%d\n", len(hostIfaces)), string(res.Stdout), "HostNetwork shares the host's interfaces")
+}
