@@ -15,11 +15,16 @@ type FieldError struct {
 	Field  string // the builder setting, e.g. "memory"
 	Value  any    // the rejected value
 	Reason string // what is wrong with it, e.g. "must be positive"
+	Err    error  // the underlying error, if a check of the host found it; may be nil
 }
 
 func (e *FieldError) Error() string {
 	return fmt.Sprintf("%s %v: %s", e.Field, e.Value, e.Reason)
 }
+
+// Unwrap returns the underlying error, so that a missing host path matches
+// fs.ErrNotExist as well as ErrInvalidConfig.
+func (e *FieldError) Unwrap() error { return e.Err }
 
 // ConfigError lists every problem found in a [Sandbox] definition. It
 // matches [ErrInvalidConfig], and errors.As reaches each [*FieldError].

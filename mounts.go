@@ -1,7 +1,10 @@
 package sandbox
 
 import (
+	"io/fs"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -59,4 +62,172 @@ func (r Root) check() string {
 		return `must not contain ',', ':', '\' or NUL`
 	}
 	return ""
+}
+
+// MountOption changes how [Sandbox.WithBind] mounts a path.
+type MountOption int
+
+const (
+	// ReadOnly makes a bind mount read only, with every mount below it.
+	ReadOnly MountOption = iota + 1
+)
+
+type mountKind int
+
+const (
+	mountBind mountKind = iota + 1
+	mountTmpfs
+)
+
+// mount is a bind mount or a tmpfs inside the sandbox.
+type mount struct {
+	kind     mountKind
+	source   string // host path, for binds
+	target   string // clean absolute path inside the sandbox
+	readOnly bool
+	size     int64 // bytes, for tmpfs
+}
+
+// file is a file put into the sandbox before its program starts.
+type file struct {
+	path string
+	data []byte
+	mode uint32
+}
+
+// WithBind returns a copy of s in which the host's hostPath (a directory or
+// a file, with everything mounted below it) appears at sandboxPath.
+// Changes write through to the host unless [ReadOnly] is given, which makes
+// the whole tree read only. The mount is nosuid and nodev. sandboxPath is
+// created if missing; it is resolved inside the sandbox's root, so a
+// symbolic link in the root can never make the mount land outside it.
+// hostPath must be absolute and exist when Run is called; sandboxPath must
+// be absolute, not "/", and not under /proc or /sys. Binds and tmpfs mounts
+// append, and are mounted parents first.
+func (s *Sandbox) WithBind(hostPath, sandboxPath string, opts ...MountOption) *Sandbox {
+	c := s.clone()
+	m := mount{kind: mountBind, source: hostPath, target: path.Clean(sandboxPath)}
+	ok := true
+	if !filepath.IsAbs(hostPath) || strings.IndexByte(hostPath, 0) >= 0 {
+		c.invalid("bind", hostPath, "host path must be an absolute path")
+		ok = false
+	}
+	if reason := checkMountTarget(sandboxPath); reason != "" {
+		c.invalid("bind", sandboxPath, reason)
+		ok = false
+	}
+	for _, o := range opts {
+		switch o {
+		case ReadOnly:
+			m.readOnly = true
+		default:
+			c.invalid("bind", o, "unknown mount option")
+			ok = false
+		}
+	}
+	if ok {
+		c.mounts = append(c.mounts, m)
+	}
+	return c
+}
+
+// WithTmpfs returns a copy of s with an empty, writable, in-memory file
+// system of at most bytes at sandboxPath (writes past it fail with
+// ENOSPC). Its pages count against the sandbox's memory limit. It is
+// nosuid and nodev. The rules for sandboxPath are WithBind's; bytes must be
+// positive. Mounts append.
+func (s *Sandbox) WithTmpfs(sandboxPath string, bytes int64) *Sandbox {
+	c := s.clone()
+	ok := true
+	if reason := checkMountTarget(sandboxPath); reason != "" {
+		c.invalid("tmpfs", sandboxPath, reason)
+		ok = false
+	}
+	if bytes <= 0 {
+		c.invalid("tmpfs", bytes, "size must be positive")
+		ok = false
+	}
+	if ok {
+		c.mounts = append(c.mounts, mount{kind: mountTmpfs, target: path.Clean(sandboxPath), size: bytes})
+	}
+	return c
+}
+
+// WithFile returns a copy of s in which a file holding data, with the
+// permission bits mode, exists at sandboxPath when the program starts,
+// owned by the sandbox's user (see WithUser). Missing parent directories
+// are created, owned by the user too. The file is written after the mounts,
+// so it may go into a tmpfs or a writable bind. sandboxPath must be
+// absolute and not "/"; mode may hold only permission bits. data is copied.
+// Files append.
+func (s *Sandbox) WithFile(sandboxPath string, data []byte, mode fs.FileMode) *Sandbox {
+	c := s.clone()
+	ok := true
+	if reason := checkMountTarget(sandboxPath); reason != "" {
+		c.invalid("file", sandboxPath, reason)
+		ok = false
+	}
+	if mode&^fs.ModePerm != 0 {
+		c.invalid("file", mode, "mode may hold only permission bits")
+		ok = false
+	}
+	if ok {
+		c.files = append(c.files, file{path: path.Clean(sandboxPath), data: slices.Clone(data), mode: uint32(mode)})
+	}
+	return c
+}
+
+// WithReadOnlyRoot returns a copy of s whose root is read only for its
+// program: writes anywhere but a tmpfs (including /tmp) or a writable bind
+// fail with EROFS. Mount points, files given with WithFile and the working
+// directory are created first, in the throw-away layer; the base is never
+// written either way.
+func (s *Sandbox) WithReadOnlyRoot() *Sandbox {
+	c := s.clone()
+	c.readOnly = true
+	return c
+}
+
+// checkMountTarget returns why p cannot be a mount or file target, or "".
+func checkMountTarget(p string) string {
+	if reason := checkSandboxPath(p); reason != "" {
+		return reason
+	}
+	clean := path.Clean(p)
+	switch {
+	case clean == "/":
+		return "must not be the root"
+	case underAny(clean, "/proc", "/sys"):
+		return "must not be under /proc or /sys"
+	}
+	return ""
+}
+
+func underAny(p string, dirs ...string) bool {
+	for _, d := range dirs {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTargets reports mounts and files that share a target.
+func (s *Sandbox) checkTargets() []*FieldError {
+	var problems []*FieldError
+	seen := map[string]bool{}
+	for _, m := range s.mounts {
+		if seen[m.target] {
+			problems = append(problems, &FieldError{Field: "mount", Value: m.target, Reason: "duplicate target"})
+		}
+		seen[m.target] = true
+	}
+	files := map[string]bool{}
+	for _, f := range s.files {
+		if files[f.path] || seen[f.path] {
+			problems = append(problems, &FieldError{Field: "file", Value: f.path, Reason: "duplicate target"})
+		}
+		files[f.path] = true
+	}
+	return problems
 }

@@ -1,7 +1,11 @@
 package sandbox
 
 import (
+	"io/fs"
+	"os"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -20,19 +24,30 @@ const (
 // newRoot is where the sandbox's root is assembled before pivot_root.
 const newRoot = scratchDir + "/root"
 
-// devices are the character devices of the sandbox's /dev.
-var devices = []struct {
-	name         string
-	major, minor uint32
-}{
-	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
-	{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
-}
+// devices are the device nodes of the sandbox's /dev, bind mounted from the
+// host's: the /dev tmpfs itself is nodev, so a node made there with mknod
+// gives no access to a device.
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// maskedFiles are hidden behind /dev/null and maskedDirs behind an empty,
+// read-only tmpfs, as runc does: they expose the host's memory, keys,
+// timers and firmware. Paths the kernel lacks are skipped.
+var (
+	maskedFiles = []string{
+		"/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+		"/proc/timer_stats", "/proc/sched_debug",
+	}
+	maskedDirs = []string{"/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+)
+
+// readOnlyPaths are made read only: kernel tunables and triggers.
+var readOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 
 // addRoot appends the ops that build the sandbox's file system and make it
-// the root: private propagation, an overlay of the base under a throw-away
-// tmpfs upper layer, fresh /proc, a minimal /dev, read-only /sys, tmpfs
-// /tmp, then pivot_root so that nothing of the host stays reachable.
+// the root: private propagation, the base under a throw-away overlay, fresh
+// /proc, a minimal /dev, read-only /sys, tmpfs /tmp,
+// masked and read-only kernel paths, then pivot_root so that nothing of the
+// host stays reachable.
 func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 	// Nothing mounted here reaches the host, and nothing the host mounts
@@ -43,7 +58,7 @@ func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 	for _, d := range []string{"upper", "work", "root"} {
 		p.Mkdir(scratchDir+"/"+d, 0o755, false)
 	}
-	p.Mount("overlay", newRoot, "overlay", 0,
+	p.Mount("overlay", newRoot, "overlay", unix.MS_NODEV,
 		"lowerdir="+base+",upperdir="+scratchDir+"/upper,workdir="+scratchDir+"/work")
 
 	p.Mkdir(newRoot+"/proc", 0o555, true)
@@ -51,9 +66,10 @@ func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 
 	dev := newRoot + "/dev"
 	p.Mkdir(dev, 0o755, true)
-	p.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=65536k")
+	p.Mount("tmpfs", dev, "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=0755,size=65536k")
 	for _, d := range devices {
-		p.Mknod(dev+"/"+d.name, unix.S_IFCHR|0o666, unix.Mkdev(d.major, d.minor))
+		p.Mknod(dev+"/"+d, unix.S_IFREG|0o666, 0)
+		p.Mount("/dev/"+d, dev+"/"+d, "", unix.MS_BIND, "")
 	}
 	p.Mkdir(dev+"/pts", 0o755, false)
 	p.Mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
@@ -62,13 +78,24 @@ func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 	p.Mount("tmpfs", dev+"/shm", "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=1777")
 	p.Symlink("/proc/self/fd", dev+"/fd")
 	for i, name := range []string{"stdin", "stdout", "stderr"} {
-		p.Symlink("/proc/self/fd/"+string(rune('0'+i)), dev+"/"+name)
+		p.Symlink("/proc/self/fd/"+strconv.Itoa(i), dev+"/"+name)
 	}
 
 	p.Mkdir(newRoot+"/sys", 0o555, true)
 	p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
 	p.Mkdir(newRoot+"/tmp", 0o1777, true)
 	p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777")
+
+	for _, m := range maskedFiles {
+		p.MountMissingOK(dev+"/null", newRoot+m, "", unix.MS_BIND, "")
+	}
+	for _, m := range maskedDirs {
+		p.MountMissingOK("tmpfs", newRoot+m, "tmpfs", unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "size=0")
+	}
+	for _, m := range readOnlyPaths {
+		p.MountMissingOK(newRoot+m, newRoot+m, "", unix.MS_BIND|unix.MS_REC, "")
+		p.MountMissingOK("", newRoot+m, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "")
+	}
 
 	// pivot_root(".", ".") stacks the old root under the new one; the
 	// detaching unmount then drops it, and with it every host mount.
@@ -78,17 +105,176 @@ func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 	p.Chdir("/")
 }
 
-// addWorkdir appends the ops that create the working directory, component
-// by component, and change into it. Directories it creates belong to the
-// sandbox's user, so a program running as a user can write where it starts.
-func (s *Sandbox) addWorkdir(p *spawn.Program) {
+// hostMounts are what the parent prepares for a run's mounts: a detached
+// copy of each bind's source tree, made read only and nosuid/nodev on the
+// copy alone.
+type hostMounts struct {
+	trees map[int]int // index in s.mounts -> open_tree descriptor
+	dirs  map[int]bool
+}
+
+func (h *hostMounts) close() error {
+	for _, fd := range h.trees {
+		unix.Close(fd)
+	}
+	h.trees = nil
+	return nil
+}
+
+// checkBinds reports bind sources that do not exist on the host, as
+// configuration problems.
+func (s *Sandbox) checkBinds() error {
+	var problems []*FieldError
+	for _, m := range s.mounts {
+		if m.kind != mountBind {
+			continue
+		}
+		if _, err := os.Stat(m.source); err != nil {
+			problems = append(problems, &FieldError{Field: "bind", Value: m.source, Reason: "host path must exist", Err: err})
+		}
+	}
+	if problems == nil {
+		return nil
+	}
+	return &ConfigError{Problems: problems}
+}
+
+// prepareMounts clones the source tree of every bind into a detached mount
+// and sets its attributes there; the child attaches it after pivot_root.
+func (s *Sandbox) prepareMounts() (_ *hostMounts, err error) {
+	h := &hostMounts{trees: map[int]int{}, dirs: map[int]bool{}}
+	defer func() {
+		if err != nil {
+			h.close()
+		}
+	}()
+	for i, m := range s.mounts {
+		if m.kind != mountBind {
+			continue
+		}
+		fi, err := os.Stat(m.source)
+		if err != nil {
+			return nil, err
+		}
+		h.dirs[i] = fi.IsDir()
+		fd, err := unix.OpenTree(unix.AT_FDCWD, m.source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open_tree", Path: m.source, Err: err}
+		}
+		h.trees[i] = fd
+		attr := &unix.MountAttr{
+			Attr_set:    unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV,
+			Propagation: unix.MS_PRIVATE,
+		}
+		if m.readOnly {
+			attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+		}
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+			return nil, &fs.PathError{Op: "mount_setattr", Path: m.source, Err: err}
+		}
+	}
+	return h, nil
+}
+
+// Registers of the mount and file ops.
+const (
+	regTarget = spawn.Reg(1)
+	regFS     = spawn.Reg(2)
+	regMount  = spawn.Reg(3)
+	regFile   = spawn.Reg(4)
+)
+
+// addMounts appends, after pivot_root, the ops that attach the binds and
+// tmpfs mounts, parents first. Each target is created if missing and then
+// opened with openat2(RESOLVE_IN_ROOT), so no symbolic link can lead the
+// mount outside the root.
+func (s *Sandbox) addMounts(p *spawn.Program, h *hostMounts) {
+	order := make([]int, len(s.mounts))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return strings.Count(s.mounts[a].target, "/") - strings.Count(s.mounts[b].target, "/")
+	})
+	for _, i := range order {
+		m := s.mounts[i]
+		addMkdirAll(p, path.Dir(m.target), -1, -1)
+		if m.kind == mountBind && !h.dirs[i] {
+			p.MknodExistOK(m.target, unix.S_IFREG|0o644)
+		} else {
+			p.Mkdir(m.target, 0o755, true)
+		}
+		p.OpenInRoot(m.target, unix.O_PATH|unix.O_CLOEXEC, regTarget)
+		switch m.kind {
+		case mountBind:
+			p.MoveMount(h.trees[i], regTarget, m.target)
+		case mountTmpfs:
+			p.Fsopen("tmpfs", regFS)
+			p.FsconfigString(regFS, "size", strconv.FormatInt(m.size, 10))
+			p.FsconfigString(regFS, "mode", "1777")
+			p.FsconfigCreate(regFS)
+			p.Fsmount(regFS, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, regMount)
+			p.MoveMountReg(regMount, regTarget, m.target)
+			p.Close(regMount)
+			p.Close(regFS)
+		}
+		p.Close(regTarget)
+	}
+}
+
+// addFiles appends the ops that write the sandbox's files, owned by its
+// user, through a parent directory opened inside the root.
+func (s *Sandbox) addFiles(p *spawn.Program) {
+	for _, f := range s.files {
+		dir := path.Dir(f.path)
+		addMkdirAll(p, dir, s.uid, s.gid)
+		p.OpenInRoot(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regTarget)
+		p.WriteFileAt(regTarget, path.Base(f.path), f.path, f.data, f.mode, s.uid, s.gid, regFile)
+		p.Close(regTarget)
+	}
+}
+
+// addMkdirAll appends mkdir -p of dir; directories it creates are owned by
+// uid and gid unless those are negative.
+func addMkdirAll(p *spawn.Program, dir string, uid, gid int) {
 	cur := ""
-	for _, part := range strings.Split(strings.TrimPrefix(path.Clean(s.workdir), "/"), "/") {
+	for _, part := range strings.Split(strings.TrimPrefix(path.Clean(dir), "/"), "/") {
 		if part == "" {
 			continue
 		}
 		cur += "/" + part
-		p.MkdirOwned(cur, 0o755, s.uid, s.gid)
+		if uid < 0 {
+			p.Mkdir(cur, 0o755, true)
+		} else {
+			p.MkdirOwned(cur, 0o755, uid, gid)
+		}
 	}
+}
+
+// addReadOnlyRoot appends, for WithReadOnlyRoot, the remount that makes the
+// root read only once its mount points, files and working directory exist.
+func (s *Sandbox) addReadOnlyRoot(p *spawn.Program) {
+	if s.readOnly {
+		p.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NODEV, "")
+	}
+}
+
+// addWorkdir appends the ops that create the working directory, component
+// by component, and change into it. Directories it creates belong to the
+// sandbox's user, so a program running as a user can write where it starts.
+func (s *Sandbox) addWorkdir(p *spawn.Program) {
+	addMkdirAll(p, s.workdir, s.uid, s.gid)
 	p.Chdir(s.workdir)
+}
+
+// sandboxPath turns a path of the assembled root into the path the sandbox
+// sees, for error messages.
+func sandboxPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, newRoot); ok {
+		if rest == "" {
+			return "/"
+		}
+		return rest
+	}
+	return p
 }

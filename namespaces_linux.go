@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandboxkit/sandbox/internal/seccomp"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
 
@@ -46,25 +47,37 @@ func addLoopbackUp(p *spawn.Program) {
 	p.SyscallReg(spawn.Step{Op: "close", Path: "socket"}, unix.SYS_CLOSE, r, 0)
 }
 
-// addExec appends the last ops: drop to the sandbox's user, keep only the
-// three standard descriptors, and execute the command, trying each
-// candidate path in turn.
-func (s *Sandbox) addExec(p *spawn.Program, stdio [3]int, argv []string) {
+// addExec appends the last ops: resource limits, the capability bounding
+// set, the sandbox's user, its capabilities, no_new_privs, only the three
+// standard descriptors, the seccomp filter, and the exec of the command,
+// trying each candidate path in turn through the exec stub.
+func (s *Sandbox) addExec(p *spawn.Program, x execSetup, argv []string) {
+	s.addRlimits(p)
+	caps := s.capabilities()
+	addDropBounding(p, caps, x.lastCap)
 	if s.userSet {
 		p.Syscall(spawn.Step{Op: "setgroups"}, unix.SYS_SETGROUPS, 0, 0)
 		p.Syscall(spawn.Step{Op: "setresgid", Path: fmt.Sprint(s.gid)}, unix.SYS_SETRESGID, uintptr(s.gid), uintptr(s.gid), uintptr(s.gid))
 		p.Syscall(spawn.Step{Op: "setresuid", Path: fmt.Sprint(s.uid)}, unix.SYS_SETRESUID, uintptr(s.uid), uintptr(s.uid), uintptr(s.uid))
 	}
+	s.addCapset(p, caps)
+	addNoNewPrivs(p)
 	// Every descriptor of the host process other than 0, 1 and 2 closes
 	// at exec, whether or not its opener asked for close-on-exec.
 	p.Syscall(spawn.Step{Op: "close_range"}, unix.SYS_CLOSE_RANGE, 3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
-	for i, fd := range stdio {
+	for i, fd := range x.stdio {
 		p.Dup3(fd, i)
 	}
 	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0o022)
+	addSeccomp(p, x.filter)
 	env := s.environ()
-	paths := commandPaths(argv[0], env)
-	for i, path := range paths {
-		p.Exec(path, argv, env, i < len(paths)-1)
-	}
+	p.ExecSearch(commandPaths(argv[0], env), argv, env, x.stubFD)
+}
+
+// execSetup is what the parent prepared for the end of the child's program.
+type execSetup struct {
+	stdio   [3]int
+	stubFD  int // sealed exec stub, or -1 where there is none
+	lastCap int
+	filter  []seccomp.Instruction
 }

@@ -44,6 +44,13 @@ type Sandbox struct {
 	stderr      io.Writer
 	outputLimit int64
 	network     Network
+	mounts      []mount // binds and tmpfs, in call order
+	files       []file
+	readOnly    bool // no overlay: the root itself is mounted read only
+	caps        []int
+	capsSet     bool
+	rlimits     map[Rlimit][2]uint64 // copied on write
+	seccomp     *compiledFilter      // shared by copies; compiled once
 	problems    []*FieldError
 }
 
@@ -51,14 +58,18 @@ type Sandbox struct {
 // resource limits, no network but loopback, host name "sandbox", working
 // directory "/", user root (of the sandbox), PATH set to [DefaultPath] and no
 // other environment, stdin empty, and stdout and stderr captured in the
-// [Result] up to [DefaultOutputLimit] bytes each. New does no I/O and never
-// fails; a bad root is reported by Validate.
+// [Result] up to [DefaultOutputLimit] bytes each. It is hardened by
+// default: [DefaultCapabilities] only, no_new_privs, the
+// [DefaultSeccompProfile] filter, masked and read-only kernel files in /proc
+// and /sys, and RLIMIT_NOFILE 1024 and RLIMIT_CORE 0. New does no I/O and
+// never fails; a bad root is reported by Validate.
 func New(root Root) *Sandbox {
 	return &Sandbox{
 		root:        root,
 		hostname:    DefaultHostname,
 		workdir:     "/",
 		outputLimit: DefaultOutputLimit,
+		seccomp:     &compiledFilter{profile: DefaultSeccompProfile()},
 	}
 }
 
@@ -66,6 +77,9 @@ func New(root Root) *Sandbox {
 func (s *Sandbox) clone() *Sandbox {
 	c := *s
 	c.env = slices.Clone(s.env)
+	c.mounts = slices.Clone(s.mounts)
+	c.files = slices.Clone(s.files)
+	c.caps = slices.Clone(s.caps)
 	c.problems = slices.Clone(s.problems)
 	return &c
 }
@@ -276,6 +290,7 @@ func (s *Sandbox) Validate() error {
 	if reason := s.root.check(); reason != "" {
 		problems = append([]*FieldError{{Field: "root", Value: s.root, Reason: reason}}, problems...)
 	}
+	problems = append(problems, s.checkTargets()...)
 	if len(problems) == 0 {
 		return nil
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox/internal/cleanup"
+	"github.com/sandboxkit/sandbox/internal/execstub"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
 
@@ -28,6 +29,13 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	base, err := s.root.resolve()
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: root: %w", err)
+	}
+	if err := s.checkBinds(); err != nil {
+		return nil, err
+	}
+	filter, err := s.seccomp.get()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: seccomp filter: %w", err)
 	}
 
 	var undo cleanup.Stack
@@ -51,6 +59,20 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	}
 	undo.PushErr(io.abort)
 
+	mounts, err := s.prepareMounts()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: prepare mounts: %w", err)
+	}
+	undo.PushErr(mounts.close)
+	x := execSetup{stdio: io.childFDs(), stubFD: -1, lastCap: lastCapability(), filter: filter}
+	if x.stubFD, err = execstub.Open(); errors.Is(err, execstub.ErrUnsupportedArch) {
+		x.stubFD = -1
+	} else if err != nil {
+		return nil, fmt.Errorf("sandbox: exec stub: %w", err)
+	} else {
+		undo.PushErr(func() error { return closeFD(&x.stubFD) })
+	}
+
 	var p spawn.Program
 	addPrelude(&p, cg.procsFDs())
 	s.addRoot(&p, base)
@@ -58,13 +80,19 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	if s.network.kind != networkHost {
 		addLoopbackUp(&p)
 	}
+	s.addMounts(&p, mounts)
+	s.addFiles(&p)
 	s.addWorkdir(&p)
-	s.addExec(&p, io.childFDs(), argv)
+	s.addReadOnlyRoot(&p)
+	s.addExec(&p, x, argv)
 
 	proc, err := spawn.Start(&p, spawn.Attr{Cloneflags: s.cloneFlags(), CgroupFD: cg.cloneFD()})
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: start %s: %w", argv[0], err)
+		return nil, fmt.Errorf("sandbox: start %s: %w", argv[0], startError(err))
 	}
+	// The child has what it needed of these.
+	mounts.close()
+	closeFD(&x.stubFD)
 	start := time.Now()
 	io.started()
 
@@ -152,6 +180,28 @@ func (r Root) resolve() (string, error) {
 		return "", &fs.PathError{Op: "stat", Path: r.path, Err: syscall.ENOTDIR}
 	}
 	return r.path, nil
+}
+
+// closeFD closes *fd once and marks it closed.
+func closeFD(fd *int) error {
+	if *fd < 0 {
+		return nil
+	}
+	err := unix.Close(*fd)
+	*fd = -1
+	return err
+}
+
+// startError rewrites the paths of a failed step of the child to those the
+// sandbox sees.
+func startError(err error) error {
+	var se *spawn.Error
+	if errors.As(err, &se) {
+		c := *se
+		c.Step.Path = sandboxPath(c.Step.Path)
+		return &c
+	}
+	return err
 }
 
 // randomID returns 16 random hex digits.

@@ -202,6 +202,9 @@ func forkAndRun(p *Program, args *cloneArgs, errfd uintptr) (pid uintptr, errno 
 		if o.regOut > 0 {
 			p.regs[(o.regOut-1)&(NumRegs-1)] = r1
 		}
+		if o.jump > 0 {
+			i = int(o.jump) - 2 // the loop adds one
+		}
 	}
 	// The program ended without exec.
 	i = len(p.ops) - 1

@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"syscall"
@@ -24,6 +25,7 @@ type op struct {
 	regOut int8  // 1 + the register to store the return value in; 0 for none
 	okErr  syscall.Errno
 	skip   uint8 // ops to skip when okErr happens
+	jump   int32 // on success continue at op jump-1; 0 for the next op
 	next   bool  // on ENOENT, ENOTDIR or EACCES go on with the next op
 	want   int64 // required return value; -1 for any
 }
@@ -85,6 +87,97 @@ func fstypeOr(fstype, source string) string {
 		return "bind " + source
 	}
 	return "propagation"
+}
+
+// MountMissingOK appends mount(2) that is skipped when the target does not
+// exist.
+func (p *Program) MountMissingOK(source, target, fstype string, flags uintptr, data string) {
+	p.Mount(source, target, fstype, flags, data)
+	p.ops[len(p.ops)-1].okErr = syscall.ENOENT
+}
+
+// MknodExistOK appends mknod(2) of a file that may already exist, such as
+// an empty regular file to mount a file on.
+func (p *Program) MknodExistOK(path string, mode uint32) {
+	p.add(op{nr: unix.SYS_MKNODAT, args: [6]uintptr{atFDCWD(), p.str(path), uintptr(mode)}, okErr: syscall.EEXIST},
+		Step{"mknod", path})
+}
+
+// OpenInRoot appends openat2(2) of path with flags, resolved as if the
+// process's current directory were the root (RESOLVE_IN_ROOT) and never
+// through a /proc magic link, and stores the descriptor in r. Run it with
+// the current directory at the sandbox's root.
+func (p *Program) OpenInRoot(path string, flags int, r Reg) {
+	how := make([]byte, unix.SizeofOpenHow)
+	binary.NativeEndian.PutUint64(how[0:], uint64(flags))
+	binary.NativeEndian.PutUint64(how[16:], unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+	p.add(op{nr: unix.SYS_OPENAT2, args: [6]uintptr{atFDCWD(), p.str(path), p.Bytes(how), unix.SizeofOpenHow},
+		regOut: int8(r) + 1}, Step{"open", path})
+}
+
+// MoveMount appends move_mount(2) of the detached mount tree fromFD onto
+// the directory or file open in register to; path names it in errors.
+func (p *Program) MoveMount(fromFD int, to Reg, path string) {
+	empty := p.str("")
+	p.add(op{nr: unix.SYS_MOVE_MOUNT, args: [6]uintptr{uintptr(fromFD), empty, uintptr(to), empty,
+		unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH}, regIn: 1 << 2}, Step{"mount", path})
+}
+
+// MoveMountReg is MoveMount for a mount held in register from.
+func (p *Program) MoveMountReg(from, to Reg, path string) {
+	empty := p.str("")
+	p.add(op{nr: unix.SYS_MOVE_MOUNT, args: [6]uintptr{uintptr(from), empty, uintptr(to), empty,
+		unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH}, regIn: 1<<0 | 1<<2}, Step{"mount", path})
+}
+
+// Fsopen appends fsopen(2) of the file system type fstype into r.
+func (p *Program) Fsopen(fstype string, r Reg) {
+	p.add(op{nr: unix.SYS_FSOPEN, args: [6]uintptr{p.str(fstype), unix.FSOPEN_CLOEXEC}, regOut: int8(r) + 1},
+		Step{"fsopen", fstype})
+}
+
+// FsconfigString appends fsconfig(FSCONFIG_SET_STRING, key, value) on the
+// file system context in r.
+func (p *Program) FsconfigString(r Reg, key, value string) {
+	p.add(op{nr: unix.SYS_FSCONFIG, args: [6]uintptr{uintptr(r), unix.FSCONFIG_SET_STRING, p.str(key), p.str(value)}, regIn: 1},
+		Step{"fsconfig", key + "=" + value})
+}
+
+// FsconfigCreate appends fsconfig(FSCONFIG_CMD_CREATE) on the context in r.
+func (p *Program) FsconfigCreate(r Reg) {
+	p.add(op{nr: unix.SYS_FSCONFIG, args: [6]uintptr{uintptr(r), unix.FSCONFIG_CMD_CREATE}, regIn: 1},
+		Step{"fsconfig", "create"})
+}
+
+// Fsmount appends fsmount(2) of the context in r with the mount attributes
+// attrs, storing the detached mount in out.
+func (p *Program) Fsmount(r Reg, attrs uintptr, out Reg) {
+	p.add(op{nr: unix.SYS_FSMOUNT, args: [6]uintptr{uintptr(r), unix.FSMOUNT_CLOEXEC, attrs}, regIn: 1, regOut: int8(out) + 1},
+		Step{"fsmount", ""})
+}
+
+// Close appends close(2) of the descriptor in r.
+func (p *Program) Close(r Reg) {
+	p.add(op{nr: unix.SYS_CLOSE, args: [6]uintptr{uintptr(r)}, regIn: 1}, Step{"close", ""})
+}
+
+// WriteFileAt appends the ops that create (or truncate) name in the
+// directory open in register dir, without following a symbolic link,
+// write data, and set its owner and mode. display names the file in
+// errors; r holds the file's descriptor.
+func (p *Program) WriteFileAt(dir Reg, name, display string, data []byte, mode uint32, uid, gid int, r Reg) {
+	p.add(op{nr: unix.SYS_OPENAT, args: [6]uintptr{uintptr(dir), p.str(name),
+		unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_NOFOLLOW | unix.O_CLOEXEC, uintptr(mode)},
+		regIn: 1, regOut: int8(r) + 1}, Step{"open", display})
+	if len(data) > 0 {
+		b := append([]byte(nil), data...)
+		p.keep = append(p.keep, b)
+		p.add(op{nr: unix.SYS_WRITE, args: [6]uintptr{uintptr(r), bytesPtr(b), uintptr(len(b))}, regIn: 1, want: int64(len(b))},
+			Step{"write", display})
+	}
+	p.add(op{nr: unix.SYS_FCHOWN, args: [6]uintptr{uintptr(r), uintptr(uid), uintptr(gid)}, regIn: 1}, Step{"chown", display})
+	p.add(op{nr: unix.SYS_FCHMOD, args: [6]uintptr{uintptr(r), uintptr(mode)}, regIn: 1}, Step{"chmod", display})
+	p.Close(r)
 }
 
 // Mkdir appends mkdir(2); an existing directory is not an error when
@@ -190,6 +283,35 @@ func (p *Program) Exec(path string, argv, env []string, tryNext bool) {
 	ev := p.strv(env)
 	p.add(op{nr: unix.SYS_EXECVE, args: [6]uintptr{p.str(path), ptrvPtr(av), ptrvPtr(ev)}, next: tryNext},
 		Step{"exec", path})
+}
+
+// ExecSearch appends the ops that execute the first of paths that is
+// executable (a PATH search), with argv and env. When stubFD is a
+// descriptor of an execstub, the child executes the stub, which then
+// executes the path, so that the host program is never the child's
+// /proc/self/exe while the payload is executed; with stubFD < 0 the
+// child executes the path itself. If no path is executable, the step
+// reported is the last path's check.
+func (p *Program) ExecSearch(paths, argv, env []string, stubFD int) {
+	if stubFD < 0 {
+		for i, path := range paths {
+			p.Exec(path, argv, env, i < len(paths)-1)
+		}
+		return
+	}
+	// checks[i] jumps to execs[i] when paths[i] is executable.
+	first := len(p.ops)
+	for i, path := range paths {
+		p.add(op{nr: unix.SYS_FACCESSAT, args: [6]uintptr{atFDCWD(), p.str(path), unix.X_OK},
+			next: i < len(paths)-1, jump: int32(first+len(paths)+i) + 1}, Step{"exec", path})
+	}
+	empty := p.str("")
+	ev := p.strv(env)
+	for _, path := range paths {
+		av := p.strv(append([]string{path}, argv...))
+		p.add(op{nr: unix.SYS_EXECVEAT, args: [6]uintptr{uintptr(stubFD), empty, ptrvPtr(av), ptrvPtr(ev), unix.AT_EMPTY_PATH}},
+			Step{"exec", path})
+	}
 }
 
 // Socket appends socket(2) and stores the descriptor in r.

@@ -29,3 +29,9 @@ func skipOrFail(tb testing.TB, reason string) {
 	}
 	tb.Skip(reason)
 }
+
+// SkipOrFail skips tb with reason, or fails it under CI.
+func SkipOrFail(tb testing.TB, reason string) {
+	tb.Helper()
+	skipOrFail(tb, reason)
+}

@@ -1,0 +1,38 @@
+package execstub
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// Open writes the stub for this machine into a new memfd, seals it against
+// any change, and returns the descriptor (close-on-exec). The caller closes
+// it; a process executing it keeps its own reference.
+func Open() (int, error) {
+	elf, err := ELF(runtime.GOARCH)
+	if err != nil {
+		return -1, err
+	}
+	const flags = unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
+	fd, err := unix.MemfdCreate("sandboxkit-exec", flags|unix.MFD_EXEC)
+	if errors.Is(err, unix.EINVAL) {
+		// Kernels before 6.3 know no MFD_EXEC; memfds are executable there.
+		fd, err = unix.MemfdCreate("sandboxkit-exec", flags)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create: %w", err)
+	}
+	if _, err := unix.Write(fd, elf); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("write stub: %w", err)
+	}
+	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("seal stub: %w", err)
+	}
+	return fd, nil
+}

@@ -1,0 +1,143 @@
+package sandbox_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// escapeEnv, when set, makes the test binary an escape helper: copied into
+// a sandbox's root, it tries the escape the variable names and prints the
+// outcome on one line ("ok", or the errno's name), instead of running tests.
+const escapeEnv = "SANDBOXKIT_ESCAPE"
+
+func TestMain(m *testing.M) {
+	if attempt := os.Getenv(escapeEnv); attempt != "" {
+		fmt.Println(tryEscape(attempt, os.Args[1:]))
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// tryEscape makes one escape attempt from inside a sandbox.
+func tryEscape(attempt string, args []string) string {
+	arg := func(i int) string {
+		if i < len(args) {
+			return args[i]
+		}
+		return ""
+	}
+	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
+	switch attempt {
+	case "mount":
+		return outcome(unix.Mount("tmpfs", arg(0), "tmpfs", 0, ""))
+	case "umount":
+		return outcome(unix.Unmount("/proc", unix.MNT_DETACH))
+	case "unshare-mount":
+		return outcome(unix.Unshare(unix.CLONE_NEWNS))
+	case "unshare-user":
+		return outcome(unix.Unshare(unix.CLONE_NEWUSER))
+	case "setns":
+		fd, err := unix.Open("/proc/self/ns/net", unix.O_RDONLY, 0)
+		if err != nil {
+			return "open: " + outcome(err)
+		}
+		return outcome(unix.Setns(fd, unix.CLONE_NEWNET))
+	case "ptrace":
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_ATTACH, uintptr(atoi(arg(0))), 0, 0, 0, 0)
+		return outcome(errnoOrNil(e))
+	case "kill":
+		return outcome(unix.Kill(atoi(arg(0)), 0))
+	case "read":
+		b, err := os.ReadFile(arg(0))
+		if err != nil {
+			return outcome(err)
+		}
+		return fmt.Sprintf("read %d bytes", len(b))
+	case "write":
+		return outcome(os.WriteFile(arg(0), []byte("h"), 0o644))
+	case "finit_module":
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
+		if err != nil {
+			return "open: " + outcome(err)
+		}
+		return outcome(unix.FinitModule(fd, "", 0))
+	case "init_module":
+		return outcome(unix.InitModule([]byte("not a module"), ""))
+	case "reboot":
+		// In a PID namespace the CAD commands cannot touch the host even
+		// where the call is allowed.
+		return outcome(unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF))
+	case "mknod-block":
+		dev := uint64(atoi(arg(1)))
+		if err := unix.Mknod(arg(0), unix.S_IFBLK|0o600, int(dev)); err != nil {
+			return "mknod: " + outcome(err)
+		}
+		fd, err := unix.Open(arg(0), unix.O_RDONLY, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return "open: " + outcome(err)
+	case "status":
+		b, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			return outcome(err)
+		}
+		var keep []string
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch k {
+			case "Uid", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp":
+				keep = append(keep, k+"="+strings.Join(strings.Fields(v), ","))
+			}
+		}
+		return fmt.Sprintf("euid=%d %s", os.Geteuid(), strings.Join(keep, " "))
+	case "fds":
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			return outcome(err)
+		}
+		var fds []string
+		for _, e := range entries {
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			fds = append(fds, e.Name()+"->"+target)
+		}
+		cwd, _ := os.Readlink("/proc/self/cwd")
+		return "cwd=" + cwd + " fds=" + strings.Join(fds, ",")
+	}
+	return "unknown attempt " + attempt
+}
+
+func errnoOrNil(e unix.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
+
+// outcome names err's errno, or says "ok".
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var e unix.Errno
+	for u := err; u != nil; {
+		if x, ok := u.(unix.Errno); ok {
+			e = x
+			break
+		}
+		w, ok := u.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		u = w.Unwrap()
+	}
+	if e == 0 {
+		return err.Error()
+	}
+	return unix.ErrnoName(e)
+}

@@ -1,0 +1,242 @@
+package sandbox_test
+
+import (
+	"debug/elf"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/testutil"
+)
+
+// escapeRoot returns a busybox root holding this test binary at /escape
+// and a setuid-root copy at /escape-suid, to run escape attempts inside.
+func escapeRoot(t *testing.T) string {
+	t.Helper()
+	testutil.RequireRoot(t)
+	self, err := os.Executable()
+	require.NoError(t, err)
+	f, err := elf.Open(self)
+	require.NoError(t, err)
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			testutil.SkipOrFail(t, "the escape tests copy the test binary into a busybox root, so it must be static; run: CGO_ENABLED=0 go test")
+		}
+	}
+	root := testutil.Rootfs(t)
+	copyFile(t, self, filepath.Join(root, "escape"), 0o755)
+	copyFile(t, self, filepath.Join(root, "escape-suid"), 0o4755)
+	return root
+}
+
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+	in, err := os.Open(src)
+	require.NoError(t, err)
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o700)
+	require.NoError(t, err)
+	_, err = io.Copy(out, in)
+	require.NoError(t, err)
+	require.NoError(t, out.Close())
+	require.NoError(t, os.Chmod(dst, mode))
+}
+
+// attempt runs one escape attempt in sb and returns its one-line outcome.
+func attempt(t *testing.T, sb *sandbox.Sandbox, what string, args ...string) string {
+	t.Helper()
+	res, err := sb.WithEnv(escapeEnv+"="+what).Run(testCtx(t), append([]string{"/escape"}, args...)...)
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode, "escape helper %s: stderr %s", what, res.Stderr)
+	return strings.TrimSpace(string(res.Stdout))
+}
+
+// masked returns what reading the masked file path gives in a sandbox:
+// nothing, or ENOENT where the host's kernel lacks the file.
+func masked(path string) string {
+	if _, err := os.Stat(path); err != nil {
+		return "ENOENT"
+	}
+	return "read 0 bytes"
+}
+
+// readOnly returns what writing the read-only file path gives in a
+// sandbox: EROFS, or ENOENT where the host's kernel lacks the file.
+func readOnly(path string) string {
+	if _, err := os.Stat(path); err != nil {
+		return "ENOENT"
+	}
+	return "EROFS"
+}
+
+// rootDevice returns the device number of the host's root file system.
+func rootDevice(t *testing.T) uint64 {
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat("/", &st))
+	return st.Dev
+}
+
+// TestEscapeSuite tries, from inside a sandbox with the defaults, each way
+// out that SECURITY.md says is closed, and asserts the exact failure.
+func TestEscapeSuite(t *testing.T) {
+	root := escapeRoot(t)
+	sb := sandbox.New(sandbox.Dir(root))
+	hostPID := strconv.Itoa(os.Getpid())
+	tests := []struct {
+		name    string
+		attempt string
+		args    []string
+		want    string
+	}{
+		{"mount a file system", "mount", []string{"/tmp"}, "EPERM"},
+		{"unmount /proc", "umount", nil, "EPERM"},
+		{"unshare a mount namespace", "unshare-mount", nil, "EPERM"},
+		{"unshare a user namespace", "unshare-user", nil, "EPERM"},
+		{"setns into a namespace", "setns", nil, "EPERM"},
+		{"ptrace a host process", "ptrace", []string{hostPID}, "ESRCH"},
+		{"signal a host process", "kill", []string{hostPID}, "ESRCH"},
+		{"read /proc/kcore", "read", []string{"/proc/kcore"}, masked("/proc/kcore")},
+		{"read /proc/keys", "read", []string{"/proc/keys"}, masked("/proc/keys")},
+		{"read /proc/timer_list", "read", []string{"/proc/timer_list"}, masked("/proc/timer_list")},
+		{"write /proc/sysrq-trigger", "write", []string{"/proc/sysrq-trigger"}, readOnly("/proc/sysrq-trigger")},
+		{"write /proc/sys", "write", []string{"/proc/sys/kernel/hostname"}, "EROFS"},
+		{"write /sys", "write", []string{"/sys/kernel/profiling"}, "EROFS"},
+		{"load a module from a file", "finit_module", nil, "EPERM"},
+		{"load a module from memory", "init_module", nil, "EPERM"},
+		{"reboot", "reboot", nil, "EPERM"},
+		{"open the host's disk through mknod in the root", "mknod-block", []string{"/disk", fmt.Sprint(rootDevice(t))}, "open: EACCES"},
+		{"open the host's disk through mknod in /dev", "mknod-block", []string{"/dev/disk", fmt.Sprint(rootDevice(t))}, "open: EACCES"},
+		{"open the host's disk through mknod in /tmp", "mknod-block", []string{"/tmp/disk", fmt.Sprint(rootDevice(t))}, "open: EACCES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, attempt(t, sb, tt.attempt, tt.args...))
+		})
+	}
+}
+
+func TestEscapeSetuidBinaryGainsNothing(t *testing.T) {
+	root := escapeRoot(t)
+	sb := sandbox.New(sandbox.Dir(root)).WithUser(1000, 1000)
+	res, err := sb.WithEnv(escapeEnv+"=status").Run(testCtx(t), "/escape-suid")
+	require.NoError(t, err)
+	assert.Equal(t, "euid=1000 Uid=1000,1000,1000,1000 NoNewPrivs=1 Seccomp=2 CapInh=0000000000000000 "+
+		"CapPrm=0000000000000000 CapEff=0000000000000000 CapBnd=00000000a80425fb CapAmb=0000000000000000",
+		sortStatus(strings.TrimSpace(string(res.Stdout))),
+		"a setuid-root binary run by a user must gain neither root nor capabilities (no_new_privs)")
+}
+
+// sortStatus puts the fields of a status line in a fixed order.
+func sortStatus(s string) string {
+	fields := strings.Fields(s)
+	order := []string{"euid", "Uid", "NoNewPrivs", "Seccomp", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}
+	var out []string
+	for _, k := range order {
+		for _, f := range fields {
+			if strings.HasPrefix(f, k+"=") {
+				out = append(out, f)
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func TestCapabilities(t *testing.T) {
+	root := escapeRoot(t)
+	sb := sandbox.New(sandbox.Dir(root))
+	tests := []struct {
+		name string
+		sb   *sandbox.Sandbox
+		want string
+	}{
+		// Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
+		// SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD
+		// AUDIT_WRITE SETFCAP.
+		{"root keeps the default set", sb,
+			"euid=0 Uid=0,0,0,0 NoNewPrivs=1 Seccomp=2 CapInh=0000000000000000 CapPrm=00000000a80425fb " +
+				"CapEff=00000000a80425fb CapBnd=00000000a80425fb CapAmb=0000000000000000"},
+		{"a user has none", sb.WithUser(1000, 1000),
+			"euid=1000 Uid=1000,1000,1000,1000 NoNewPrivs=1 Seccomp=2 CapInh=0000000000000000 CapPrm=0000000000000000 " +
+				"CapEff=0000000000000000 CapBnd=00000000a80425fb CapAmb=0000000000000000"},
+		{"WithCapabilities replaces the set", sb.WithCapabilities("CAP_NET_ADMIN", "sys_ptrace"),
+			"euid=0 Uid=0,0,0,0 NoNewPrivs=1 Seccomp=2 CapInh=0000000000000000 CapPrm=0000000000081000 " +
+				"CapEff=0000000000081000 CapBnd=0000000000081000 CapAmb=0000000000000000"},
+		{"WithSeccomp(nil) turns the filter off", sb.WithSeccomp(nil),
+			"euid=0 Uid=0,0,0,0 NoNewPrivs=1 Seccomp=0 CapInh=0000000000000000 CapPrm=00000000a80425fb " +
+				"CapEff=00000000a80425fb CapBnd=00000000a80425fb CapAmb=0000000000000000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, sortStatus(attempt(t, tt.sb, "status")))
+		})
+	}
+}
+
+func TestSeccompProfileCanAllowAndDeny(t *testing.T) {
+	root := escapeRoot(t)
+	sb := sandbox.New(sandbox.Dir(root))
+	// With CAP_SYS_ADMIN, only the filter stands between the program and
+	// mount; allowing it there lets the call reach the kernel.
+	admin := sb.WithCapabilities(append(sandbox.DefaultCapabilities(), "CAP_SYS_ADMIN")...)
+	assert.Equal(t, "EPERM", attempt(t, admin, "mount", "/tmp"), "the default filter denies mount even with CAP_SYS_ADMIN")
+	assert.Equal(t, "ok", attempt(t, admin.WithSeccomp(sandbox.DefaultSeccompProfile().Allow("mount")), "mount", "/tmp"))
+	assert.Equal(t, "EPERM", attempt(t, sb.WithSeccomp(sandbox.DefaultSeccompProfile().Deny("getppid", "kill")), "kill", "1"))
+}
+
+func TestOnlyStandardDescriptorsReachTheProgram(t *testing.T) {
+	sb, _ := busybox(t)
+	// A descriptor the host process holds without close-on-exec: a
+	// directory of the host, which would be a way out of the root
+	// (CVE-2024-21626).
+	leak, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(leak) })
+	res := sh(t, sb.WithWorkdir("/tmp"), "ls /proc/1/fd | tr '\\n' ' '; readlink /proc/1/cwd")
+	assert.Equal(t, "0 1 2 /tmp\n", string(res.Stdout), "only 0, 1 and 2 may reach the program, and its cwd must be inside the root")
+}
+
+func TestRlimits(t *testing.T) {
+	sb, _ := busybox(t)
+	res := sh(t, sb, "ulimit -n; ulimit -c")
+	assert.Equal(t, "1024\n0\n", string(res.Stdout), "defaults: NOFILE 1024, CORE 0")
+	res = sh(t, sb.WithRlimit(sandbox.RlimitNOFILE, 64, 128), "ulimit -n; ulimit -Hn")
+	assert.Equal(t, "64\n128\n", string(res.Stdout))
+}
+
+func TestEscapeThroughHostBinaryIsImpossible(t *testing.T) {
+	sb, root := busybox(t)
+	// The child of Run is a fork of this test binary until it executes the
+	// payload. Executing /proc/self/exe then, directly or as a script's
+	// interpreter, must not run the host binary inside the sandbox
+	// (CVE-2019-5736): it would expose the host file to writes through
+	// /proc/PID/exe. The sealed exec stub is what /proc/self/exe is.
+	require.NoError(t, os.WriteFile(filepath.Join(root, "script"), []byte("#!/proc/self/exe\n"), 0o755))
+	for _, argv := range [][]string{{"/proc/self/exe", "-test.list", ".*"}, {"/script", "-test.list", ".*"}} {
+		// The script makes the stub execute itself in a loop, until the
+		// timeout: harmless, and never the host binary.
+		res, err := sb.WithTimeout(time.Second).Run(testCtx(t), argv...)
+		require.NoError(t, err)
+		assert.True(t, res.ExitCode == 127 || res.TimedOut, "%v must fail to execute: %+v", argv, res)
+		assert.NotContains(t, string(res.Stdout), "TestEscape", "%v ran the host's test binary", argv)
+	}
+	res := sh(t, sb, "readlink /proc/self/exe; cat /proc/1/exe > /dev/null && echo readable")
+	assert.Equal(t, "/bin/busybox\nreadable\n", string(res.Stdout), "the payload's exe is the root's own program")
+}
+
+func TestHostProcessesAndEnvironmentAreInvisible(t *testing.T) {
+	sb, _ := busybox(t)
+	t.Setenv("SANDBOXKIT_HOST_SECRET", "hunter2")
+	res := sh(t, sb, fmt.Sprintf("ls -d /proc/%d 2>&1; echo /proc/[0-9]*; cat /proc/1/environ | tr '\\0' '\\n'", os.Getpid()))
+	assert.Equal(t, fmt.Sprintf("ls: /proc/%d: No such file or directory\n/proc/1\nPATH=%s\n", os.Getpid(), sandbox.DefaultPath),
+		string(res.Stdout))
+}
