@@ -1,0 +1,148 @@
+package main
+
+import (
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/sandboxkit/sandbox"
+)
+
+// busyboxCandidates are where Debian's busybox-static installs busybox.
+var busyboxCandidates = []string{"/bin/busybox", "/usr/bin/busybox"}
+
+// memoryLimit is the memory limit, in bytes, of every contender that sets
+// one (all but bwrap and the baselines).
+const memoryLimit = 64 << 20
+
+// buildRootfs makes a minimal root file system under dir: a static busybox
+// with a few applet links, and the empty directories that the contenders
+// mount on. It returns the busybox it copied.
+func buildRootfs(dir string) (busybox string, err error) {
+	for _, c := range busyboxCandidates {
+		if static, err := isStatic(c); err == nil && static {
+			busybox = c
+			break
+		}
+	}
+	if busybox == "" {
+		return "", fmt.Errorf("no static busybox at %v (apt-get install busybox-static)", busyboxCandidates)
+	}
+	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc", "root"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return "", err
+	}
+	if err := copyFile(busybox, filepath.Join(dir, "bin", "busybox"), 0o755); err != nil {
+		return "", err
+	}
+	for _, applet := range []string{"true", "false", "sh", "echo", "cat", "ls", "sleep"} {
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
+			return "", err
+		}
+	}
+	return busybox, nil
+}
+
+// isStatic reports whether the ELF file at path has no program interpreter,
+// that is, needs no dynamic loader or libraries from the root file system.
+func isStatic(path string) (bool, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func copyFile(src, dst string, perm os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// ociSpec returns the runtime configuration that runc and crun get: busybox
+// true on the read-only root, in new pid, mount, uts, ipc, network (empty,
+// loopback only) and cgroup namespaces, with a memory limit of 64 MiB
+// (memory+swap, like sandboxkit's WithMemory) under cgroupsPath, and the
+// mounts of runc's default spec that sandboxkit also makes: /proc, /dev as
+// a tmpfs, /dev/pts, /dev/shm and /sys read only, plus a tmpfs on /tmp.
+//
+// Like sandboxkit, and unlike `runc spec`, it keeps root's capabilities,
+// masks no /proc paths, sets no rlimits and no seccomp filter: each would
+// be extra work that sandboxkit does not do.
+func ociSpec(root, cgroupsPath string) *specs.Spec {
+	limit := int64(memoryLimit)
+	return &specs.Spec{
+		// The version the installed runc and crun were built for; both
+		// accept every 1.0.x configuration.
+		Version: "1.0.2",
+		Process: &specs.Process{
+			Terminal: false,
+			User:     specs.User{UID: 0, GID: 0},
+			Args:     []string{"/bin/true"},
+			Env:      []string{"PATH=" + sandbox.DefaultPath},
+			Cwd:      "/",
+		},
+		Root:     &specs.Root{Path: root, Readonly: true},
+		Hostname: sandbox.DefaultHostname,
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
+		},
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace},
+				{Type: specs.MountNamespace},
+				{Type: specs.UTSNamespace},
+				{Type: specs.IPCNamespace},
+				{Type: specs.NetworkNamespace},
+				{Type: specs.CgroupNamespace},
+			},
+			CgroupsPath: cgroupsPath,
+			Resources: &specs.LinuxResources{
+				// As in runc's default spec; the runtimes then allow
+				// only the standard devices they create in /dev.
+				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+				Memory:  &specs.LinuxMemory{Limit: &limit, Swap: &limit},
+			},
+		},
+	}
+}
+
+// writeSpec writes spec as bundle/config.json.
+func writeSpec(bundle string, spec *specs.Spec) error {
+	b, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
+}
