@@ -24,10 +24,14 @@ const (
 // newRoot is where the sandbox's root is assembled before pivot_root.
 const newRoot = scratchDir + "/root"
 
-// devices are the device nodes of the sandbox's /dev, bind mounted from the
-// host's: the /dev tmpfs itself is nodev, so a node made there with mknod
-// gives no access to a device.
-var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+// devices are the character devices of the sandbox's /dev.
+var devices = []struct {
+	name         string
+	major, minor uint32
+}{
+	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+	{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+}
 
 // maskedFiles are hidden behind /dev/null and maskedDirs behind an empty,
 // read-only tmpfs, as runc does: they expose the host's memory, keys,
@@ -66,35 +70,51 @@ func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 
 	dev := newRoot + "/dev"
 	p.Mkdir(dev, 0o755, true)
-	p.Mount("tmpfs", dev, "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=0755,size=65536k")
+	// /dev is made read only below, once it is complete: no device node can
+	// be added to it, and every other writable mount is nodev.
+	p.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k")
 	for _, d := range devices {
-		p.Mknod(dev+"/"+d, unix.S_IFREG|0o666, 0)
-		p.Mount("/dev/"+d, dev+"/"+d, "", unix.MS_BIND, "")
+		p.Mknod(dev+"/"+d.name, unix.S_IFCHR|0o666, unix.Mkdev(d.major, d.minor))
 	}
 	p.Mkdir(dev+"/pts", 0o755, false)
-	p.Mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
-	p.Symlink("pts/ptmx", dev+"/ptmx")
 	p.Mkdir(dev+"/shm", 0o1777, false)
-	p.Mount("tmpfs", dev+"/shm", "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=1777")
+	p.Symlink("pts/ptmx", dev+"/ptmx")
 	p.Symlink("/proc/self/fd", dev+"/fd")
 	for i, name := range []string{"stdin", "stdout", "stderr"} {
 		p.Symlink("/proc/self/fd/"+strconv.Itoa(i), dev+"/"+name)
 	}
+	p.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k")
+	p.Mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+	p.Mount("tmpfs", dev+"/shm", "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=1777")
 
 	p.Mkdir(newRoot+"/sys", 0o555, true)
 	p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
 	p.Mkdir(newRoot+"/tmp", 0o1777, true)
 	p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777")
 
-	for _, m := range maskedFiles {
-		p.MountMissingOK(dev+"/null", newRoot+m, "", unix.MS_BIND, "")
-	}
-	for _, m := range maskedDirs {
-		p.MountMissingOK("tmpfs", newRoot+m, "tmpfs", unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "size=0")
-	}
-	for _, m := range readOnlyPaths {
-		p.MountMissingOK(newRoot+m, newRoot+m, "", unix.MS_BIND|unix.MS_REC, "")
-		p.MountMissingOK("", newRoot+m, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "")
+	if !s.bare {
+		// The paths exist in the sandbox's /proc and /sys exactly when they
+		// exist in the host's: the same kernel serves both.
+		for _, m := range existing(maskedFiles) {
+			p.Mount(dev+"/null", newRoot+m, "", unix.MS_BIND, "")
+		}
+		// One empty read-only tmpfs, bound onto the other directories: a
+		// bind inherits read-only and costs less than a new file system.
+		empty := ""
+		for _, m := range existing(maskedDirs) {
+			if empty == "" {
+				empty = newRoot + m
+				p.Mount("tmpfs", empty, "tmpfs", unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "size=0")
+				continue
+			}
+			p.Mount(empty, newRoot+m, "", unix.MS_BIND, "")
+		}
+		// A fresh /proc has nothing mounted below these paths, so a plain
+		// bind is enough before the read-only remount.
+		for _, m := range existing(readOnlyPaths) {
+			p.Mount(newRoot+m, newRoot+m, "", unix.MS_BIND, "")
+			p.Mount("", newRoot+m, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "")
+		}
 	}
 
 	// pivot_root(".", ".") stacks the old root under the new one; the
@@ -103,6 +123,17 @@ func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 	p.PivotRoot(".", ".")
 	p.Unmount(".", unix.MNT_DETACH)
 	p.Chdir("/")
+}
+
+// existing returns the paths of the host that exist.
+func existing(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // hostMounts are what the parent prepares for a run's mounts: a detached

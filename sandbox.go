@@ -51,6 +51,7 @@ type Sandbox struct {
 	capsSet     bool
 	rlimits     map[Rlimit][2]uint64 // copied on write
 	seccomp     *compiledFilter      // shared by copies; compiled once
+	bare        bool                 // no hardening at all: only for measuring its cost
 	problems    []*FieldError
 }
 

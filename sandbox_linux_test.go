@@ -240,8 +240,10 @@ func TestRunConcurrentSandboxesAreIsolated(t *testing.T) {
 
 func TestRunHostNetwork(t *testing.T) {
 	sb, _ := busybox(t)
-	hostIfaces, err := os.ReadDir("/sys/class/net")
+	hostNS, err := os.Readlink("/proc/self/ns/net")
 	require.NoError(t, err)
-	res := sh(t, sb.WithNetwork(sandbox.HostNetwork()), "ls /sys/class/net | wc -l")
-	assert.Equal(t, fmt.Sprintf("%d\n", len(hostIfaces)), string(res.Stdout), "HostNetwork shares the host's interfaces")
+	res := sh(t, sb.WithNetwork(sandbox.HostNetwork()), "readlink /proc/self/ns/net")
+	assert.Equal(t, hostNS+"\n", string(res.Stdout), "HostNetwork shares the host's network namespace")
+	res = sh(t, sb, "readlink /proc/self/ns/net")
+	assert.NotEqual(t, hostNS+"\n", string(res.Stdout), "the default network is a namespace of the sandbox's own")
 }

@@ -1,0 +1,56 @@
+package sandbox_test
+
+import (
+	"testing"
+
+	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/testutil"
+)
+
+// benchRun runs argv in sb once per iteration and fails on any error or a
+// non-zero exit.
+func benchRun(b *testing.B, sb *sandbox.Sandbox, argv ...string) {
+	b.Helper()
+	for b.Loop() {
+		res, err := sb.Run(b.Context(), argv...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.ExitCode != 0 {
+			b.Fatalf("exit %d: %s", res.ExitCode, res.Stderr)
+		}
+	}
+}
+
+// BenchmarkRun measures a cold Run of true: a new cgroup, namespaces,
+// overlay root and hardening, the exec, and the whole teardown.
+func BenchmarkRun(b *testing.B) {
+	testutil.RequireRoot(b)
+	root := testutil.Rootfs(b)
+	b.Run("busybox", func(b *testing.B) {
+		benchRun(b, sandbox.New(sandbox.Dir(root)).WithMemory(64<<20), "/bin/true")
+	})
+	b.Run("busybox-limits", func(b *testing.B) {
+		benchRun(b, sandbox.New(sandbox.Dir(root)).WithMemory(64<<20).WithCPU(1).WithPids(64), "/bin/true")
+	})
+	b.Run("hostroot", func(b *testing.B) {
+		benchRun(b, sandbox.New(sandbox.HostRoot()).WithMemory(64<<20), "/bin/true")
+	})
+	b.Run("host-network", func(b *testing.B) {
+		benchRun(b, sandbox.New(sandbox.Dir(root)).WithMemory(64<<20).WithNetwork(sandbox.HostNetwork()), "/bin/true")
+	})
+}
+
+// BenchmarkRunParallel measures throughput with one Run per core at once.
+func BenchmarkRunParallel(b *testing.B) {
+	testutil.RequireRoot(b)
+	sb := sandbox.New(sandbox.Dir(testutil.Rootfs(b))).WithMemory(64 << 20)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := sb.Run(b.Context(), "/bin/true")
+			if err != nil || res.ExitCode != 0 {
+				b.Fatal(err, res)
+			}
+		}
+	})
+}
