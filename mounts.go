@@ -57,9 +57,8 @@ func (r Root) check() string {
 		return ""
 	case !filepath.IsAbs(r.path):
 		return "must be an absolute path"
-	case strings.ContainsAny(r.path, ",:\\\x00"):
-		// Overlay mount options use ',' and ':' as separators.
-		return `must not contain ',', ':', '\' or NUL`
+	case strings.IndexByte(r.path, 0) >= 0:
+		return "must not contain a NUL byte"
 	}
 	return ""
 }

@@ -52,7 +52,7 @@ var readOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", 
 // /proc, a minimal /dev, read-only /sys, tmpfs /tmp,
 // masked and read-only kernel paths, then pivot_root so that nothing of the
 // host stays reachable.
-func (s *Sandbox) addRoot(p *spawn.Program, base string) {
+func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
 	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 	// Nothing mounted here reaches the host, and nothing the host mounts
 	// later appears here.
@@ -62,8 +62,12 @@ func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 	for _, d := range []string{"upper", "work", "root"} {
 		p.Mkdir(scratchDir+"/"+d, 0o755, false)
 	}
-	p.Mount("overlay", newRoot, "overlay", unix.MS_NODEV,
-		"lowerdir="+base+",upperdir="+scratchDir+"/upper,workdir="+scratchDir+"/work")
+	opts := "lowerdir=/proc/self/fd/" + strconv.Itoa(baseFD) + ",upperdir=" + scratchDir + "/upper,workdir=" + scratchDir + "/work"
+	if s.userns != nil {
+		// trusted.* extended attributes need host root.
+		opts += ",userxattr"
+	}
+	p.Mount("overlay", newRoot, "overlay", unix.MS_NODEV, opts)
 
 	p.Mkdir(newRoot+"/proc", 0o555, true)
 	p.Mount("proc", newRoot+"/proc", "proc", nosuidNodev|unix.MS_NOEXEC, "")
@@ -74,6 +78,12 @@ func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 	// be added to it, and every other writable mount is nodev.
 	p.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k")
 	for _, d := range devices {
+		if s.userns != nil {
+			// No mknod of devices in a user namespace: bind the host's.
+			p.Mknod(dev+"/"+d.name, unix.S_IFREG|0o666, 0)
+			p.Mount("/dev/"+d.name, dev+"/"+d.name, "", unix.MS_BIND, "")
+			continue
+		}
 		p.Mknod(dev+"/"+d.name, unix.S_IFCHR|0o666, unix.Mkdev(d.major, d.minor))
 	}
 	p.Mkdir(dev+"/pts", 0o755, false)
@@ -88,7 +98,14 @@ func (s *Sandbox) addRoot(p *spawn.Program, base string) {
 	p.Mount("tmpfs", dev+"/shm", "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=1777")
 
 	p.Mkdir(newRoot+"/sys", 0o555, true)
-	p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
+	if s.userns != nil && s.network.kind == networkHost {
+		// sysfs belongs to the network namespace, here the host's, which a
+		// user namespace may not mount: show the host's, read only.
+		p.Mount("/sys", newRoot+"/sys", "", unix.MS_BIND|unix.MS_REC, "")
+		p.Mount("", newRoot+"/sys", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "")
+	} else {
+		p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
+	}
 	p.Mkdir(newRoot+"/tmp", 0o1777, true)
 	p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777")
 

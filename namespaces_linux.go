@@ -19,13 +19,30 @@ func (s *Sandbox) cloneFlags() uintptr {
 	if s.network.kind != networkHost {
 		flags |= unix.CLONE_NEWNET
 	}
+	if s.userns != nil {
+		flags |= unix.CLONE_NEWUSER
+	}
 	return flags
 }
 
-// addPrelude appends what the child does first: join its cgroup (v1; on
-// v2 it is born in it), take a cgroup namespace rooted there, leave the
-// caller's session, and die with the caller.
-func addPrelude(p *spawn.Program, cgroupProcs []int) {
+// addPrelude appends what the child does first: in a user namespace, wait
+// for its ID maps; open the root in its own mount namespace at rootFD;
+// become the user namespace's root; join its cgroup (v1; on v2 it is born
+// in it), take a cgroup namespace rooted there, leave the caller's
+// session, and die with the caller.
+func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, rootFD int) {
+	if release >= 0 {
+		p.WaitByte(spawn.Step{Op: "wait for the parent", Path: "user namespace ID maps"}, release)
+	}
+	// Still as the host's root, whose directories these may be.
+	p.OpenAs(root, unix.O_PATH|unix.O_DIRECTORY, rootFD, spawn.Reg(0))
+	if release >= 0 {
+		// Become the namespace's root: until now the child's IDs are the
+		// host's root, which the namespace does not map.
+		p.Syscall(spawn.Step{Op: "setgroups"}, unix.SYS_SETGROUPS, 0, 0)
+		p.Syscall(spawn.Step{Op: "setresgid", Path: "0"}, unix.SYS_SETRESGID, 0, 0, 0)
+		p.Syscall(spawn.Step{Op: "setresuid", Path: "0"}, unix.SYS_SETRESUID, 0, 0, 0)
+	}
 	for _, fd := range cgroupProcs {
 		p.Write(spawn.Step{Op: "join cgroup", Path: fmt.Sprint("fd ", fd)}, fd, []byte("0"))
 	}

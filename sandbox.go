@@ -51,6 +51,7 @@ type Sandbox struct {
 	capsSet     bool
 	rlimits     map[Rlimit][2]uint64 // copied on write
 	seccomp     *compiledFilter      // shared by copies; compiled once
+	userns      *idMap               // nil: no user namespace
 	bare        bool                 // no hardening at all: only for measuring its cost
 	problems    []*FieldError
 }
@@ -292,6 +293,7 @@ func (s *Sandbox) Validate() error {
 		problems = append([]*FieldError{{Field: "root", Value: s.root, Reason: reason}}, problems...)
 	}
 	problems = append(problems, s.checkTargets()...)
+	problems = append(problems, s.checkUserNamespace()...)
 	if len(problems) == 0 {
 		return nil
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,10 +25,11 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	if err := checkHost(); err != nil {
 		return nil, fmt.Errorf("sandbox: run: %w", err)
 	}
-	base, err := s.root.resolve()
+	base, err := s.root.open()
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: root: %w", err)
 	}
+	defer closeFD(&base)
 	if err := s.checkBinds(); err != nil {
 		return nil, err
 	}
@@ -73,8 +73,23 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		undo.PushErr(func() error { return closeFD(&x.stubFD) })
 	}
 
+	attr := spawn.Attr{Cloneflags: s.cloneFlags(), CgroupFD: cg.cloneFD(), Release: -1}
+	wait := -1
+	if s.userns != nil {
+		// The child waits on a pipe until its user namespace has ID maps,
+		// which only the parent can write.
+		var fds [2]int
+		if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+			return nil, fmt.Errorf("sandbox: pipe: %w", err)
+		}
+		wait, attr.Release = fds[0], fds[1]
+		defer closeFD(&attr.Release)
+		defer closeFD(&wait)
+		attr.AfterClone = func(pid int) error { return writeIDMaps(pid, s.userns) }
+	}
+
 	var p spawn.Program
-	addPrelude(&p, cg.procsFDs())
+	addPrelude(&p, cg.procsFDs(), wait, s.root.path, base)
 	s.addRoot(&p, base)
 	p.Sethostname(s.hostname)
 	if s.network.kind != networkHost {
@@ -86,7 +101,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	s.addReadOnlyRoot(&p)
 	s.addExec(&p, x, argv)
 
-	proc, err := spawn.Start(&p, spawn.Attr{Cloneflags: s.cloneFlags(), CgroupFD: cg.cloneFD()})
+	proc, err := spawn.Start(&p, attr)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: start %s: %w", argv[0], startError(err))
 	}
@@ -163,23 +178,40 @@ func checkHost() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("creating namespaces, cgroups and mounts needs root (uid 0): %w", fs.ErrPermission)
 	}
-	if err := os.MkdirAll(scratchDir, 0o700); err != nil {
-		return err
+	// The scratch directory is only a mount point, and a sandbox in a user
+	// namespace must be able to reach it as an unprivileged user.
+	for _, d := range []struct {
+		path string
+		mode fs.FileMode
+	}{{stateDir, 0o711}, {scratchDir, 0o755}} {
+		fi, err := os.Stat(d.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = os.Mkdir(d.path, d.mode)
+			if err == nil || errors.Is(err, fs.ErrExist) {
+				err = os.Chmod(d.path, d.mode) // umask
+			}
+		} else if err == nil && fi.Mode().Perm() != d.mode {
+			err = os.Chmod(d.path, d.mode)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// resolve checks that the root exists and is a directory, and returns its
-// path.
-func (r Root) resolve() (string, error) {
-	fi, err := os.Stat(r.path)
+// open opens the root's directory (O_PATH, close-on-exec) to check it and
+// to reserve a descriptor number: the child opens the root again, in its
+// own mount namespace, at that number, and names it to overlayfs as
+// /proc/self/fd/N. The path's characters then never clash with the mount
+// options, and a sandbox in a user namespace reaches the root even below
+// directories its mapped root could not search.
+func (r Root) open() (int, error) {
+	fd, err := unix.Open(r.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", err
+		return -1, &fs.PathError{Op: "open", Path: r.path, Err: err}
 	}
-	if !fi.IsDir() {
-		return "", &fs.PathError{Op: "stat", Path: r.path, Err: syscall.ENOTDIR}
-	}
-	return r.path, nil
+	return fd, nil
 }
 
 // closeFD closes *fd once and marks it closed.

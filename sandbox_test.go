@@ -37,7 +37,8 @@ func TestValidate(t *testing.T) {
 		{"negative output limit", sandbox.New(root).WithOutputLimit(-1), "output limit"},
 		{"zero network", sandbox.New(root).WithNetwork(sandbox.Network{}), "network"},
 		{"relative root", sandbox.New(sandbox.Dir("root")), "root"},
-		{"root with comma", sandbox.New(sandbox.Dir("/a,b")), "root"},
+		{"root with NUL", sandbox.New(sandbox.Dir("/a\x00b")), "root"},
+		{"root with comma and colon", sandbox.New(sandbox.Dir("/a,b:c")), ""},
 		{"zero root", sandbox.New(sandbox.Root{}), "root"},
 	}
 	for _, tt := range tests {

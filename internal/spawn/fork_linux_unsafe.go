@@ -55,6 +55,16 @@ type Attr struct {
 	// CgroupFD, when not negative, is an open cgroup v2 directory the
 	// child is born in (CLONE_INTO_CGROUP).
 	CgroupFD int
+	// AfterClone, when set, is called with the child's PID right after the
+	// clone, before Start waits for the exec. The child then gets a copy of
+	// the parent's memory instead of sharing it (no vfork), so that the
+	// parent runs while the child waits: the program must begin with a
+	// WaitByte on a pipe that AfterClone, or Start after it, writes to.
+	// A user namespace needs this: its ID maps are written from outside.
+	AfterClone func(pid int) error
+	// Release, with AfterClone, is written one byte after AfterClone
+	// returned nil, to let the child go on.
+	Release int
 }
 
 // Process is a started child.
@@ -82,9 +92,12 @@ func Start(p *Program, attr Attr) (*Process, error) {
 
 	var pidfd int32 = -1
 	args := &cloneArgs{
-		flags:      uint64(attr.Cloneflags) | uint64(vforkFlags) | unix.CLONE_PIDFD,
+		flags:      uint64(attr.Cloneflags) | unix.CLONE_PIDFD,
 		pidfd:      uint64(uintptr(unsafe.Pointer(&pidfd))),
 		exitSignal: uint64(syscall.SIGCHLD),
+	}
+	if attr.AfterClone == nil {
+		args.flags |= vforkFlags
 	}
 	if attr.CgroupFD >= 0 {
 		args.flags |= unix.CLONE_INTO_CGROUP
@@ -102,19 +115,26 @@ func Start(p *Program, attr Attr) (*Process, error) {
 		return nil, fmt.Errorf("spawn: clone3: %w", errno)
 	}
 
+	if attr.AfterClone != nil {
+		err := attr.AfterClone(int(pid))
+		if err == nil {
+			_, err = unix.Write(attr.Release, []byte{0})
+		}
+		if err != nil {
+			unix.PidfdSendSignal(int(pidfd), unix.SIGKILL, nil, 0)
+			reap(int(pid))
+			unix.Close(int(pidfd))
+			return nil, err
+		}
+	}
+
 	var buf [8]byte
 	n, err := readFull(errR, buf[:])
 	if err == nil && n == 0 {
 		return &Process{PID: int(pid), PIDFD: int(pidfd)}, nil
 	}
 	// The child failed before exec; it has exited or is about to.
-	var ws unix.WaitStatus
-	for {
-		_, werr := unix.Wait4(int(pid), &ws, 0, nil)
-		if werr != unix.EINTR {
-			break
-		}
-	}
+	reap(int(pid))
 	unix.Close(int(pidfd))
 	if err != nil || n != len(buf) {
 		return nil, fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)
@@ -125,6 +145,17 @@ func Start(p *Program, attr Attr) (*Process, error) {
 		return nil, fmt.Errorf("spawn: child reported op %d: %w", idx, e)
 	}
 	return nil, &Error{Step: p.steps[idx], Index: idx, Errno: e}
+}
+
+// reap waits for pid to exit.
+func reap(pid int) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
 }
 
 func readFull(fd int, b []byte) (int, error) {

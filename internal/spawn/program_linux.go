@@ -115,6 +115,17 @@ func (p *Program) OpenInRoot(path string, flags int, r Reg) {
 		regOut: int8(r) + 1}, Step{"open", path})
 }
 
+// OpenAs appends the ops that open path with flags and move the
+// descriptor to number fd (close-on-exec), replacing what the child had
+// there: a descriptor of the child's own mount namespace, at a number the
+// parent chose (and keeps open, so that nothing else takes it).
+func (p *Program) OpenAs(path string, flags int, fd int, r Reg) {
+	p.add(op{nr: unix.SYS_OPENAT, args: [6]uintptr{atFDCWD(), p.str(path), uintptr(flags | unix.O_CLOEXEC)}, regOut: int8(r) + 1},
+		Step{"open", path})
+	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(r), uintptr(fd), unix.O_CLOEXEC}, regIn: 1}, Step{"dup3", path})
+	p.Close(r)
+}
+
 // MoveMount appends move_mount(2) of the detached mount tree fromFD onto
 // the directory or file open in register to; path names it in errors.
 func (p *Program) MoveMount(fromFD int, to Reg, path string) {
