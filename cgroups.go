@@ -3,9 +3,9 @@ package sandbox
 import "time"
 
 // cgroupPrefix starts the name of every cgroup the package creates, one per
-// run, directly below the root of each hierarchy: "sandboxkit-" and 16 hex
-// digits. A cgroup with this prefix and no process in it is garbage that a
-// crashed caller left behind.
+// run, directly below the root of each hierarchy:
+// "sandboxkit-<owner pid>-<owner start time>-<16 hex digits>". One whose
+// owner is gone is garbage a crashed caller left behind (see Collect).
 const cgroupPrefix = "sandboxkit-"
 
 // cfsPeriod is the CPU quota period: WithCPU(0.5) allows 50 ms per 100 ms.

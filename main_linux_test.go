@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox"
 )
 
 // escapeEnv, when set, makes the test binary an escape helper: copied into
@@ -15,10 +18,19 @@ import (
 // outcome on one line ("ok", or the errno's name), instead of running tests.
 const escapeEnv = "SANDBOXKIT_ESCAPE"
 
+// crashEnv, when set to a root directory, makes the test binary a caller
+// that runs a long sandbox on that root, says "running", and waits to be
+// killed, as a crashing service would be.
+const crashEnv = "SANDBOXKIT_CRASH_ROOT"
+
 func TestMain(m *testing.M) {
 	if attempt := os.Getenv(escapeEnv); attempt != "" {
 		fmt.Println(tryEscape(attempt, os.Args[1:]))
 		os.Exit(0)
+	}
+	if root := os.Getenv(crashEnv); root != "" {
+		sandbox.New(sandbox.Dir(root)).WithStdout(os.Stdout).Run(context.Background(), "/bin/sh", "-c", "echo running; sleep 100")
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }

@@ -47,7 +47,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		}
 	}()
 
-	cg, err := newCgroup(cgroupPrefix+randomID(), s.limits())
+	cg, err := newCgroup(cgroupName(), s.limits())
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: create cgroup: %w", err)
 	}

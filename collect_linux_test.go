@@ -1,0 +1,62 @@
+package sandbox_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/testutil"
+)
+
+// crashedRun runs a sandbox from a child process that is killed mid-run,
+// as a crash would, and returns the cgroups it left.
+func crashedRun(t *testing.T, root string) []string {
+	t.Helper()
+	self, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), crashEnv+"="+root)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	buf := make([]byte, 64)
+	n, _ := out.Read(buf) // the helper says "running" once its sandbox runs
+	require.Contains(t, string(buf[:n]), "running")
+	require.NoError(t, cmd.Process.Kill())
+	cmd.Wait()
+	return testutil.SandboxCgroups(t)
+}
+
+func TestCollectRemovesWhatACrashedCallerLeft(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := testutil.Rootfs(t)
+	left := crashedRun(t, root)
+	require.NotEmpty(t, left, "a killed caller leaves its run's cgroup behind")
+	for _, dir := range left {
+		assert.True(t, strings.HasPrefix(filepath.Base(dir), "sandboxkit-"))
+	}
+
+	// A live run of this process must survive a concurrent Collect.
+	sb := sandbox.New(sandbox.Dir(root)).WithTimeout(10 * time.Second)
+	done := make(chan error, 1)
+	go func() {
+		_, err := sb.Run(testCtx(t), "/bin/sh", "-c", "sleep 0.5")
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return len(testutil.SandboxCgroups(t)) > len(left) }, 5*time.Second, time.Millisecond)
+	require.NoError(t, sandbox.Collect(testCtx(t)))
+	live := testutil.SandboxCgroups(t)
+	for _, dir := range live {
+		assert.Contains(t, filepath.Base(dir), "sandboxkit-"+strconv.Itoa(os.Getpid())+"-", "Collect must remove only cgroups of dead owners")
+	}
+	require.NoError(t, <-done)
+	assert.Empty(t, testutil.SandboxCgroups(t))
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package sandbox
+
+import "context"
+
+func collect(context.Context) error { return nil }
