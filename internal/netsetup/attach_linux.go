@@ -1,0 +1,273 @@
+package netsetup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Attach connects the network namespace netns to cfg's bridge: it creates the
+// bridge and its nft table if needed, leases an address, creates the veth
+// pair with "eth0" (address, default route via the gateway) directly inside
+// netns, brings up lo and eth0, and publishes cfg.Publish.
+//
+// netns must be an open network namespace with no "eth0", normally a fresh
+// one from [NewNetns]; Attach does not take ownership of it, but keeps the
+// *os.File to learn at Detach whether the caller still holds it (see
+// [Attachment.Detach]). Attach runs before the sandbox's processes exist:
+// the caller then starts them in netns and closes netns.
+//
+// ctx bounds Attach only: the returned Attachment lives until
+// [Attachment.Detach], which the caller must call. On error nothing Attach
+// made is left behind (except a bridge and table it created, which
+// RemoveBridge deletes).
+//
+// Errors: *[FieldError] (matches [ErrInvalidConfig]; also for a nil or
+// non-network-namespace netns), *[PortInUseError], *[SubnetConflictError],
+// *[BridgeConflictError], [ErrNoAddress] (in an *[OpError]), *[OpError] and
+// *fs.PathError for host failures.
+func Attach(ctx context.Context, cfg Config, netns *os.File) (_ *Attachment, err error) {
+	cfg, err = cfg.withDefaults()
+	err = errors.Join(err, checkNetns(netns))
+	if err != nil {
+		return nil, err
+	}
+	var undo []func() error
+	defer func() {
+		if err != nil {
+			var errs []error
+			for i := len(undo) - 1; i >= 0; i-- {
+				errs = append(errs, undo[i]())
+			}
+			err = errors.Join(err, errors.Join(errs...))
+		}
+	}()
+
+	// Bind published ports first: a port in use fails before the host is touched.
+	bound := make([]boundPort, len(cfg.Publish))
+	ports := make([]Port, len(cfg.Publish))
+	for i, p := range cfg.Publish {
+		b, err := listen(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		bound[i] = b
+		undo = append(undo, b.Close)
+		p.HostPort = b.port
+		ports[i] = p
+	}
+
+	// Open the socket inside netns meanwhile: it takes a thread's trip into
+	// the namespace and back. The deferred receive means no goroutine
+	// outlives Attach.
+	type nsResult struct {
+		s   *nlSocket
+		err error
+	}
+	nsc := make(chan nsResult, 1)
+	go func() {
+		s, err := openNetlinkIn(netns)
+		nsc <- nsResult{s, err}
+	}()
+	var inside *nlSocket // set once received from nsc
+	received := false
+	defer func() {
+		if !received {
+			inside = (<-nsc).s
+		}
+		if inside != nil {
+			inside.Close()
+		}
+	}()
+
+	self, err := readProcID(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	s, err := openNetlink(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, &OpError{Op: "open netlink", Name: "route", Err: err}
+	}
+	defer s.Close()
+	a := &Attachment{
+		gateway: cfg.Subnet.Addr().Next(),
+		prefix:  cfg.Subnet,
+		ports:   ports,
+		veth:    newVethName(),
+		cfg:     cfg,
+		netns:   netns,
+	}
+
+	bridgeIndex, err := a.acquireLease(ctx, s, self)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() error { return removeFile(a.lease) })
+
+	var ethIndex int
+	err = withFd(netns, func(fd int) (err error) {
+		ethIndex, err = createVeth(s, a.veth, bridgeIndex, fd)
+		return err
+	})
+	if errors.Is(err, os.ErrClosed) {
+		return nil, &OpError{Op: "create veth in", Name: netns.Name(), Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	// netns is open until Attach returns, so deleting the veth is the only
+	// way to take it off the bridge.
+	undo = append(undo, func() error { return deleteLink(a.veth) })
+	r := <-nsc
+	received, inside = true, r.s
+	if r.err != nil {
+		return nil, r.err
+	}
+	if err := configureSandbox(inside, ethIndex, a.Prefix(), a.gateway); err != nil {
+		return nil, err
+	}
+	if err := waitForwarding(ctx, s, a.veth); err != nil {
+		return nil, err
+	}
+	if !cfg.Isolated && len(ports) > 0 {
+		if err := addPorts(cfg.Bridge, a.ip, ports); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() error { return deletePorts(cfg.Bridge, a.ip, ports) })
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i, b := range bound {
+		a.proxies = append(a.proxies, startProxy(b, netip.AddrPortFrom(a.ip, ports[i].SandboxPort)))
+	}
+	return a, nil
+}
+
+// acquireLease ensures the bridge and writes a lease file for a free address under
+// the state lock, reclaiming stale leases first. It sets a.ip and a.lease and
+// returns the bridge's index.
+func (a *Attachment) acquireLease(ctx context.Context, s *nlSocket, self procID) (int, error) {
+	cfg := a.cfg
+	unlock, err := lockState(ctx, cfg.StateDir)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	bridgeIndex, err := ensureBridge(s, cfg)
+	if err != nil {
+		return 0, err
+	}
+	dir := bridgeDir(cfg)
+	scan, err := scanLeases(dir, self)
+	if err != nil {
+		return 0, err
+	}
+	for _, name := range scan.stale {
+		if err := reclaim(cfg.Bridge, dir, name); err != nil {
+			// Keep the address out of use; its remains may still route.
+			ip, _, _ := parseLeaseFileName(name)
+			scan.taken[ip] = true
+		}
+	}
+	ip, ok := pickAddress(cfg.Subnet, scan.taken)
+	if !ok {
+		return 0, &OpError{Op: "allocate address on", Name: cfg.Bridge, Err: ErrNoAddress}
+	}
+	name := leaseFileName(ip, self)
+	rec := leaseRecord{IP: ip, Holder: self, Veth: a.veth, Ports: a.ports, Created: time.Now().UTC()}
+	if err := writeLease(dir, name, rec); err != nil {
+		return 0, err
+	}
+	a.ip, a.lease = ip, filepath.Join(dir, name)
+	return bridgeIndex, nil
+}
+
+// reclaim frees a stale lease: its port mappings, its veth if the kernel has
+// not already destroyed it with the namespace, then its file.
+// Preconditions: the state lock is held.
+func reclaim(bridge, dir, name string) error {
+	path := filepath.Join(dir, name)
+	rec, err := readLease(path)
+	if err == nil {
+		if err := deletePortsTo(bridge, rec.IP); err != nil {
+			return err
+		}
+		if rec.Veth != "" {
+			if err := deleteLink(rec.Veth); err != nil {
+				return err
+			}
+		}
+	}
+	return removeFile(path)
+}
+
+// Detach releases what Attach acquired, in reverse order: it stops the
+// proxies (waiting for their goroutines), deletes the port mappings, deletes
+// the host veth if the caller still holds netns open, and frees the lease.
+//
+// Whether the veth is deleted depends only on the netns file passed to
+// Attach, which tells Detach whether the namespace can still exist:
+//
+//   - Closed (the sandbox ran): call Detach after the sandbox's last process
+//     has exited. The kernel is then destroying the namespace together with
+//     both ends of the veth, so Detach leaves the veth alone: deleting a veth
+//     blocks for tens of milliseconds (an RCU grace period), while skipping
+//     it makes Detach take well under a millisecond. If something else keeps
+//     the namespace alive (a bind mount, a process that joined it), the veth
+//     and the address on it remain, unknown to the lease files.
+//   - Still open (the sandbox never started, or the caller keeps the
+//     namespace for itself): Detach deletes the veth, which takes "eth0"
+//     inside netns with it, so the address is off the bridge when its lease
+//     is freed. Close netns only after Detach returns.
+//
+// "Closed" means closed with (*os.File).Close; a descriptor closed behind
+// the *os.File's back counts as open, which costs only the slow path.
+//
+// Detach is idempotent and safe for concurrent use; later calls return the
+// first call's result. It does not stop early when ctx is cancelled, since
+// teardown must finish; a nil Attachment is a no-op.
+func (a *Attachment) Detach(ctx context.Context) error {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.detached {
+		return a.err
+	}
+	a.detached = true
+	for _, p := range a.proxies {
+		p.close()
+	}
+	var errs []error
+	if !a.cfg.Isolated && len(a.ports) > 0 {
+		errs = append(errs, deletePorts(a.cfg.Bridge, a.ip, a.ports))
+	}
+	if isOpen(a.netns) {
+		errs = append(errs, deleteLink(a.veth))
+	}
+	a.netns = nil // the caller's; not needed any more
+	if err := errors.Join(errs...); err != nil {
+		// Keep the lease: the address may still be mapped or routed. It is
+		// reclaimed once this process has exited.
+		a.err = fmt.Errorf("detach %s: %w", a.ip, err)
+		return a.err
+	}
+	a.err = removeFile(a.lease)
+	return a.err
+}
+
+// removeFile removes path; a missing file is not an error.
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

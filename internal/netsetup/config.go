@@ -1,0 +1,193 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+)
+
+// Defaults applied by [Config.Validate] and [Attach] to zero fields.
+const (
+	DefaultBridge   = "sbx0"
+	DefaultStateDir = "/run/sandboxkit/net"
+)
+
+// DefaultSubnet is the subnet used when Config.Subnet is the zero value.
+// It is a string so that it cannot be changed at run time.
+//
+// 10.209.240.0/20 (4093 sandboxes) was chosen to stay clear of the ranges other
+// tools hand out by default: Docker's pools (172.17-172.31/16, 192.168.x/20),
+// the AWS default VPC (172.31/16), Podman (10.88/16), Kubernetes services and
+// pods (10.96/12, 10.244/16), Tailscale (100.64/10) and home routers
+// (192.168.x/24). Attach still refuses it when a host route overlaps it.
+const DefaultSubnet = "10.209.240.0/20"
+
+// Config describes the bridge a sandbox joins and what it publishes. The zero
+// value is valid: bridge "sbx0", subnet [DefaultSubnet], outbound NAT, state in
+// /run/sandboxkit/net. A Config is a plain value; Attach does not retain it.
+type Config struct {
+	// Bridge is the bridge's interface name: 1 to 15 characters from
+	// [A-Za-z0-9_.-], not starting with '.' or '-'. Default "sbx0".
+	Bridge string
+	// Subnet is the IPv4 subnet of the bridge; its first address is the
+	// gateway. The prefix length must be 8 to 30 and host bits must be zero.
+	// Default [DefaultSubnet]. All Attach calls on one bridge must agree.
+	Subnet netip.Prefix
+	// Isolated, when true, gives sandboxes no route out: no NAT, no forwarding
+	// between the bridge and any other interface, and no traffic to host
+	// addresses other than the gateway. All Attach calls on one bridge must
+	// agree.
+	Isolated bool
+	// StateDir holds the lock, bridge records and lease files; it must be an
+	// absolute path on a filesystem shared by every process using the bridge.
+	// Default /run/sandboxkit/net.
+	StateDir string
+	// Publish lists the ports to publish from the host into the sandbox.
+	Publish []Port
+	// DNS lists the nameservers for the sandbox's resolv.conf. Empty means
+	// the host's non-loopback IPv4 nameservers (see [ResolvConf]). Attach only
+	// validates it; [Attachment.ResolvConf] uses it.
+	DNS []netip.Addr
+	// Hostname is the sandbox's host name, written to its hosts file with the
+	// leased address. At most 63 characters, an RFC 1123 label sequence; ""
+	// means no entry. Attach only validates it; [Attachment.HostsFile] uses it.
+	Hostname string
+}
+
+// Port is a published port: connections to HostPort on the host reach
+// SandboxPort on the sandbox's address.
+type Port struct {
+	// Proto is "tcp" or "udp"; "" means "tcp".
+	Proto string
+	// HostPort is the host port; 0 asks Attach to pick a free one, reported by
+	// [Attachment.Ports].
+	HostPort uint16
+	// SandboxPort is the port inside the sandbox; it must not be 0.
+	SandboxPort uint16
+}
+
+// Validate reports every invalid setting of c at once: nil, or *[FieldError]
+// values joined with errors.Join, matching [ErrInvalidConfig]. Zero fields are
+// valid (they take defaults). Validate does no I/O.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
+// withDefaults returns c with defaults filled in, and the validation errors.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	bad := func(field string, value any, reason string) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Reason: reason})
+	}
+	if c.Bridge == "" {
+		c.Bridge = DefaultBridge
+	}
+	if reason := checkIfName(c.Bridge); reason != "" {
+		bad("Bridge", c.Bridge, reason)
+	}
+	if !c.Subnet.IsValid() {
+		c.Subnet = netip.MustParsePrefix(DefaultSubnet)
+	}
+	if reason := checkSubnet(c.Subnet); reason != "" {
+		bad("Subnet", c.Subnet, reason)
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		bad("StateDir", c.StateDir, "must be an absolute path")
+	}
+	c.Publish = append([]Port(nil), c.Publish...)
+	seen := make(map[Port]bool)
+	for i := range c.Publish {
+		p := &c.Publish[i]
+		if p.Proto == "" {
+			p.Proto = "tcp"
+		}
+		if p.Proto != "tcp" && p.Proto != "udp" {
+			bad(fmt.Sprintf("Publish[%d].Proto", i), p.Proto, `must be "tcp" or "udp"`)
+		}
+		if p.SandboxPort == 0 {
+			bad(fmt.Sprintf("Publish[%d].SandboxPort", i), p.SandboxPort, "must not be 0")
+		}
+		if p.HostPort != 0 {
+			key := Port{Proto: p.Proto, HostPort: p.HostPort}
+			if seen[key] {
+				bad(fmt.Sprintf("Publish[%d].HostPort", i), p.HostPort, "published twice")
+			}
+			seen[key] = true
+		}
+	}
+	c.DNS = append([]netip.Addr(nil), c.DNS...)
+	for i, a := range c.DNS {
+		if !a.IsValid() || a.IsUnspecified() {
+			bad(fmt.Sprintf("DNS[%d]", i), a, "must be a unicast address")
+		}
+	}
+	if reason := checkHostname(c.Hostname); reason != "" {
+		bad("Hostname", c.Hostname, reason)
+	}
+	return c, errors.Join(errs...)
+}
+
+// checkIfName returns why name cannot be an interface name, or "".
+// It is stricter than the kernel: only [A-Za-z0-9_.-] are allowed, so the
+// name is also safe as a path element and in an nft table name.
+func checkIfName(name string) string {
+	if len(name) > 15 {
+		return "longer than 15 characters"
+	}
+	if name[0] == '.' || name[0] == '-' {
+		return "must not start with '.' or '-'"
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+			return "may contain only letters, digits, '_', '.' and '-'"
+		}
+	}
+	return ""
+}
+
+// checkSubnet returns why p cannot be a bridge subnet, or "".
+func checkSubnet(p netip.Prefix) string {
+	a := p.Addr()
+	switch {
+	case !a.Is4():
+		return "must be IPv4"
+	case p.Bits() < 8 || p.Bits() > 30:
+		return "prefix length must be 8 to 30"
+	case p.Masked() != p:
+		return fmt.Sprintf("host bits set; want %s", p.Masked())
+	case a.IsLoopback(), a.IsMulticast(), a.IsLinkLocalUnicast(), a.IsUnspecified(),
+		p.Overlaps(netip.MustParsePrefix("240.0.0.0/4")):
+		return "must be a unicast range"
+	}
+	return ""
+}
+
+// checkHostname returns why h cannot be a sandbox host name, or "".
+func checkHostname(h string) string {
+	if h == "" {
+		return ""
+	}
+	if len(h) > 63 {
+		return "longer than 63 characters"
+	}
+	label := 0
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			label++
+		case c == '-' && label > 0 && i+1 < len(h) && h[i+1] != '.':
+			label++
+		case c == '.' && label > 0 && i+1 < len(h):
+			label = 0
+		default:
+			return "must be dot-separated labels of letters, digits and inner '-'"
+		}
+	}
+	return ""
+}

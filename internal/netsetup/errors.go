@@ -1,0 +1,92 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// ErrInvalidConfig is matched by every *[FieldError]: a Config setting is
+// invalid, and nothing on the host was touched.
+var ErrInvalidConfig = errors.New("netsetup: invalid configuration")
+
+// ErrNoAddress means every address of the bridge's subnet is leased to a live
+// sandbox. It is returned wrapped in an *[OpError].
+var ErrNoAddress = errors.New("no free address in subnet")
+
+// FieldError is one invalid Config setting. It matches [ErrInvalidConfig].
+type FieldError struct {
+	Field  string // Config field, e.g. "Bridge" or "Publish[1].Proto"
+	Value  any    // the rejected value
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s %v: %s", e.Field, e.Value, e.Reason)
+}
+
+// Is reports whether target is ErrInvalidConfig.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// OpError is a failed netlink, nftables or process operation on the host.
+type OpError struct {
+	Op   string // e.g. "create veth", "add nft rules"
+	Name string // the link, table or lease the operation was about
+	Err  error
+}
+
+func (e *OpError) Error() string { return e.Op + " " + e.Name + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *OpError) Unwrap() error { return e.Err }
+
+// SubnetConflictError means Config.Subnet overlaps a route on the host that
+// does not belong to the bridge, so creating the bridge would shadow or be
+// shadowed by an existing network.
+type SubnetConflictError struct {
+	Subnet netip.Prefix // the requested subnet
+	Route  netip.Prefix // the conflicting route's destination
+	Link   string       // the conflicting route's device; "" if it has none
+}
+
+func (e *SubnetConflictError) Error() string {
+	return fmt.Sprintf("subnet %s overlaps host route %s dev %s", e.Subnet, e.Route, e.Link)
+}
+
+// BridgeConflictError means a link named like the bridge exists but cannot be
+// used as configured: it is not a bridge, lacks the gateway address, or was
+// set up by an earlier Attach with a different subnet or isolation mode.
+type BridgeConflictError struct {
+	Bridge string
+	Reason string
+}
+
+func (e *BridgeConflictError) Error() string {
+	return "bridge " + e.Bridge + ": " + e.Reason
+}
+
+// PortInUseError means a published host port could not be bound; Err is the
+// bind error (usually syscall.EADDRINUSE, or EACCES below 1024 without
+// CAP_NET_BIND_SERVICE).
+type PortInUseError struct {
+	Proto    string // "tcp" or "udp"
+	HostPort uint16
+	Err      error
+}
+
+func (e *PortInUseError) Error() string {
+	return fmt.Sprintf("publish %s port %d: %s", e.Proto, e.HostPort, e.Err)
+}
+
+// Unwrap returns the bind error.
+func (e *PortInUseError) Unwrap() error { return e.Err }
+
+// BridgeInUseError means RemoveBridge found leases held by live processes.
+type BridgeInUseError struct {
+	Bridge string
+	Leases int // number of live leases
+}
+
+func (e *BridgeInUseError) Error() string {
+	return fmt.Sprintf("bridge %s: in use by %d leases", e.Bridge, e.Leases)
+}

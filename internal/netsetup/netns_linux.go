@@ -1,0 +1,152 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// threadNetnsPath names the calling thread's network namespace.
+const threadNetnsPath = "/proc/thread-self/ns/net"
+
+// NewNetns creates a fresh network namespace, holding only a loopback device
+// that is down, and returns it as an open file (read-only, close-on-exec)
+// that the caller owns and must close. The namespace lives while the file is
+// open or a process (or socket) uses it: a sandbox's child joins it with
+// setns(fd, CLONE_NEWNET) and, once the child runs, the caller closes the
+// file so that the namespace ends with the sandbox's last process.
+//
+// The calling goroutine's namespace is never changed: the namespace is made on
+// a separate goroutine locked to its OS thread, which unshares, opens the new
+// namespace and returns to its original namespace; if returning fails, the
+// thread is discarded (its goroutine exits still locked) and NewNetns fails.
+//
+// It needs CAP_SYS_ADMIN. Errors are *fs.PathError values naming the
+// syscall; a missing privilege matches fs.ErrPermission.
+func NewNetns() (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open(threadNetnsPath)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: err}
+			return
+		}
+		defer orig.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread() // unshare failed, the thread is unchanged
+			done <- result{err: &fs.PathError{Op: "unshare", Path: "CLONE_NEWNET", Err: err}}
+			return
+		}
+		f, err := openNetns(threadNetnsPath)
+		if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr != nil {
+			// Exit still locked: the runtime ends the thread with the goroutine.
+			if f != nil {
+				f.Close()
+			}
+			done <- result{err: errors.Join(err, &fs.PathError{Op: "setns", Path: orig.Name(), Err: rerr})}
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- result{f: f, err: err}
+	}()
+	r := <-done
+	return r.f, r.err
+}
+
+// openNetns opens the namespace file path (O_RDONLY|O_CLOEXEC) and names
+// the *os.File as the kernel does in /proc/PID/fd, e.g. "net:[4026532297]".
+func openNetns(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), fmt.Sprintf("net:[%d]", st.Ino)), nil
+}
+
+// withFd calls fn with the descriptor of f, keeping f from being closed
+// meanwhile. It returns os.ErrClosed if f is closed.
+func withFd(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return os.ErrClosed // Control fails only on a closed file
+	}
+	return ferr
+}
+
+// isOpen reports whether f has not been closed.
+func isOpen(f *os.File) bool {
+	return withFd(f, func(int) error { return nil }) == nil
+}
+
+// checkNetns returns an error unless f is an open network namespace file.
+func checkNetns(f *os.File) error {
+	if f == nil {
+		return &FieldError{Field: "netns", Value: nil, Reason: "must be an open network namespace"}
+	}
+	err := withFd(f, func(fd int) error {
+		t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+		if err != nil {
+			return &fs.PathError{Op: "ioctl NS_GET_NSTYPE", Path: f.Name(), Err: err}
+		}
+		if t != unix.CLONE_NEWNET {
+			return &FieldError{Field: "netns", Value: f.Name(), Reason: "not a network namespace"}
+		}
+		return nil
+	})
+	if errors.Is(err, os.ErrClosed) {
+		return &FieldError{Field: "netns", Value: f.Name(), Reason: "is closed"}
+	}
+	return err
+}
+
+// inNetns runs fn on a goroutine locked to an OS thread that has joined the
+// network namespace netns, and returns fn's error. Sockets fn creates stay in
+// that namespace. The thread returns to its namespace afterwards; if it
+// cannot, its goroutine exits still locked, so the runtime discards it.
+func inNetns(netns *os.File, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open(threadNetnsPath)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer orig.Close()
+		err = withFd(netns, func(fd int) error { return unix.Setns(fd, unix.CLONE_NEWNET) })
+		if err != nil {
+			// A failed setns leaves the thread where it was.
+			runtime.UnlockOSThread()
+			done <- &fs.PathError{Op: "setns", Path: netns.Name(), Err: err}
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- errors.Join(ferr, &fs.PathError{Op: "setns", Path: orig.Name(), Err: fmt.Errorf("return: %w", err)})
+			return // still locked: the thread is discarded
+		}
+		runtime.UnlockOSThread()
+		done <- ferr
+	}()
+	return <-done
+}

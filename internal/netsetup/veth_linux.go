@@ -1,0 +1,167 @@
+package netsetup
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// sandboxIfName is the sandbox side of the veth pair.
+const sandboxIfName = "eth0"
+
+// newVethName returns a fresh host-side name: "sbx" and 8 random hex digits.
+// Names are random, not derived from the address, because the veth of a
+// sandbox that just exited can outlive its lease for a moment while the
+// kernel destroys the namespace.
+func newVethName() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return "sbx" + hex.EncodeToString(b[:])
+}
+
+// createVeth creates the veth pair in one netlink request: host side name,
+// up and enslaved to the bridge bridgeIndex; peer "eth0", created directly
+// in the network namespace nsfd. (netlink.LinkAdd would need two more round
+// trips to look up the index and set the master.) It returns the peer's
+// index inside nsfd, taken from the kernel's echo of the new link (Linux
+// 6.3 and later), or 0 if the kernel sent none.
+func createVeth(s *nlSocket, name string, bridgeIndex, nsfd int) (int, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ECHO)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(bridgeIndex))))
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
+	peer := info.AddRtAttr(nl.IFLA_INFO_DATA, nil).AddRtAttr(nl.VETH_INFO_PEER, nil)
+	// The peer cannot be created up: opening a veth whose peer is not yet
+	// registered fails with ENOTCONN. configureSandbox brings it up.
+	nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
+	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(sandboxIfName))
+	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(nsfd)))
+	req.AddData(info)
+	data, err := s.do(req)
+	if err != nil {
+		return 0, &OpError{Op: "create veth", Name: name, Err: err}
+	}
+	for _, m := range data[0] {
+		if li, err := parseLink(m); err == nil && li.link > 0 {
+			return li.link, nil // a veth's IFLA_LINK is its peer's index
+		}
+	}
+	return 0, nil
+}
+
+// deleteLink deletes the link called name in the caller's namespace, looked
+// up by name in the same request. A missing link is not an error. Deleting a
+// veth takes tens of milliseconds (the kernel waits for an RCU grace period),
+// and takes its peer with it.
+func deleteLink(name string) error {
+	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	if err != nil && !errors.Is(err, unix.ENODEV) {
+		return &OpError{Op: "delete link", Name: name, Err: err}
+	}
+	return nil
+}
+
+// configureSandbox brings up eth0 (index ethIndex, or 0 if unknown) and lo
+// through s, a netlink socket in the sandbox's namespace, gives eth0 its
+// address and adds the default route via gateway: one round trip carrying
+// the four changes, plus one to find eth0 if ethIndex is 0. eth0 goes up
+// first, so that the kernel starts enabling the host side's bridge port (see
+// waitForwarding) while the rest is applied.
+func configureSandbox(s *nlSocket, ethIndex int, addr netip.Prefix, gateway netip.Addr) error {
+	if ethIndex == 0 {
+		eth, err := s.getLink(sandboxIfName)
+		if err != nil {
+			return &OpError{Op: "find link", Name: sandboxIfName, Err: err}
+		}
+		ethIndex = eth.index
+	}
+	ethUp := setUp(ethIndex)
+	loUp := setUp(1) // the loopback device is always index 1 (LOOPBACK_IFINDEX)
+
+	ip := addr.Addr().As4()
+	addrReq := nl.NewNetlinkRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	am := nl.NewIfAddrmsg(unix.AF_INET)
+	am.Prefixlen, am.Index = uint8(addr.Bits()), uint32(ethIndex)
+	addrReq.AddData(am)
+	addrReq.AddData(nl.NewRtAttr(unix.IFA_LOCAL, ip[:]))
+	addrReq.AddData(nl.NewRtAttr(unix.IFA_ADDRESS, ip[:]))
+	brd := addrToU32(addr.Masked().Addr()) | ^uint32(0)>>addr.Bits()
+	bb := u32ToAddr(brd).As4()
+	addrReq.AddData(nl.NewRtAttr(unix.IFA_BROADCAST, bb[:]))
+
+	gw := gateway.As4()
+	routeReq := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	routeReq.AddData(nl.NewRtMsg()) // main table, universe scope, unicast, family 0
+	routeReq.Data[0].(*nl.RtMsg).Family = unix.AF_INET
+	routeReq.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, gw[:]))
+	routeReq.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(ethIndex))))
+
+	_, err := s.do(ethUp, addrReq, routeReq, loUp)
+	if err != nil {
+		return &OpError{Op: "configure " + addr.String() + " via " + gateway.String() + " on", Name: sandboxIfName, Err: err}
+	}
+	return nil
+}
+
+// setUp returns an RTM_NEWLINK request setting IFF_UP on link index.
+func setUp(index int) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, 0)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	return req
+}
+
+// Bridge port attributes (linux/if_link.h).
+const (
+	iflaBrportState   = 1 // IFLA_BRPORT_STATE, u8
+	brStateForwarding = 3 // BR_STATE_FORWARDING
+)
+
+// portForwardTimeout bounds waitForwarding.
+const portForwardTimeout = 2 * time.Second
+
+// waitForwarding waits until the bridge port name forwards frames.
+//
+// The host side is created up, and its carrier comes on when configureSandbox
+// brings eth0 up; eth0 itself is ready at once (its carrier is on when it
+// opens). But the host side gets its transmit queue, and the bridge enables
+// the port, only when the kernel's link watcher, a work queue, handles the
+// carrier change; until then frames are dropped, and a dropped first ARP
+// request is retried only a second later. The link watcher activates the
+// queue before it tells the bridge, so a forwarding port means both are done.
+// The wait is usually well under a millisecond.
+func waitForwarding(ctx context.Context, s *nlSocket, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, portForwardTimeout)
+	defer cancel()
+	delay := 20 * time.Microsecond
+	for {
+		li, err := s.getLink(name)
+		if err != nil {
+			return &OpError{Op: "get link", Name: name, Err: err}
+		}
+		if li.portState == brStateForwarding {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return &OpError{Op: "wait for bridge port to forward", Name: name, Err: ctx.Err()}
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Millisecond)
+	}
+}
