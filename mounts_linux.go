@@ -271,15 +271,23 @@ func (s *Sandbox) addMounts(p *spawn.Program, h *hostMounts) {
 }
 
 // addFiles appends the ops that write the sandbox's files, owned by its
-// user, through a parent directory opened inside the root.
-func (s *Sandbox) addFiles(p *spawn.Program) {
+// user, through a parent directory opened inside the root; then the
+// network's /etc files, owned by root.
+func (s *Sandbox) addFiles(p *spawn.Program, etc []file) {
 	for _, f := range s.files {
-		dir := path.Dir(f.path)
-		addMkdirAll(p, dir, s.uid, s.gid)
-		p.OpenInRoot(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regTarget)
-		p.WriteFileAt(regTarget, path.Base(f.path), f.path, f.data, f.mode, s.uid, s.gid, regFile)
-		p.Close(regTarget)
+		addFile(p, f, s.uid, s.gid)
 	}
+	for _, f := range etc {
+		addFile(p, f, 0, 0)
+	}
+}
+
+func addFile(p *spawn.Program, f file, uid, gid int) {
+	dir := path.Dir(f.path)
+	addMkdirAll(p, dir, uid, gid)
+	p.OpenInRoot(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regTarget)
+	p.WriteFileAt(regTarget, path.Base(f.path), f.path, f.data, f.mode, uid, gid, regFile)
+	p.Close(regTarget)
 }
 
 // addMkdirAll appends mkdir -p of dir; directories it creates are owned by

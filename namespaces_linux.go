@@ -16,7 +16,9 @@ import (
 // that the cgroup is the namespace's root.
 func (s *Sandbox) cloneFlags() uintptr {
 	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if s.network.kind != networkHost {
+	if s.network.kind != networkHost && s.network.kind != networkBridge {
+		// A bridge's namespace is made before the clone and joined by
+		// the child (setns), so that the host can wire it meanwhile.
 		flags |= unix.CLONE_NEWNET
 	}
 	if s.userns != nil {
@@ -30,7 +32,7 @@ func (s *Sandbox) cloneFlags() uintptr {
 // become the user namespace's root; join its cgroup (v1; on v2 it is born
 // in it), take a cgroup namespace rooted there, leave the caller's
 // session, and die with the caller.
-func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, rootFD int) {
+func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, rootFD int, netnsFD int) {
 	if release >= 0 {
 		p.WaitByte(spawn.Step{Op: "wait for the parent", Path: "user namespace ID maps"}, release)
 	}
@@ -47,6 +49,9 @@ func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, r
 		p.Write(spawn.Step{Op: "join cgroup", Path: fmt.Sprint("fd ", fd)}, fd, []byte("0"))
 	}
 	p.Syscall(spawn.Step{Op: "unshare", Path: "cgroup namespace"}, unix.SYS_UNSHARE, unix.CLONE_NEWCGROUP)
+	if netnsFD >= 0 {
+		p.Syscall(spawn.Step{Op: "setns", Path: "bridge network namespace"}, unix.SYS_SETNS, uintptr(netnsFD), unix.CLONE_NEWNET)
+	}
 	p.Syscall(spawn.Step{Op: "setsid"}, unix.SYS_SETSID)
 	p.Syscall(spawn.Step{Op: "prctl", Path: "PR_SET_PDEATHSIG"}, unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL))
 	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0)

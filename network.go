@@ -1,17 +1,27 @@
 package sandbox
 
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/sandboxkit/sandbox/internal/netsetup"
+)
+
 type networkKind int
 
 const (
 	networkUnset networkKind = iota
 	networkNone
 	networkHost
+	networkBridge
 )
 
-// Network is how a sandbox reaches the network, made by [NoNetwork] or
-// [HostNetwork] and passed to [Sandbox.WithNetwork].
+// Network is how a sandbox reaches the network, made by [NoNetwork],
+// [HostNetwork] or [Bridge] and passed to [Sandbox.WithNetwork]. It is an
+// immutable value.
 type Network struct {
-	kind networkKind
+	kind   networkKind
+	bridge netsetup.Config
 }
 
 // NoNetwork returns the default network: a private network namespace whose
@@ -24,13 +34,205 @@ func NoNetwork() Network { return Network{kind: networkNone} }
 // it only for trusted programs.
 func HostNetwork() Network { return Network{kind: networkHost} }
 
+// BridgeOption changes the bridge made by [Bridge].
+type BridgeOption func(*Network)
+
+// DefaultBridgeName and DefaultBridgeSubnet are the bridge Bridge() uses
+// unless told otherwise. The subnet stays clear of the ranges Docker,
+// Podman, Kubernetes and common cloud and home networks use by default.
+const (
+	DefaultBridgeName   = netsetup.DefaultBridge
+	DefaultBridgeSubnet = netsetup.DefaultSubnet
+)
+
+// Bridge returns a network in which the sandbox has its own IPv4 address on
+// a Linux bridge shared by every sandbox that names it: a veth pair joins
+// the sandbox to the bridge, whose first address is the sandbox's gateway
+// and default route. Sandboxes on one bridge reach each other by address.
+// The bridge is created on first use (see [RemoveBridge] to delete it);
+// traffic from it to the host's other networks is masqueraded unless
+// [Isolated] is given. The sandbox gets an /etc/hosts naming its host name
+// and address and an /etc/resolv.conf ([DNS] or the host's non-loopback
+// nameservers). Publish ports with WithPublish. The address, gateway and
+// published ports of a run are in Result.Network.
+//
+// Addresses are leased from files under /run/sandboxkit/net, locked, so
+// sandboxes of several processes share a bridge safely; a lease is freed
+// when its run ends, and reclaimed when the process that took it died.
+func Bridge(opts ...BridgeOption) Network {
+	n := Network{kind: networkBridge}
+	for _, o := range opts {
+		if o != nil {
+			o(&n)
+		}
+	}
+	return n
+}
+
+// BridgeName names the bridge's interface: 1 to 15 characters from
+// [A-Za-z0-9_.-]. The default is DefaultBridgeName.
+func BridgeName(name string) BridgeOption {
+	return func(n *Network) { n.bridge.Bridge = name }
+}
+
+// Subnet sets the bridge's IPv4 subnet (prefix length 8 to 30, host bits
+// zero); its first address is the gateway. Every sandbox of one bridge must
+// agree on it. A subnet that overlaps a route of the host is refused when
+// the bridge is created. The default is DefaultBridgeSubnet.
+func Subnet(prefix netip.Prefix) BridgeOption {
+	return func(n *Network) { n.bridge.Subnet = prefix }
+}
+
+// Isolated gives the bridge's sandboxes no way out: no NAT, no forwarding
+// to any other interface, no traffic to host addresses but the gateway.
+// They still reach each other, and published ports still reach them.
+// Every sandbox of one bridge must agree on it.
+func Isolated() BridgeOption {
+	return func(n *Network) { n.bridge.Isolated = true }
+}
+
+// PublishDNAT also forwards the published ports in the kernel, by DNAT
+// rules, for traffic to the host's non-loopback addresses: the sandbox then
+// sees each client's own address, and bulk traffic skips the proxy's copy.
+// Without it (the default) every published port is served by a proxy in
+// the calling process, listening on all host addresses, and the sandbox
+// sees connections come from its gateway. The cost of DNAT is at the end of
+// each run: removing an nftables mapping waits for an RCU grace period in
+// the kernel, 10 to 20 ms on the machine in BENCHMARKS.md. Isolated bridges
+// always use the proxy alone.
+func PublishDNAT() BridgeOption {
+	return func(n *Network) { n.bridge.DNAT = true }
+}
+
+// DNS sets the nameservers of the sandbox's /etc/resolv.conf.
+func DNS(servers ...netip.Addr) BridgeOption {
+	return func(n *Network) { n.bridge.DNS = slices.Clone(servers) }
+}
+
 // String names the network.
 func (n Network) String() string {
 	switch n.kind {
 	case networkHost:
 		return "host"
+	case networkBridge:
+		name := n.bridge.Bridge
+		if name == "" {
+			name = DefaultBridgeName
+		}
+		return "bridge " + name
 	case networkNone, networkUnset:
 		return "none"
 	}
 	return "unknown"
 }
+
+// NetworkInfo is a sandbox's place on a bridge network.
+type NetworkInfo struct {
+	// IP is the sandbox's address and Prefix its subnet, as seen inside.
+	IP     netip.Addr
+	Prefix netip.Prefix
+	// Gateway is the bridge's address, the sandbox's default route.
+	Gateway netip.Addr
+	// Ports are the published ports, with host ports chosen for 0 filled
+	// in.
+	Ports []PublishedPort
+}
+
+// PublishedPort is one port published from the host into a sandbox:
+// connections to HostPort on 127.0.0.1 and on the host's addresses reach
+// SandboxPort on the sandbox's address.
+type PublishedPort struct {
+	Proto       string // "tcp" or "udp"
+	HostPort    int
+	SandboxPort int
+}
+
+// WithPublish returns a copy of s whose TCP port sandboxPort is reachable
+// from the host at hostPort, on 127.0.0.1 and on the host's addresses
+// (hostPort 0 picks a free port, reported in Result.Network). It needs a
+// Bridge network. A proxy in the calling process, listening on every host
+// address, forwards each connection: it is the only way to reach a
+// sandbox from 127.0.0.1 (DNAT cannot, without route_localnet), and costs
+// nothing per run. [PublishDNAT] adds kernel forwarding for the host's
+// other addresses, as Docker does. A host port that is in use makes Run
+// fail with a *PortInUseError. Ports append.
+func (s *Sandbox) WithPublish(hostPort, sandboxPort int) *Sandbox {
+	return s.publish("tcp", hostPort, sandboxPort)
+}
+
+// WithPublishUDP is WithPublish for UDP.
+func (s *Sandbox) WithPublishUDP(hostPort, sandboxPort int) *Sandbox {
+	return s.publish("udp", hostPort, sandboxPort)
+}
+
+func (s *Sandbox) publish(proto string, hostPort, sandboxPort int) *Sandbox {
+	c := s.clone()
+	ok := true
+	if hostPort < 0 || hostPort > 65535 {
+		c.invalid("publish", hostPort, "host port must be 0 (any) to 65535")
+		ok = false
+	}
+	if sandboxPort < 1 || sandboxPort > 65535 {
+		c.invalid("publish", sandboxPort, "sandbox port must be 1 to 65535")
+		ok = false
+	}
+	if ok {
+		c.ports = append(c.ports, PublishedPort{Proto: proto, HostPort: hostPort, SandboxPort: sandboxPort})
+	}
+	return c
+}
+
+// checkNetwork reports problems of the network and the published ports.
+func (s *Sandbox) checkNetwork() []*FieldError {
+	var problems []*FieldError
+	if len(s.ports) > 0 && s.network.kind != networkBridge {
+		problems = append(problems, &FieldError{Field: "publish", Value: s.network, Reason: "needs a Bridge network"})
+	}
+	seen := map[PublishedPort]bool{}
+	for _, p := range s.ports {
+		key := PublishedPort{Proto: p.Proto, HostPort: p.HostPort}
+		if p.HostPort != 0 && seen[key] {
+			problems = append(problems, &FieldError{Field: "publish", Value: p.HostPort, Reason: "host port published twice"})
+		}
+		seen[key] = true
+	}
+	if s.network.kind == networkBridge && s.userns != nil {
+		problems = append(problems, &FieldError{Field: "network", Value: s.network, Reason: "a Bridge network cannot be combined with a user namespace yet"})
+	}
+	if s.network.kind == networkBridge {
+		if err := s.network.bridge.Validate(); err != nil {
+			problems = append(problems, &FieldError{Field: "network", Value: s.network, Reason: err.Error(), Err: err})
+		}
+	}
+	return problems
+}
+
+// bridgeConfig returns the netsetup configuration of a run.
+func (s *Sandbox) bridgeConfig() netsetup.Config {
+	cfg := s.network.bridge
+	cfg.Hostname = s.hostname
+	cfg.Publish = nil
+	for _, p := range s.ports {
+		cfg.Publish = append(cfg.Publish, netsetup.Port{Proto: p.Proto, HostPort: uint16(p.HostPort), SandboxPort: uint16(p.SandboxPort)})
+	}
+	return cfg
+}
+
+// The errors a bridge network can fail with, for errors.As.
+type (
+	// PortInUseError means a published host port could not be bound. It
+	// matches the underlying errno (EADDRINUSE, EACCES).
+	PortInUseError = netsetup.PortInUseError
+	// SubnetConflictError means the bridge's subnet overlaps a route of
+	// the host.
+	SubnetConflictError = netsetup.SubnetConflictError
+	// BridgeConflictError means an interface with the bridge's name exists
+	// but cannot be used as the bridge (another kind, another subnet, or
+	// another Isolated setting).
+	BridgeConflictError = netsetup.BridgeConflictError
+	// BridgeInUseError means RemoveBridge found leases of live sandboxes.
+	BridgeInUseError = netsetup.BridgeInUseError
+)
+
+// ErrNoAddress means every address of the bridge's subnet is leased.
+var ErrNoAddress = netsetup.ErrNoAddress

@@ -44,6 +44,7 @@ type Sandbox struct {
 	stderr      io.Writer
 	outputLimit int64
 	network     Network
+	ports       []PublishedPort
 	mounts      []mount // binds and tmpfs, in call order
 	files       []file
 	readOnly    bool // no overlay: the root itself is mounted read only
@@ -72,6 +73,7 @@ func New(root Root) *Sandbox {
 		workdir:     "/",
 		outputLimit: DefaultOutputLimit,
 		seccomp:     &compiledFilter{profile: DefaultSeccompProfile()},
+		network:     NoNetwork(),
 	}
 }
 
@@ -80,6 +82,7 @@ func (s *Sandbox) clone() *Sandbox {
 	c := *s
 	c.env = slices.Clone(s.env)
 	c.mounts = slices.Clone(s.mounts)
+	c.ports = slices.Clone(s.ports)
 	c.files = slices.Clone(s.files)
 	c.caps = slices.Clone(s.caps)
 	c.problems = slices.Clone(s.problems)
@@ -271,12 +274,12 @@ func (s *Sandbox) WithOutputLimit(bytes int64) *Sandbox {
 }
 
 // WithNetwork returns a copy of s with the network n: [NoNetwork] (the
-// default: a private namespace with only loopback, up) or [HostNetwork].
-// The last call wins.
+// default: a private namespace with only loopback, up), [HostNetwork], or
+// [Bridge] (its own address on a shared bridge). The last call wins.
 func (s *Sandbox) WithNetwork(n Network) *Sandbox {
 	c := s.clone()
 	if n.kind == networkUnset {
-		c.invalid("network", "zero Network", "must be made by NoNetwork or HostNetwork")
+		c.invalid("network", "zero Network", "must be made by NoNetwork, HostNetwork or Bridge")
 		return c
 	}
 	c.network = n
@@ -294,6 +297,7 @@ func (s *Sandbox) Validate() error {
 	}
 	problems = append(problems, s.checkTargets()...)
 	problems = append(problems, s.checkUserNamespace()...)
+	problems = append(problems, s.checkNetwork()...)
 	if len(problems) == 0 {
 		return nil
 	}
@@ -368,6 +372,9 @@ type Result struct {
 	// used at once (page cache of their files included, as the kernel
 	// counts it).
 	MemoryPeak int64
+	// Network is the sandbox's address, gateway and published ports on a
+	// Bridge network; nil for other networks.
+	Network *NetworkInfo
 }
 
 // Run starts argv in a new sandbox as defined by s, waits for it to end,

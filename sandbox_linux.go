@@ -47,6 +47,11 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		}
 	}()
 
+	// A bridge's namespace and veth take the kernel about a millisecond:
+	// made on their own goroutine, they overlap the rest of the setup.
+	pending := s.startBridge(ctx)
+	undo.Push(pending.unwind)
+
 	cg, err := newCgroup(cgroupName(), s.limits())
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: create cgroup: %w", err)
@@ -73,6 +78,11 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		undo.PushErr(func() error { return closeFD(&x.stubFD) })
 	}
 
+	bridge, err := pending.wait()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: bridge network: %w", err)
+	}
+
 	attr := spawn.Attr{Cloneflags: s.cloneFlags(), CgroupFD: cg.cloneFD(), Release: -1}
 	wait := -1
 	if s.userns != nil {
@@ -89,14 +99,14 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	}
 
 	var p spawn.Program
-	addPrelude(&p, cg.procsFDs(), wait, s.root.path, base)
+	addPrelude(&p, cg.procsFDs(), wait, s.root.path, base, bridge.netnsFD())
 	s.addRoot(&p, base)
 	p.Sethostname(s.hostname)
-	if s.network.kind != networkHost {
-		addLoopbackUp(&p)
+	if s.network.kind == networkNone {
+		addLoopbackUp(&p) // a bridge's namespace has lo up already
 	}
 	s.addMounts(&p, mounts)
-	s.addFiles(&p)
+	s.addFiles(&p, bridge.etcFiles())
 	s.addWorkdir(&p)
 	s.addReadOnlyRoot(&p)
 	s.addExec(&p, x, argv)
@@ -105,14 +115,16 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: start %s: %w", argv[0], startError(err))
 	}
-	// The child has what it needed of these.
+	// The child has what it needed of these; the network namespace now
+	// lives exactly as long as the sandbox.
 	mounts.close()
 	closeFD(&x.stubFD)
+	bridge.closeNetns()
 	start := time.Now()
 	io.started()
 
 	ws, ctxErr, timedOut := s.wait(ctx, proc)
-	res = &Result{Wall: time.Since(start), TimedOut: timedOut}
+	res = &Result{Wall: time.Since(start), TimedOut: timedOut, Network: bridge.info()}
 	io.finish(res)
 	switch {
 	case ws.Signaled():
@@ -127,6 +139,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	res.CPU, res.MemoryPeak, res.OOMKilled = u.cpu, u.memoryPeak, u.oomKills > 0
 	undo = cleanup.Stack{}
 	derr := cg.destroy()
+	nerr := bridge.detach(context.WithoutCancel(ctx))
 	if uerr != nil {
 		uerr = fmt.Errorf("sandbox: read usage: %w", uerr)
 	}
@@ -136,7 +149,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	if ctxErr != nil {
 		ctxErr = fmt.Errorf("sandbox: run %s: %w", argv[0], ctxErr)
 	}
-	return res, errors.Join(ctxErr, uerr, derr)
+	return res, errors.Join(ctxErr, uerr, derr, nerr)
 }
 
 // wait waits for the sandbox's PID 1 to end, killing it (and with it every

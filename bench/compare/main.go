@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command compare measures how long it takes to run busybox "true" with
 // comparable isolation under sandboxkit, runc, crun and bubblewrap, plus two
 // baselines (a plain fork+exec and unshare(1)), all on this machine in one

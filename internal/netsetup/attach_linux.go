@@ -135,7 +135,7 @@ func Attach(ctx context.Context, cfg Config, netns *os.File) (_ *Attachment, err
 	if err := waitForwarding(ctx, s, a.veth); err != nil {
 		return nil, err
 	}
-	if !cfg.Isolated && len(ports) > 0 {
+	if cfg.DNAT && !cfg.Isolated && len(ports) > 0 {
 		if err := addPorts(cfg.Bridge, a.ip, ports); err != nil {
 			return nil, err
 		}
@@ -247,7 +247,7 @@ func (a *Attachment) Detach(ctx context.Context) error {
 		p.close()
 	}
 	var errs []error
-	if !a.cfg.Isolated && len(a.ports) > 0 {
+	if a.cfg.DNAT && !a.cfg.Isolated && len(a.ports) > 0 {
 		errs = append(errs, deletePorts(a.cfg.Bridge, a.ip, a.ports))
 	}
 	if isOpen(a.netns) {

@@ -184,6 +184,7 @@ func TestAttachReclaimsStaleLease(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Subnet = netip.MustParsePrefix(cfg.Subnet.Addr().String() + "/30") // one address
 	cfg.Publish = []Port{{Proto: "tcp", SandboxPort: 80}}
+	cfg.DNAT = true // the kernel mapping is what this checks
 
 	// A holder that crashed: its lease names a dead process, and its port
 	// mapping and veth are still there; its namespace lives on (standing in
@@ -231,6 +232,7 @@ func TestAttachReclaimsStaleLease(t *testing.T) {
 func TestAttachPublish(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Publish = []Port{{Proto: "tcp", SandboxPort: 8080}, {Proto: "udp", SandboxPort: 5353}}
+	cfg.DNAT = true // the kernel mapping is what this checks
 	ns := newNetns(t)
 	serveTCP(t, ns, ":8080")
 	serveUDP(t, ns, ":5353")

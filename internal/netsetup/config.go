@@ -44,7 +44,16 @@ type Config struct {
 	// Default /run/sandboxkit/net.
 	StateDir string
 	// Publish lists the ports to publish from the host into the sandbox.
+	// They are always served by a userland proxy listening on every host
+	// address (the only way to reach them from 127.0.0.1).
 	Publish []Port
+	// DNAT, on a bridge that is not Isolated, also maps the published ports
+	// in the kernel (an nftables DNAT map): traffic to the host's non-loopback
+	// addresses then reaches the sandbox with the client's own source address
+	// and without the proxy's copy. Removing a mapping costs the kernel an RCU
+	// grace period (10 to 20 ms here) at Detach, which is why it is off by
+	// default.
+	DNAT bool
 	// DNS lists the nameservers for the sandbox's resolv.conf. Empty means
 	// the host's non-loopback IPv4 nameservers (see [ResolvConf]). Attach only
 	// validates it; [Attachment.ResolvConf] uses it.

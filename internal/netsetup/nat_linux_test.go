@@ -84,6 +84,7 @@ func TestAttachOutbound(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Isolated = tt.isolated
 			cfg.Publish = []Port{{Proto: "tcp", SandboxPort: 9000}}
+			cfg.DNAT = true // the kernel mapping is what this checks
 			out := newOutside(t)
 			serveTCP(t, out.ns, ":9999")
 			ns := newNetns(t)

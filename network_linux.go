@@ -1,0 +1,147 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/sandboxkit/sandbox/internal/cleanup"
+	"github.com/sandboxkit/sandbox/internal/netsetup"
+)
+
+// bridgeRun is a run's place on a bridge: the network namespace made for
+// it, until the child has joined it, and the attachment.
+type bridgeRun struct {
+	netns *os.File
+	att   *netsetup.Attachment
+}
+
+// attachBridge makes the sandbox's network namespace and wires it to the
+// bridge. The undo steps detach (deleting the veth while the namespace
+// lives) and then close the namespace.
+func (s *Sandbox) attachBridge(ctx context.Context, undo *cleanup.Stack) (*bridgeRun, error) {
+	ns, err := netsetup.NewNetns()
+	if err != nil {
+		return nil, err
+	}
+	b := &bridgeRun{netns: ns}
+	undo.PushErr(b.closeNetns)
+	b.att, err = netsetup.Attach(ctx, s.bridgeConfig(), ns)
+	if err != nil {
+		return nil, err
+	}
+	undo.Push(b.att.Detach)
+	return b, nil
+}
+
+// pendingBridge is a bridge attachment being made on its own goroutine
+// while the rest of the sandbox is prepared.
+type pendingBridge struct {
+	done chan struct{}
+	b    *bridgeRun
+	undo cleanup.Stack // written by the goroutine; read after done
+	err  error
+}
+
+// startBridge starts attaching to the sandbox's bridge, or returns nil for
+// other networks.
+func (s *Sandbox) startBridge(ctx context.Context) *pendingBridge {
+	if s.network.kind != networkBridge {
+		return nil
+	}
+	p := &pendingBridge{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.b, p.err = s.attachBridge(ctx, &p.undo)
+	}()
+	return p
+}
+
+// wait returns the attachment once it is made; nil without a bridge.
+func (p *pendingBridge) wait() (*bridgeRun, error) {
+	if p == nil {
+		return nil, nil
+	}
+	<-p.done
+	return p.b, p.err
+}
+
+// unwind waits for the attachment and undoes whatever of it was made.
+func (p *pendingBridge) unwind(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	return p.undo.Unwind(ctx)
+}
+
+// netnsFD returns the namespace's descriptor for the child's setns, or -1.
+func (b *bridgeRun) netnsFD() int {
+	if b == nil {
+		return -1
+	}
+	return int(b.netns.Fd())
+}
+
+// closeNetns closes the parent's hold on the namespace, once the child
+// holds it or the run failed. It is idempotent.
+func (b *bridgeRun) closeNetns() error {
+	if b == nil || b.netns == nil {
+		return nil
+	}
+	err := b.netns.Close()
+	b.netns = nil
+	return err
+}
+
+// etcFiles returns the sandbox's /etc/hosts and /etc/resolv.conf.
+func (b *bridgeRun) etcFiles() []file {
+	if b == nil {
+		return nil
+	}
+	return []file{
+		{path: "/etc/hosts", data: b.att.HostsFile(), mode: 0o644},
+		{path: "/etc/resolv.conf", data: b.att.ResolvConf(), mode: 0o644},
+	}
+}
+
+// info returns what the Result reports of the run's network.
+func (b *bridgeRun) info() *NetworkInfo {
+	if b == nil {
+		return nil
+	}
+	n := &NetworkInfo{IP: b.att.IP(), Prefix: b.att.Subnet(), Gateway: b.att.Gateway()}
+	for _, p := range b.att.Ports() {
+		proto := p.Proto
+		if proto == "" {
+			proto = "tcp"
+		}
+		n.Ports = append(n.Ports, PublishedPort{Proto: proto, HostPort: int(p.HostPort), SandboxPort: int(p.SandboxPort)})
+	}
+	return n
+}
+
+// detach releases the lease, rules and proxies after the run; the veth
+// died with the namespace.
+func (b *bridgeRun) detach(ctx context.Context) error {
+	if b == nil {
+		return nil
+	}
+	if err := b.att.Detach(ctx); err != nil {
+		return fmt.Errorf("sandbox: detach from bridge: %w", err)
+	}
+	return nil
+}
+
+// RemoveBridge removes the bridge of n (made by Bridge), its NAT rules and
+// its state, when no live sandbox uses it; otherwise it returns a
+// *BridgeInUseError. A bridge that sandboxkit did not create is left alone.
+func RemoveBridge(ctx context.Context, n Network) error {
+	if n.kind != networkBridge {
+		return &ConfigError{Problems: []*FieldError{{Field: "network", Value: n, Reason: "must be made by Bridge"}}}
+	}
+	if err := netsetup.RemoveBridge(ctx, n.bridge); err != nil {
+		return fmt.Errorf("sandbox: remove bridge: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package sandbox_test
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+
+	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/testutil"
+)
+
+// testBridge returns a bridge network of the test's own, on a random
+// 10.211.x.0/24, removed with everything of ours when the test ends; and
+// a check that nothing of it is left but the bridge.
+func testBridge(t *testing.T, opts ...sandbox.BridgeOption) (sandbox.Network, netip.Prefix) {
+	t.Helper()
+	var b [2]byte
+	rand.Read(b[:])
+	name := fmt.Sprintf("sbxt%04x", binary.BigEndian.Uint16(b[:]))
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 211, b[0], 0}), 24)
+	n := sandbox.Bridge(append([]sandbox.BridgeOption{sandbox.BridgeName(name), sandbox.Subnet(subnet)}, opts...)...)
+	t.Cleanup(func() {
+		assert.NoError(t, sandbox.RemoveBridge(t.Context(), n), "RemoveBridge")
+		_, err := netlink.LinkByName(name)
+		assert.Error(t, err, "bridge %s must be gone", name)
+	})
+	return n, subnet
+}
+
+// bridgePorts counts the interfaces attached to n's bridge.
+func bridgePorts(t *testing.T, n sandbox.Network) int {
+	br, err := netlink.LinkByName(strings.TrimPrefix(n.String(), "bridge "))
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return 0
+	}
+	require.NoError(t, err)
+	links, err := netlink.LinkList()
+	require.NoError(t, err)
+	count := 0
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			count++
+		}
+	}
+	return count
+}
+
+func TestBridgeGivesTheSandboxItsOwnAddress(t *testing.T) {
+	sb, _ := busybox(t)
+	n, subnet := testBridge(t, sandbox.DNS(netip.MustParseAddr("192.0.2.53")))
+	res := sh(t, sb.WithNetwork(n).WithHostname("db1"),
+		"ip -4 -o addr show eth0 | awk '{print $4}'; ip route | grep default; cat /etc/hosts | grep db1; cat /etc/resolv.conf | grep nameserver")
+	require.NotNil(t, res.Network)
+	ip := res.Network.IP
+	assert.True(t, subnet.Contains(ip), "address %v in %v", ip, subnet)
+	gw := subnet.Addr().Next()
+	assert.Equal(t, gw, res.Network.Gateway)
+	assert.Equal(t, fmt.Sprintf("%s/24\ndefault via %s dev eth0 \n%s\tdb1\nnameserver 192.0.2.53\n", ip, gw, ip),
+		string(res.Stdout), "stderr: %s", res.Stderr)
+}
+
+func TestBridgeEndToEnd(t *testing.T) {
+	sb, _ := busybox(t)
+	n, _ := testBridge(t)
+	share := t.TempDir()
+	hostPort := freePort(t)
+
+	// Sandbox A: an echo server, publishing its port 8080, telling the
+	// test its address through a bind.
+	type result struct {
+		res *sandbox.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := sb.WithNetwork(n).WithPublish(hostPort, 8080).WithBind(share, "/share").WithTimeout(30*time.Second).
+			Run(testCtx(t), "/bin/sh", "-c", `
+				ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1 > /share/ip.tmp && mv /share/ip.tmp /share/ip
+				nc -ll -p 8080 -e cat & 
+				while [ ! -e /share/stop ]; do sleep 0.05; done`)
+		done <- result{res, err}
+	}()
+	var ip string
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(share, "ip"))
+		ip = strings.TrimSpace(string(b))
+		return err == nil && ip != ""
+	}, 10*time.Second, 10*time.Millisecond, "the server sandbox did not start")
+
+	// From the host, through the published port on 127.0.0.1.
+	require.Eventually(t, func() bool { return echo(fmt.Sprintf("127.0.0.1:%d", hostPort), "via host") == "via host" },
+		5*time.Second, 20*time.Millisecond, "the published port must reach the sandbox's server")
+
+	// From a second sandbox on the same bridge, by address.
+	res := sh(t, sb.WithNetwork(n), fmt.Sprintf("echo via-bridge | nc -w 2 %s 8080", ip))
+	assert.Equal(t, "via-bridge\n", string(res.Stdout), "stderr: %s", res.Stderr)
+
+	require.NoError(t, os.WriteFile(filepath.Join(share, "stop"), nil, 0o644))
+	r := <-done
+	require.NoError(t, r.err)
+	require.NotNil(t, r.res.Network)
+	assert.Equal(t, []sandbox.PublishedPort{{Proto: "tcp", HostPort: hostPort, SandboxPort: 8080}}, r.res.Network.Ports)
+	assert.Equal(t, ip, r.res.Network.IP.String())
+
+	// Everything of the run is gone: the proxy's port is free again and
+	// the veths died with the namespaces.
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort))
+	require.NoError(t, err, "the published port must be free after the run")
+	l.Close()
+	require.Eventually(t, func() bool { return bridgePorts(t, n) == 0 }, 30*time.Second, 10*time.Millisecond,
+		"the veths must die with the namespaces")
+}
+
+// echo sends msg to addr and returns the first line it gets back.
+func echo(addr, msg string) string {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintln(c, msg)
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+// freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestBridgeReachesTheHostButNoNetworkDoesNot(t *testing.T) {
+	sb, _ := busybox(t)
+	n, subnet := testBridge(t)
+	l, err := net.Listen("tcp", "0.0.0.0:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, "hello from the host")
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	gw := subnet.Addr().Next()
+	script := fmt.Sprintf("nc -w 2 %s %d </dev/null 2>&1 || echo unreachable", gw, port)
+	res := sh(t, sb.WithNetwork(n), script)
+	assert.Equal(t, "hello from the host\n", string(res.Stdout), "a bridge sandbox reaches the host at its gateway")
+	res = sh(t, sb, script)
+	assert.Contains(t, string(res.Stdout), "unreachable", "a NoNetwork sandbox reaches nothing")
+}
+
+func TestBridgeBadInput(t *testing.T) {
+	sb, _ := busybox(t)
+	err := sb.WithPublish(8080, 80).Validate()
+	assert.ErrorIs(t, err, sandbox.ErrInvalidConfig, "publishing needs a bridge")
+	err = sb.WithNetwork(sandbox.Bridge(sandbox.BridgeName("bad name!"), sandbox.Subnet(netip.MustParsePrefix("10.0.0.1/24")))).
+		WithPublish(-1, 0).Validate()
+	var ce *sandbox.ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Len(t, ce.Problems, 3, "bad host port, bad sandbox port, bad bridge: %v", err)
+
+	n, _ := testBridge(t)
+	busy, err := net.Listen("tcp", "0.0.0.0:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	_, err = sb.WithNetwork(n).WithPublish(busy.Addr().(*net.TCPAddr).Port, 80).Run(testCtx(t), "/bin/true")
+	var inUse *sandbox.PortInUseError
+	require.ErrorAs(t, err, &inUse, "a published port in use is a typed error")
+	assert.ErrorIs(t, err, syscall.EADDRINUSE)
+	assert.Equal(t, 0, bridgePorts(t, n), "nothing half-made is left")
+	assert.Empty(t, testutil.SandboxCgroups(t))
+}
+
+func TestBridgeSubnetOverlappingAHostRoute(t *testing.T) {
+	sb, _ := busybox(t)
+	// A link of the test's own, with a route on 10.213.7.0/24.
+	la := netlink.NewLinkAttrs()
+	la.Name = "sbxconflict"
+	conflict := &netlink.Bridge{LinkAttrs: la}
+	require.NoError(t, netlink.LinkAdd(conflict))
+	t.Cleanup(func() { netlink.LinkDel(conflict) })
+	addr, err := netlink.ParseAddr("10.213.7.1/24")
+	require.NoError(t, err)
+	require.NoError(t, netlink.AddrAdd(conflict, addr))
+	require.NoError(t, netlink.LinkSetUp(conflict))
+
+	n := sandbox.Bridge(sandbox.BridgeName("sbxtconf"), sandbox.Subnet(netip.MustParsePrefix("10.213.0.0/16")))
+	_, err = sb.WithNetwork(n).Run(testCtx(t), "/bin/true")
+	var sc *sandbox.SubnetConflictError
+	require.ErrorAs(t, err, &sc, "got %v", err)
+	_, err = netlink.LinkByName("sbxtconf")
+	assert.Error(t, err, "no bridge may be made on a conflicting subnet")
+}
+
+func TestBridgeLeavesNothingAfterManyRuns(t *testing.T) {
+	sb, _ := busybox(t)
+	n, _ := testBridge(t)
+	sb = sb.WithNetwork(n).WithPublish(0, 80)
+	sh(t, sb, "true")
+	before := testutil.SnapshotHost(t)
+	const runs = 200
+	for i := range runs {
+		res := sh(t, sb, "ip -4 -o addr show eth0 | wc -l")
+		require.Equal(t, "1\n", string(res.Stdout), "run %d", i)
+	}
+	after := testutil.SnapshotHost(t)
+	assert.Equal(t, before.FDs, after.FDs, "descriptors after %d bridge runs (namespaces, proxies, netlink sockets)", runs)
+	assert.Equal(t, before.Mounts, after.Mounts)
+	assert.Empty(t, after.Cgroups)
+	assert.LessOrEqual(t, after.Threads, before.Threads+4, "no proxy goroutine may linger")
+	// The kernel destroys dead network namespaces in batches, on a work
+	// queue shared with every other namespace this suite made.
+	start := time.Now()
+	require.Eventually(t, func() bool { return bridgePorts(t, n) == 0 }, 30*time.Second, 20*time.Millisecond,
+		"veths must die with their namespaces")
+	t.Logf("the kernel removed the last veth %v after the last run", time.Since(start).Round(time.Millisecond))
+	leases, err := filepath.Glob("/run/sandboxkit/net/*/*.lease")
+	require.NoError(t, err)
+	assert.Empty(t, leases, "every lease must be freed")
+}
