@@ -112,13 +112,13 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
 	if !s.bare {
 		// The paths exist in the sandbox's /proc and /sys exactly when they
 		// exist in the host's: the same kernel serves both.
-		for _, m := range existing(maskedFiles) {
+		for _, m := range s.facts.get().maskedFiles {
 			p.Mount(dev+"/null", newRoot+m, "", unix.MS_BIND, "")
 		}
 		// One empty read-only tmpfs, bound onto the other directories: a
 		// bind inherits read-only and costs less than a new file system.
 		empty := ""
-		for _, m := range existing(maskedDirs) {
+		for _, m := range s.facts.get().maskedDirs {
 			if empty == "" {
 				empty = newRoot + m
 				p.Mount("tmpfs", empty, "tmpfs", unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "size=0")
@@ -128,7 +128,7 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
 		}
 		// A fresh /proc has nothing mounted below these paths, so a plain
 		// bind is enough before the read-only remount.
-		for _, m := range existing(readOnlyPaths) {
+		for _, m := range s.facts.get().readOnly {
 			p.Mount(newRoot+m, newRoot+m, "", unix.MS_BIND, "")
 			p.Mount("", newRoot+m, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "")
 		}

@@ -50,10 +50,12 @@ type Sandbox struct {
 	readOnly    bool // no overlay: the root itself is mounted read only
 	caps        []int
 	capsSet     bool
-	rlimits     map[Rlimit][2]uint64 // copied on write
-	seccomp     *compiledFilter      // shared by copies; compiled once
-	userns      *idMap               // nil: no user namespace
-	bare        bool                 // no hardening at all: only for measuring its cost
+	rlimits     map[Rlimit][2]uint64             // copied on write
+	seccomp     *compiledFilter                  // shared by copies; compiled once
+	facts       *hostFacts                       // shared by copies; probed once
+	userns      *idMap                           // nil: no user namespace
+	bare        bool                             // no hardening at all: only for measuring its cost
+	trace       func(steps []string, ns []int64) // receives the child's per-step times: only for profiling
 	problems    []*FieldError
 }
 
@@ -74,6 +76,7 @@ func New(root Root) *Sandbox {
 		outputLimit: DefaultOutputLimit,
 		seccomp:     &compiledFilter{profile: DefaultSeccompProfile()},
 		network:     NoNetwork(),
+		facts:       &hostFacts{},
 	}
 }
 

@@ -69,7 +69,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		return nil, fmt.Errorf("sandbox: prepare mounts: %w", err)
 	}
 	undo.PushErr(mounts.close)
-	x := execSetup{stdio: io.childFDs(), stubFD: -1, lastCap: lastCapability(), filter: filter}
+	x := execSetup{stdio: io.childFDs(), stubFD: -1, lastCap: s.facts.get().lastCap, filter: filter}
 	if x.stubFD, err = execstub.Open(); errors.Is(err, execstub.ErrUnsupportedArch) {
 		x.stubFD = -1
 	} else if err != nil {
@@ -111,7 +111,18 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	s.addReadOnlyRoot(&p)
 	s.addExec(&p, x, argv)
 
+	if s.trace != nil {
+		p.Trace = make([]int64, p.Len()+1)
+	}
 	proc, err := spawn.Start(&p, attr)
+	if s.trace != nil {
+		steps := make([]string, p.Len())
+		for i := range steps {
+			st := p.Step(i)
+			steps[i] = st.Op + " " + sandboxPath(st.Path)
+		}
+		s.trace(steps, p.Trace)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: start %s: %w", argv[0], startError(err))
 	}

@@ -188,13 +188,15 @@ func readFull(fd int, b []byte) (int, error) {
 //go:norace
 func forkAndRun(p *Program, args *cloneArgs, errfd uintptr) (pid uintptr, errno syscall.Errno) {
 	var (
-		i    int
-		j    int
-		o    *op
-		a    [6]uintptr
-		r1   uintptr
-		e    syscall.Errno
-		fail uintptr
+		i       int
+		j       int
+		o       *op
+		a       [6]uintptr
+		r1      uintptr
+		e       syscall.Errno
+		fail    uintptr
+		tracing bool
+		ts      syscall.Timespec
 	)
 	runtime_BeforeFork()
 	pid, errno = rawVfork(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0)
@@ -207,6 +209,11 @@ func forkAndRun(p *Program, args *cloneArgs, errfd uintptr) (pid uintptr, errno 
 
 	// Child.
 	runtime_AfterForkInChild()
+	tracing = len(p.Trace) == len(p.ops)+1
+	if tracing {
+		syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, 1, uintptr(unsafe.Pointer(&ts)), 0)
+		p.Trace[0] = int64(ts.Sec)*1e9 + int64(ts.Nsec)
+	}
 	for i = 0; i < len(p.ops); i++ {
 		o = &p.ops[i]
 		a = o.args
@@ -232,6 +239,10 @@ func forkAndRun(p *Program, args *cloneArgs, errfd uintptr) (pid uintptr, errno 
 		}
 		if o.regOut > 0 {
 			p.regs[(o.regOut-1)&(NumRegs-1)] = r1
+		}
+		if tracing {
+			syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, 1, uintptr(unsafe.Pointer(&ts)), 0)
+			p.Trace[i+1] = int64(ts.Sec)*1e9 + int64(ts.Nsec)
 		}
 		if o.jump > 0 {
 			i = int(o.jump) - 2 // the loop adds one

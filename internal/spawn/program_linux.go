@@ -47,6 +47,13 @@ type Program struct {
 	ptrs  [][]*byte
 	regs  [NumRegs]uintptr
 	fail  [2]uint32 // op index and errno, written by a failing child
+
+	// Trace, when it holds Len()+1 elements, receives CLOCK_MONOTONIC
+	// nanoseconds before the first op and after each op that the child
+	// ran (the last op, an exec, leaves its slot zero when it succeeds).
+	// The child writes it in the parent's memory, so it is only filled
+	// where the child shares it (vfork, on amd64 and arm64). For profiling.
+	Trace []int64
 }
 
 // Len reports how many ops p has.
