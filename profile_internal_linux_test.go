@@ -55,7 +55,7 @@ func TestProfileChildSteps(t *testing.T) {
 		total += med
 		op := strings.Fields(k)[1]
 		groups[op] += med
-		fmt.Printf("%-60s %7.1f us\n", k, float64(med)/1e3)
+		fmt.Printf("%-60s %7.1f us  p99 %7.1f us\n", k, float64(med)/1e3, float64(d[len(d)*99/100])/1e3)
 	}
 	fmt.Printf("total of medians: %.1f us\n", float64(total)/1e3)
 	for op, ns := range groups {

@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/seccomp"
 )
 
 // busyboxCandidates are where Debian's busybox-static installs busybox.
@@ -94,11 +95,13 @@ func copyFile(src, dst string, perm os.FileMode) error {
 // mounts of runc's default spec that sandboxkit also makes: /proc, /dev as
 // a tmpfs, /dev/pts, /dev/shm and /sys read only, plus a tmpfs on /tmp.
 //
-// Like sandboxkit, and unlike `runc spec`, it keeps root's capabilities,
-// masks no /proc paths, sets no rlimits and no seccomp filter: each would
-// be extra work that sandboxkit does not do.
+// It has the hardening sandboxkit applies by default, so that both sides do
+// the same work: Docker's capability set, no_new_privs, NOFILE 1024 and
+// CORE 0, runc's masked and read-only paths, and the same seccomp profile
+// (sandboxkit's, converted to the OCI form).
 func ociSpec(root, cgroupsPath string) *specs.Spec {
 	limit := int64(memoryLimit)
+	caps := sandbox.DefaultCapabilities()
 	return &specs.Spec{
 		// The version the installed runc and crun were built for; both
 		// accept every 1.0.x configuration.
@@ -109,6 +112,14 @@ func ociSpec(root, cgroupsPath string) *specs.Spec {
 			Args:     []string{"/bin/true"},
 			Env:      []string{"PATH=" + sandbox.DefaultPath},
 			Cwd:      "/",
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: caps, Effective: caps, Permitted: caps,
+			},
+			NoNewPrivileges: true,
+			Rlimits: []specs.POSIXRlimit{
+				{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024},
+				{Type: "RLIMIT_CORE", Hard: 0, Soft: 0},
+			},
 		},
 		Root:     &specs.Root{Path: root, Readonly: true},
 		Hostname: sandbox.DefaultHostname,
@@ -130,6 +141,13 @@ func ociSpec(root, cgroupsPath string) *specs.Spec {
 				{Type: specs.CgroupNamespace},
 			},
 			CgroupsPath: cgroupsPath,
+			MaskedPaths: []string{
+				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+				"/sys/firmware", "/sys/devices/virtual/powercap",
+			},
+			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+			Seccomp:       ociSeccomp(),
 			Resources: &specs.LinuxResources{
 				// As in runc's default spec; the runtimes then allow
 				// only the standard devices they create in /dev.
@@ -147,4 +165,37 @@ func writeSpec(bundle string, spec *specs.Spec) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
+}
+
+// ociSeccomp converts sandboxkit's default seccomp profile to the OCI form.
+func ociSeccomp() *specs.LinuxSeccomp {
+	p := seccomp.Default()
+	out := &specs.LinuxSeccomp{
+		DefaultAction:   specs.LinuxSeccompAction(p.DefaultAction.String()),
+		DefaultErrnoRet: errnoRet(p.DefaultErrno),
+		Architectures:   []specs.Arch{specs.ArchX86_64, specs.ArchAARCH64},
+	}
+	for _, r := range p.Rules {
+		sc := specs.LinuxSyscall{Names: r.Names, Action: specs.LinuxSeccompAction(r.Action.String())}
+		if r.Action == seccomp.ActErrno {
+			sc.ErrnoRet = errnoRet(r.Errno)
+		}
+		for _, a := range r.Args {
+			sc.Args = append(sc.Args, specs.LinuxSeccompArg{
+				Index: uint(a.Index), Value: a.Value, ValueTwo: a.Mask, Op: specs.LinuxSeccompOperator(a.Op.String()),
+			})
+		}
+		out.Syscalls = append(out.Syscalls, sc)
+	}
+	out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{Names: p.Allow, Action: specs.ActAllow})
+	return out
+}
+
+// errnoRet returns the errno an OCI rule returns: EPERM for 0.
+func errnoRet(e uint16) *uint {
+	n := uint(e)
+	if n == 0 {
+		n = 1 // EPERM
+	}
+	return &n
 }
