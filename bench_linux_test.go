@@ -1,8 +1,6 @@
 package sandbox_test
 
 import (
-	"context"
-	"net/netip"
 	"testing"
 
 	"github.com/sandboxkit/sandbox"
@@ -55,16 +53,4 @@ func BenchmarkRunParallel(b *testing.B) {
 			}
 		}
 	})
-}
-
-// BenchmarkRunBridge measures a cold Run of true with its own address on a
-// bridge, next to BenchmarkRun/busybox (no network but loopback).
-func BenchmarkRunBridge(b *testing.B) {
-	testutil.RequireRoot(b)
-	n := sandbox.Bridge(sandbox.BridgeName("sbxbench"), sandbox.Subnet(netip.MustParsePrefix("10.214.0.0/20")))
-	b.Cleanup(func() { sandbox.RemoveBridge(context.Background(), n) })
-	sb := sandbox.New(sandbox.Dir(testutil.Rootfs(b))).WithMemory(64 << 20)
-	b.Run("none", func(b *testing.B) { benchRun(b, sb, "/bin/true") })
-	b.Run("bridge", func(b *testing.B) { benchRun(b, sb.WithNetwork(n), "/bin/true") })
-	b.Run("bridge-publish", func(b *testing.B) { benchRun(b, sb.WithNetwork(n).WithPublish(0, 80), "/bin/true") })
 }
