@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -23,10 +24,18 @@ const escapeEnv = "SANDBOXKIT_ESCAPE"
 // killed, as a crashing service would be.
 const crashEnv = "SANDBOXKIT_CRASH_ROOT"
 
+// leaseEnv, when set to "ROOT,BRIDGE,SUBNET,SHARE,N", makes the test binary
+// a second caller that runs N bridge sandboxes at once, each writing its
+// address into SHARE and holding it a while.
+const leaseEnv = "SANDBOXKIT_LEASE_HOLDER"
+
 func TestMain(m *testing.M) {
 	if attempt := os.Getenv(escapeEnv); attempt != "" {
 		fmt.Println(tryEscape(attempt, os.Args[1:]))
 		os.Exit(0)
+	}
+	if spec := os.Getenv(leaseEnv); spec != "" {
+		os.Exit(holdLeases(spec))
 	}
 	if root := os.Getenv(crashEnv); root != "" {
 		sandbox.New(sandbox.Dir(root)).WithStdout(os.Stdout).Run(context.Background(), "/bin/sh", "-c", "echo running; sleep 100")
@@ -153,3 +162,39 @@ func outcome(err error) string {
 	}
 	return unix.ErrnoName(e)
 }
+
+// holdLeases runs the sandboxes leaseEnv describes and returns the exit
+// status: 0 when all ran.
+func holdLeases(spec string) int {
+	f := strings.Split(spec, ",")
+	if len(f) != 5 {
+		return 2
+	}
+	n, _ := strconv.Atoi(f[4])
+	prefix, err := netip.ParsePrefix(f[2])
+	if err != nil {
+		return 2
+	}
+	sb := sandbox.New(sandbox.Dir(f[0])).WithBind(f[3], "/share").
+		WithNetwork(sandbox.Bridge(sandbox.BridgeName(f[1]), sandbox.Subnet(prefix)))
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := sb.Run(context.Background(), "/bin/sh", "-c", holdScript)
+			errs <- err
+		}()
+	}
+	status := 0
+	for range n {
+		if err := <-errs; err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			status = 1
+		}
+	}
+	return status
+}
+
+// holdScript records the sandbox's address in /share under a unique name
+// and keeps it while the other sandboxes start.
+const holdScript = `ip=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1); ` +
+	`echo $ip > /share/$ip.$(cat /proc/sys/kernel/random/uuid); sleep 1`

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -240,4 +241,45 @@ func TestBridgeLeavesNothingAfterManyRuns(t *testing.T) {
 	leases, err := filepath.Glob("/run/sandboxkit/net/*/*.lease")
 	require.NoError(t, err)
 	assert.Empty(t, leases, "every lease must be freed")
+}
+
+func TestBridgeLeasesAreUniqueAcrossProcesses(t *testing.T) {
+	sb, root := busybox(t)
+	n, subnet := testBridge(t)
+	share := t.TempDir()
+	self, err := os.Executable()
+	require.NoError(t, err)
+	const perCaller = 5
+	var helpers []*exec.Cmd
+	for range 2 {
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%s,%s,%d", leaseEnv, root,
+			strings.TrimPrefix(n.String(), "bridge "), subnet, share, perCaller))
+		cmd.Stderr = os.Stderr
+		require.NoError(t, cmd.Start())
+		helpers = append(helpers, cmd)
+	}
+	errs := make(chan error, perCaller)
+	for range perCaller {
+		go func() {
+			_, err := sb.WithNetwork(n).WithBind(share, "/share").Run(testCtx(t), "/bin/sh", "-c", holdScript)
+			errs <- err
+		}()
+	}
+	for range perCaller {
+		assert.NoError(t, <-errs)
+	}
+	for _, h := range helpers {
+		assert.NoError(t, h.Wait(), "a second caller's sandboxes must all run")
+	}
+	entries, err := os.ReadDir(share)
+	require.NoError(t, err)
+	require.Len(t, entries, 3*perCaller, "every sandbox recorded its address")
+	seen := map[string]bool{}
+	for _, e := range entries {
+		addr := strings.Join(strings.Split(e.Name(), ".")[:4], ".")
+		assert.False(t, seen[addr], "address %s was leased twice at once", addr)
+		seen[addr] = true
+		assert.True(t, subnet.Contains(netip.MustParseAddr(addr)), "address %s in %s", addr, subnet)
+	}
 }
