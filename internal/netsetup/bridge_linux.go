@@ -199,17 +199,7 @@ func checkAdopt(name string, index int, gateway netip.Prefix) error {
 	return &BridgeConflictError{Bridge: name, Reason: "exists without address " + gateway.String()}
 }
 
-func readBridgeRecord(path string) (bridgeRecord, error) {
-	var rec bridgeRecord
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return rec, err
-	}
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return rec, &fs.PathError{Op: "decode", Path: path, Err: err}
-	}
-	return rec, nil
-}
+func readBridgeRecord(path string) (bridgeRecord, error) { return readJSON[bridgeRecord](path) }
 
 func writeBridgeRecord(path string, rec bridgeRecord) error {
 	b, err := json.Marshal(rec)

@@ -174,8 +174,11 @@ func scanLeases(dir string, self procID) (leaseScan, error) {
 }
 
 // readLease reads a lease file.
-func readLease(path string) (leaseRecord, error) {
-	var rec leaseRecord
+func readLease(path string) (leaseRecord, error) { return readJSON[leaseRecord](path) }
+
+// readJSON reads a state file holding one JSON value.
+func readJSON[T any](path string) (T, error) {
+	var rec T
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return rec, err
