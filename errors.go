@@ -18,6 +18,7 @@ type FieldError struct {
 	Err    error  // the underlying error, if a check of the host found it; may be nil
 }
 
+// Error says which setting is wrong, its value and why.
 func (e *FieldError) Error() string {
 	return fmt.Sprintf("%s %v: %s", e.Field, e.Value, e.Reason)
 }
@@ -32,6 +33,7 @@ type ConfigError struct {
 	Problems []*FieldError
 }
 
+// Error lists every problem, after the ErrInvalidConfig text.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString(ErrInvalidConfig.Error())

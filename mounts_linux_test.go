@@ -107,7 +107,7 @@ func TestHostFileThroughSymlinkIsNotReachable(t *testing.T) {
 	require.NoError(t, os.WriteFile(secret, []byte("secret"), 0o644))
 	require.NoError(t, os.Symlink(secret, filepath.Join(root, "link")))
 	res := sh(t, sb, "cat /link 2>&1")
-	assert.Equal(t, fmt.Sprintf("cat: can't open '/link': No such file or directory\n"), string(res.Stdout),
+	assert.Equal(t, "cat: can't open '/link': No such file or directory\n", string(res.Stdout),
 		"an absolute symlink in the root resolves inside the root")
 }
 

@@ -112,6 +112,7 @@ const (
 // RlimitInfinity is the value of an unlimited resource limit.
 const RlimitInfinity = ^uint64(0)
 
+// String returns the resource's C name, e.g. "RLIMIT_NOFILE".
 func (r Rlimit) String() string {
 	names := map[Rlimit]string{
 		RlimitCPU: "RLIMIT_CPU", RlimitFSIZE: "RLIMIT_FSIZE", RlimitDATA: "RLIMIT_DATA",

@@ -28,6 +28,8 @@ type capture struct {
 	truncated bool
 }
 
+// Write keeps what fits under the limit and reports all of p written, so
+// the program is never blocked by a full capture.
 func (c *capture) Write(p []byte) (int, error) {
 	room := c.limit - int64(c.buf.Len())
 	if int64(len(p)) > room {

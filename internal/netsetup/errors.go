@@ -21,6 +21,7 @@ type FieldError struct {
 	Reason string
 }
 
+// Error names the setting and the problem.
 func (e *FieldError) Error() string {
 	return fmt.Sprintf("%s %v: %s", e.Field, e.Value, e.Reason)
 }
@@ -35,6 +36,7 @@ type OpError struct {
 	Err  error
 }
 
+// Error names the operation, what it acted on, and the cause.
 func (e *OpError) Error() string { return e.Op + " " + e.Name + ": " + e.Err.Error() }
 
 // Unwrap returns the underlying error.
@@ -49,6 +51,7 @@ type SubnetConflictError struct {
 	Link   string       // the conflicting route's device; "" if it has none
 }
 
+// Error names the subnet and the route it overlaps.
 func (e *SubnetConflictError) Error() string {
 	return fmt.Sprintf("subnet %s overlaps host route %s dev %s", e.Subnet, e.Route, e.Link)
 }
@@ -61,6 +64,7 @@ type BridgeConflictError struct {
 	Reason string
 }
 
+// Error names the bridge and why it cannot be used.
 func (e *BridgeConflictError) Error() string {
 	return "bridge " + e.Bridge + ": " + e.Reason
 }
@@ -74,6 +78,7 @@ type PortInUseError struct {
 	Err      error
 }
 
+// Error names the protocol and port.
 func (e *PortInUseError) Error() string {
 	return fmt.Sprintf("publish %s port %d: %s", e.Proto, e.HostPort, e.Err)
 }
@@ -87,6 +92,7 @@ type BridgeInUseError struct {
 	Leases int // number of live leases
 }
 
+// Error names the bridge and its live leases.
 func (e *BridgeInUseError) Error() string {
 	return fmt.Sprintf("bridge %s: in use by %d leases", e.Bridge, e.Leases)
 }

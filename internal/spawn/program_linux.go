@@ -394,6 +394,7 @@ type Error struct {
 	Errno syscall.Errno
 }
 
+// Error reads like an fs.PathError: the step, its path and the errno.
 func (e *Error) Error() string {
 	return (&fs.PathError{Op: e.Step.Op, Path: e.Step.Path, Err: e.Errno}).Error()
 }
