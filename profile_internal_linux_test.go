@@ -12,16 +12,15 @@ import (
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
-// TestProfileChildSteps prints where a sandbox's child spends its time,
-// step by step (median over many runs), when SANDBOXKIT_PROFILE=1. It is a
-// measuring tool for BENCHMARKS.md, not a check: timings never decide a
-// test.
-func TestProfileChildSteps(t *testing.T) {
-	if os.Getenv("SANDBOXKIT_PROFILE") != "1" {
-		t.Skip("a profiling tool; run with SANDBOXKIT_PROFILE=1")
-	}
-	testutil.RequireRoot(t)
-	const runs = 300
+// BenchmarkChildSteps prints where a sandbox's child spends its time, step
+// by step: the median and p99 of each step over b.N runs, as in
+// BENCHMARKS.md. SANDBOXKIT_PROFILE_TINY_FILTER=1 swaps the seccomp filter
+// for a three-instruction one, to price the filter's length.
+//
+//	go test -run XXX -bench ChildSteps -benchtime 300x
+func BenchmarkChildSteps(b *testing.B) {
+	testutil.RequireRoot(b)
+	t := b
 	sums := map[string][]int64{}
 	var order []string
 	sb := New(Dir(testutil.Rootfs(t))).WithMemory(64 << 20)
@@ -40,9 +39,9 @@ func TestProfileChildSteps(t *testing.T) {
 			sums[key] = append(sums[key], ns[i+1]-ns[i])
 		}
 	}
-	for range runs {
-		if _, err := sb.Run(t.Context(), "/bin/true"); err != nil {
-			t.Fatal(err)
+	for b.Loop() {
+		if _, err := sb.Run(b.Context(), "/bin/true"); err != nil {
+			b.Fatal(err)
 		}
 	}
 	slices.Sort(order)
