@@ -30,9 +30,15 @@ import (
 func testBridge(t *testing.T, opts ...sandbox.BridgeOption) (sandbox.Network, netip.Prefix) {
 	t.Helper()
 	var b [2]byte
-	rand.Read(b[:])
+	var subnet netip.Prefix
+	for {
+		rand.Read(b[:])
+		subnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 211, b[0], 0}), 24)
+		if !routed(t, subnet) { // another bridge of this test may have it
+			break
+		}
+	}
 	name := fmt.Sprintf("sbxt%04x", binary.BigEndian.Uint16(b[:]))
-	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 211, b[0], 0}), 24)
 	n := sandbox.Bridge(append([]sandbox.BridgeOption{sandbox.BridgeName(name), sandbox.Subnet(subnet)}, opts...)...)
 	t.Cleanup(func() {
 		assert.NoError(t, sandbox.RemoveBridge(t.Context(), n), "RemoveBridge")
@@ -40,6 +46,21 @@ func testBridge(t *testing.T, opts ...sandbox.BridgeOption) (sandbox.Network, ne
 		assert.Error(t, err, "bridge %s must be gone", name)
 	})
 	return n, subnet
+}
+
+// routed reports whether the host has a route inside subnet.
+func routed(t *testing.T, subnet netip.Prefix) bool {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	require.NoError(t, err)
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		if p, err := netip.ParsePrefix(r.Dst.String()); err == nil && p.Overlaps(subnet) {
+			return true
+		}
+	}
+	return false
 }
 
 // bridgePorts counts the interfaces attached to n's bridge.
@@ -282,4 +303,44 @@ func TestBridgeLeasesAreUniqueAcrossProcesses(t *testing.T) {
 		seen[addr] = true
 		assert.True(t, subnet.Contains(netip.MustParseAddr(addr)), "address %s in %s", addr, subnet)
 	}
+}
+
+func TestIsolatedBridgeReachesOnlyItsGateway(t *testing.T) {
+	sb, _ := busybox(t)
+	// A host address of the test's own, on a link of its own, standing for
+	// the host's other interfaces.
+	la := netlink.NewLinkAttrs()
+	la.Name = "sbxother"
+	other := &netlink.Bridge{LinkAttrs: la}
+	require.NoError(t, netlink.LinkAdd(other))
+	t.Cleanup(func() { netlink.LinkDel(other) })
+	addr, err := netlink.ParseAddr("198.51.100.1/24")
+	require.NoError(t, err)
+	require.NoError(t, netlink.AddrAdd(other, addr))
+	require.NoError(t, netlink.LinkSetUp(other))
+
+	l, err := net.Listen("tcp", "0.0.0.0:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, "host")
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	probe := func(n sandbox.Network, subnet netip.Prefix) string {
+		script := fmt.Sprintf("for a in %s 198.51.100.1; do nc -w 1 $a %d </dev/null 2>/dev/null || echo blocked; done",
+			subnet.Addr().Next(), port)
+		return string(sh(t, sb.WithNetwork(n), script).Stdout)
+	}
+	open, openSubnet := testBridge(t)
+	assert.Equal(t, "host\nhost\n", probe(open, openSubnet), "a bridge sandbox reaches the host's addresses")
+	isolated, isoSubnet := testBridge(t, sandbox.Isolated())
+	assert.Equal(t, "host\nblocked\n", probe(isolated, isoSubnet),
+		"an isolated sandbox reaches its gateway and nothing else of the host")
 }
