@@ -56,7 +56,7 @@ func routed(t *testing.T, subnet netip.Prefix) bool {
 		if r.Dst == nil {
 			continue
 		}
-		if p, err := netip.ParsePrefix(r.Dst.String()); err == nil && p.Overlaps(subnet) {
+		if p, err := netip.ParsePrefix(r.Dst.String()); err == nil && p.Bits() > 0 && p.Overlaps(subnet) {
 			return true
 		}
 	}
