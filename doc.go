@@ -25,6 +25,12 @@
 // host's file system outside the root is reachable (pivot_root, not
 // chroot). Its environment is only what WithEnv gives, plus PATH.
 //
+// [Sandbox.WithBind], [Sandbox.WithTmpfs] and [Sandbox.WithFile] hand a
+// sandbox its inputs; [Sandbox.WithReadOnlyRoot] keeps it from writing
+// anywhere else. [Bridge] gives it its own address on a shared bridge, with
+// ports published to the host by [Sandbox.WithPublish];
+// [Sandbox.WithUserNamespace] maps its root to an unprivileged host user.
+//
 // # Requirements
 //
 // Linux 5.12 or later, run as root (uid 0). Cgroup v2, v1, or a hybrid of
@@ -49,12 +55,22 @@
 // When Run returns, on every path, nothing of the sandbox remains: its
 // processes are dead (the program is PID 1 of its namespace, so its exit
 // takes every other process with it), its mounts and network namespace
-// died with it, and its cgroup is removed after its usage was read.
+// died with it, its cgroup is removed after its usage was read, and its
+// bridge address, if any, is free again. A caller that crashes mid-run
+// leaves only an empty cgroup, which [Collect] removes.
 //
 // # Security
 //
 // The root, namespaces and limits above keep a program from the host's
-// files, processes and network and bound what it consumes. The child runs
-// no code of the host program between clone and exec, only system calls
-// prepared in advance.
+// files, processes and network and bound what it consumes. On top, every
+// sandbox is hardened by default: Docker's capability set
+// ([DefaultCapabilities], [Sandbox.WithCapabilities]), no_new_privs,
+// Docker's seccomp profile ([DefaultSeccompProfile], [Sandbox.WithSeccomp]),
+// runc's masked and read-only /proc and /sys paths, nodev mounts, only
+// descriptors 0 to 2, RLIMIT_NOFILE 1024 and RLIMIT_CORE 0
+// ([Sandbox.WithRlimit]). The child runs no code of the host program
+// between clone and exec, only system calls prepared in advance, and
+// executes the payload through a sealed stub, so the host binary is never
+// what a sandbox can execute or write. SECURITY.md in the repository lists
+// each claim with the test that tries the escape.
 package sandbox
