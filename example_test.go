@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log"
+	"net/netip"
 	"time"
 
 	"github.com/sandboxkit/sandbox"
@@ -47,4 +48,88 @@ func ExampleSandbox_Validate() {
 	fmt.Println(err)
 	// Output:
 	// sandbox: invalid configuration: root ./rootfs: must be an absolute path; memory -1: must be positive
+}
+
+// A code-execution backend: the source goes in as a file, the program runs
+// as an unprivileged user on a read-only root with a scratch tmpfs. Needs
+// Linux and root, so it is compiled but not run by go test.
+func ExampleSandbox_WithFile() {
+	source := []byte("print(sum(range(10)))\n")
+	res, err := sandbox.New(sandbox.HostRoot()).
+		WithUser(1000, 1000).
+		WithReadOnlyRoot().
+		WithTmpfs("/work", 64<<20).
+		WithFile("/work/main.py", source, 0o644).
+		WithWorkdir("/work").
+		WithMemory(256<<20).WithPids(64).WithTimeout(5*time.Second).
+		Run(context.Background(), "python3", "main.py")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s", res.Stdout)
+}
+
+// Hand a sandbox a host directory, read only, and another to write
+// results into. Needs Linux and root: compiled, not run.
+func ExampleSandbox_WithBind() {
+	sb := sandbox.New(sandbox.HostRoot()).
+		WithBind("/srv/inputs", "/in", sandbox.ReadOnly).
+		WithBind("/srv/outputs", "/out")
+	res, err := sb.Run(context.Background(), "/bin/sh", "-c", "wc -l /in/* > /out/counts")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.ExitCode)
+}
+
+// A database per test, with its own address, reachable from the host on a
+// published port. Needs Linux and root: compiled, not run.
+func ExampleBridge() {
+	n := sandbox.Bridge(sandbox.BridgeName("testnet"), sandbox.Subnet(netip.MustParsePrefix("10.77.0.0/24")))
+	defer sandbox.RemoveBridge(context.Background(), n)
+	res, err := sandbox.New(sandbox.HostRoot()).
+		WithNetwork(n).
+		WithPublish(0, 6379). // 0: any free host port
+		WithTimeout(time.Minute).
+		Run(context.Background(), "redis-server", "--port", "6379")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Network.IP, res.Network.Ports[0].HostPort)
+}
+
+// Root inside, an unprivileged user outside. Needs Linux and root:
+// compiled, not run.
+func ExampleSandbox_WithUserNamespace() {
+	res, err := sandbox.New(sandbox.HostRoot()).WithUserNamespace().
+		Run(context.Background(), "cat", "/proc/self/uid_map")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s", res.Stdout) // 0 100000 65536
+}
+
+// Unknown capability names and system calls are reported by Validate.
+func ExampleSandbox_WithCapabilities() {
+	err := sandbox.New(sandbox.HostRoot()).
+		WithCapabilities("CAP_NET_ADMIN", "CAP_FLY").
+		WithSeccomp(sandbox.DefaultSeccompProfile().Allow("no_such_call")).
+		Validate()
+	var ce *sandbox.ConfigError
+	if errors.As(err, &ce) {
+		for _, p := range ce.Problems {
+			fmt.Println(p.Field, p.Value)
+		}
+	}
+	// Output:
+	// capabilities CAP_FLY
+	// seccomp profile
+}
+
+// Remove what callers that crashed mid-run left behind, at startup.
+// Needs Linux and root: compiled, not run.
+func ExampleCollect() {
+	if err := sandbox.Collect(context.Background()); err != nil {
+		log.Print(err)
+	}
 }

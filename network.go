@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 
@@ -236,3 +238,16 @@ type (
 
 // ErrNoAddress means every address of the bridge's subnet is leased.
 var ErrNoAddress = netsetup.ErrNoAddress
+
+// RemoveBridge removes the bridge of n (made by Bridge), its NAT rules and
+// its state, when no live sandbox uses it; otherwise it returns a
+// *BridgeInUseError. A bridge that sandboxkit did not create is left alone.
+func RemoveBridge(ctx context.Context, n Network) error {
+	if n.kind != networkBridge {
+		return &ConfigError{Problems: []*FieldError{{Field: "network", Value: n, Reason: "must be made by Bridge"}}}
+	}
+	if err := removeBridge(ctx, n); err != nil {
+		return fmt.Errorf("sandbox: remove bridge: %w", err)
+	}
+	return nil
+}

@@ -133,15 +133,6 @@ func (b *bridgeRun) detach(ctx context.Context) error {
 	return nil
 }
 
-// RemoveBridge removes the bridge of n (made by Bridge), its NAT rules and
-// its state, when no live sandbox uses it; otherwise it returns a
-// *BridgeInUseError. A bridge that sandboxkit did not create is left alone.
-func RemoveBridge(ctx context.Context, n Network) error {
-	if n.kind != networkBridge {
-		return &ConfigError{Problems: []*FieldError{{Field: "network", Value: n, Reason: "must be made by Bridge"}}}
-	}
-	if err := netsetup.RemoveBridge(ctx, n.bridge); err != nil {
-		return fmt.Errorf("sandbox: remove bridge: %w", err)
-	}
-	return nil
+func removeBridge(ctx context.Context, n Network) error {
+	return netsetup.RemoveBridge(ctx, n.bridge)
 }

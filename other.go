@@ -12,3 +12,7 @@ import (
 func (s *Sandbox) run(ctx context.Context, argv []string) (*Result, error) {
 	return nil, fmt.Errorf("sandbox: run on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
+
+func removeBridge(context.Context, Network) error {
+	return fmt.Errorf("sandbox: bridge on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+}
