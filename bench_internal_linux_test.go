@@ -54,6 +54,7 @@ func BenchmarkNetwork(b *testing.B) {
 	testutil.RequireRoot(b)
 	sb := New(Dir(testutil.Rootfs(b))).WithMemory(64 << 20)
 	n := Bridge(BridgeName("sbxbench"))
+	testutil.KeepIPForward(b)
 	b.Cleanup(func() { RemoveBridge(b.Context(), n) })
 	interleave(b, []string{"none", "host", "bridge", "publish"},
 		[]*Sandbox{sb, sb.WithNetwork(HostNetwork()), sb.WithNetwork(n), sb.WithNetwork(n).WithPublish(0, 80)})

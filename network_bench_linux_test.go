@@ -22,6 +22,7 @@ func BenchmarkPublishedPortThroughput(b *testing.B) {
 	testutil.RequireRoot(b)
 	root := testutil.Rootfs(b)
 	n := sandbox.Bridge(sandbox.BridgeName("sbxtput"))
+	testutil.KeepIPForward(b)
 	b.Cleanup(func() { sandbox.RemoveBridge(b.Context(), n) })
 	share := b.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -19,8 +19,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/netsetup"
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
@@ -40,6 +42,7 @@ func testBridge(t *testing.T, opts ...sandbox.BridgeOption) (sandbox.Network, ne
 	}
 	name := fmt.Sprintf("sbxt%04x", binary.BigEndian.Uint16(b[:]))
 	n := sandbox.Bridge(append([]sandbox.BridgeOption{sandbox.BridgeName(name), sandbox.Subnet(subnet)}, opts...)...)
+	testutil.KeepIPForward(t)
 	t.Cleanup(func() {
 		assert.NoError(t, sandbox.RemoveBridge(t.Context(), n), "RemoveBridge")
 		_, err := netlink.LinkByName(name)
@@ -343,4 +346,67 @@ func TestIsolatedBridgeReachesOnlyItsGateway(t *testing.T) {
 	isolated, isoSubnet := testBridge(t, sandbox.Isolated())
 	assert.Equal(t, "host\nblocked\n", probe(isolated, isoSubnet),
 		"an isolated sandbox reaches its gateway and nothing else of the host")
+}
+
+// outsideHost makes a host of the test's own, "outside" the machine: a
+// network namespace joined to the host by a veth, the host at 198.51.100.1
+// and the outside host at 198.51.100.2 (a documentation range), running a
+// TCP server that answers each connection with the address it came from.
+// It returns the server's address.
+func outsideHost(t *testing.T) string {
+	t.Helper()
+	outside, err := netsetup.NewNetns()
+	require.NoError(t, err)
+	t.Cleanup(func() { outside.Close() })
+	la := netlink.NewLinkAttrs()
+	la.Name = "sbxouth"
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: "sbxoutp", PeerNamespace: netlink.NsFd(int(outside.Fd()))}
+	require.NoError(t, netlink.LinkAdd(veth))
+	t.Cleanup(func() { netlink.LinkDel(veth) })
+	hostAddr, err := netlink.ParseAddr("198.51.100.1/24")
+	require.NoError(t, err)
+	require.NoError(t, netlink.AddrAdd(veth, hostAddr))
+	require.NoError(t, netlink.LinkSetUp(veth))
+
+	inside, err := netlink.NewHandleAt(netns.NsHandle(int(outside.Fd())))
+	require.NoError(t, err)
+	defer inside.Close()
+	peer, err := inside.LinkByName("sbxoutp")
+	require.NoError(t, err)
+	outsideAddr, err := netlink.ParseAddr("198.51.100.2/24")
+	require.NoError(t, err)
+	require.NoError(t, inside.AddrAdd(peer, outsideAddr))
+	require.NoError(t, inside.LinkSetUp(peer))
+
+	var l net.Listener
+	require.NoError(t, netsetup.InNetns(outside, func() (err error) {
+		l, err = net.Listen("tcp", "198.51.100.2:7777")
+		return err
+	}))
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			fmt.Fprintln(c, ip)
+			c.Close()
+		}
+	}()
+	return "198.51.100.2 7777"
+}
+
+func TestBridgeOutboundTrafficIsMasqueraded(t *testing.T) {
+	sb, _ := busybox(t)
+	server := outsideHost(t)
+	script := "nc -w 2 " + server + " </dev/null 2>/dev/null || echo blocked"
+	n, _ := testBridge(t)
+	res := sh(t, sb.WithNetwork(n), script)
+	assert.Equal(t, "198.51.100.1\n", string(res.Stdout),
+		"the outside host must be reached, and see the host's address, not the sandbox's")
+	isolated, _ := testBridge(t, sandbox.Isolated())
+	res = sh(t, sb.WithNetwork(isolated), script)
+	assert.Equal(t, "blocked\n", string(res.Stdout), "an isolated sandbox must not reach outside")
 }

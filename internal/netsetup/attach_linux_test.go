@@ -359,7 +359,7 @@ func TestDetachAfterSandboxExit(t *testing.T) {
 	// The sandbox's socket stands in for its processes: it keeps the
 	// namespace alive after the caller closes it.
 	var ln net.Listener
-	require.NoError(t, inNetns(ns, func() (err error) {
+	require.NoError(t, InNetns(ns, func() (err error) {
 		ln, err = net.Listen("tcp4", ":7002")
 		return err
 	}))

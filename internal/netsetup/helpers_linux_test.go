@@ -144,7 +144,7 @@ func netnsHandle(t testing.TB, ns *os.File) *netlink.Handle {
 func serveTCP(t testing.TB, ns *os.File, addr string) {
 	t.Helper()
 	var ln net.Listener
-	require.NoError(t, inNetns(ns, func() (err error) {
+	require.NoError(t, InNetns(ns, func() (err error) {
 		ln, err = net.Listen("tcp4", addr)
 		return err
 	}), "listen on %s in %s", addr, ns.Name())
@@ -178,7 +178,7 @@ func serveTCP(t testing.TB, ns *os.File, addr string) {
 func serveUDP(t testing.TB, ns *os.File, addr string) {
 	t.Helper()
 	var pc net.PacketConn
-	require.NoError(t, inNetns(ns, func() (err error) {
+	require.NoError(t, InNetns(ns, func() (err error) {
 		pc, err = net.ListenPacket("udp4", addr)
 		return err
 	}))
@@ -214,7 +214,7 @@ func talkTCP(t testing.TB, ns *os.File, addr, msg string) (peer, echo string, er
 	if ns == nil {
 		err = dial()
 	} else {
-		err = inNetns(ns, dial)
+		err = InNetns(ns, dial)
 	}
 	if err != nil {
 		return "", "", err

@@ -39,7 +39,7 @@ func openNetlink(proto int) (*nlSocket, error) {
 // The socket stays in netns whatever thread uses it.
 func openNetlinkIn(netns *os.File) (*nlSocket, error) {
 	var s *nlSocket
-	err := inNetns(netns, func() (err error) {
+	err := InNetns(netns, func() (err error) {
 		s, err = openNetlink(unix.NETLINK_ROUTE)
 		return err
 	})

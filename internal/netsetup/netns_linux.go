@@ -118,11 +118,11 @@ func checkNetns(f *os.File) error {
 	return err
 }
 
-// inNetns runs fn on a goroutine locked to an OS thread that has joined the
+// InNetns runs fn on a goroutine locked to an OS thread that has joined the
 // network namespace netns, and returns fn's error. Sockets fn creates stay in
 // that namespace. The thread returns to its namespace afterwards; if it
 // cannot, its goroutine exits still locked, so the runtime discards it.
-func inNetns(netns *os.File, fn func() error) error {
+func InNetns(netns *os.File, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

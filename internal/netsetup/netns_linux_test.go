@@ -66,7 +66,7 @@ func TestInNetns(t *testing.T) {
 	ns := newNetns(t)
 	host := threadNetnsInode(t)
 	var inside uint64
-	require.NoError(t, inNetns(ns, func() error {
+	require.NoError(t, InNetns(ns, func() error {
 		inside = threadNetnsInode(t)
 		return nil
 	}))
@@ -76,7 +76,7 @@ func TestInNetns(t *testing.T) {
 	closed, err := NewNetns()
 	require.NoError(t, err)
 	require.NoError(t, closed.Close())
-	err = inNetns(closed, func() error { return nil })
+	err = InNetns(closed, func() error { return nil })
 	assert.ErrorIs(t, err, os.ErrClosed, "inNetns on a closed namespace file")
 	assert.False(t, isOpen(closed), "isOpen after Close")
 	assert.True(t, isOpen(ns), "isOpen before Close")

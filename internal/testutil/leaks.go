@@ -44,3 +44,12 @@ func SandboxCgroups(tb testing.TB) []string {
 	}
 	return found
 }
+
+// KeepIPForward restores the host's IPv4 forwarding setting when tb ends:
+// a bridge with NAT turns it on for good, as Docker does.
+func KeepIPForward(tb testing.TB) {
+	const path = "/proc/sys/net/ipv4/ip_forward"
+	was, err := os.ReadFile(path)
+	must(tb, err)
+	tb.Cleanup(func() { os.WriteFile(path, was, 0o644) })
+}
