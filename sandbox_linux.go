@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -114,6 +115,11 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	if s.trace != nil {
 		p.Trace = make([]int64, p.Len()+1)
 	}
+	// The child dies with the thread that cloned it (PR_SET_PDEATHSIG):
+	// keep this goroutine on that thread until the run is over, so that
+	// no other goroutine can take the thread and end it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	proc, err := spawn.Start(&p, attr)
 	if s.trace != nil {
 		steps := make([]string, p.Len())
