@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -246,4 +247,34 @@ func TestRunHostNetwork(t *testing.T) {
 	assert.Equal(t, hostNS+"\n", string(res.Stdout), "HostNetwork shares the host's network namespace")
 	res = sh(t, sb, "readlink /proc/self/ns/net")
 	assert.NotEqual(t, hostNS+"\n", string(res.Stdout), "the default network is a namespace of the sandbox's own")
+}
+
+func TestRunSurvivesThreadsEndedByOtherGoroutines(t *testing.T) {
+	sb, _ := busybox(t)
+	// Goroutines that lock their thread and return make the runtime end
+	// that thread. The sandbox dies with the thread that cloned it, so Run
+	// must keep that thread to itself.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				done := make(chan struct{})
+				go func() {
+					runtime.LockOSThread()
+					close(done)
+				}()
+				<-done
+			}
+		})
+	}
+	res := sh(t, sb, "sleep 0.5; echo alive")
+	close(stop)
+	wg.Wait()
+	assert.Equal(t, "alive\n", string(res.Stdout), "the sandbox was killed: signal %v", res.Signal)
 }
