@@ -230,3 +230,15 @@ func (s *Sandbox) checkTargets() []*FieldError {
 	}
 	return problems
 }
+
+// WithWritableProc returns a copy of s whose /proc is writable, as in
+// Docker: a program can then write its own /proc/self files (such as
+// oom_score_adj). The kernel's tunables and triggers (/proc/sys,
+// /proc/sysrq-trigger, /proc/irq, /proc/bus, /proc/fs) stay read only,
+// each by a bind mount of its own. By default the whole /proc is read only,
+// as nsjail has it, which protects the same files with no mount at all.
+func (s *Sandbox) WithWritableProc() *Sandbox {
+	c := s.clone()
+	c.writableProc = true
+	return c
+}

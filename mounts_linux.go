@@ -70,7 +70,13 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
 	p.Mount("overlay", newRoot, "overlay", unix.MS_NODEV, opts)
 
 	p.Mkdir(newRoot+"/proc", 0o555, true)
-	p.Mount("proc", newRoot+"/proc", "proc", nosuidNodev|unix.MS_NOEXEC, "")
+	procFlags := uintptr(nosuidNodev | unix.MS_NOEXEC)
+	if !s.writableProc && !s.bare {
+		// Read only as a whole: no kernel tunable or trigger under /proc
+		// can be written, at the cost of no extra mount.
+		procFlags |= unix.MS_RDONLY
+	}
+	p.Mount("proc", newRoot+"/proc", "proc", procFlags, "")
 
 	dev := newRoot + "/dev"
 	p.Mkdir(dev, 0o755, true)
@@ -127,8 +133,9 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
 			p.Mount(empty, newRoot+m, "", unix.MS_BIND, "")
 		}
 		// A fresh /proc has nothing mounted below these paths, so a plain
-		// bind is enough before the read-only remount.
-		for _, m := range s.facts.get().readOnly {
+		// bind is enough before the read-only remount. A read-only /proc
+		// needs none of it.
+		for _, m := range s.readOnlyProcPaths() {
 			p.Mount(newRoot+m, newRoot+m, "", unix.MS_BIND, "")
 			p.Mount("", newRoot+m, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "")
 		}
@@ -151,6 +158,15 @@ func existing(paths []string) []string {
 		}
 	}
 	return out
+}
+
+// readOnlyProcPaths returns the kernel's tunables and triggers under a
+// writable /proc, which are bound read only one by one.
+func (s *Sandbox) readOnlyProcPaths() []string {
+	if !s.writableProc {
+		return nil
+	}
+	return s.facts.get().readOnly
 }
 
 // hostMounts are what the parent prepares for a run's mounts: a detached

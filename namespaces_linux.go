@@ -108,12 +108,15 @@ type execSetup struct {
 	filter  []seccomp.Instruction
 }
 
-// addBareExec is addExec without any hardening, to measure what it costs.
+// addBareExec is addExec without the hardening of the list
+// (seccomp, capabilities, no_new_privs, rlimits; masks are left out by
+// addRoot), to measure what it costs. The exec stub stays: it is the exec
+// path itself, priced on its own by internal/execstub's BenchmarkExec.
 func (s *Sandbox) addBareExec(p *spawn.Program, x execSetup, argv []string) {
 	p.Syscall(spawn.Step{Op: "close_range"}, unix.SYS_CLOSE_RANGE, 3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
 	for i, fd := range x.stdio {
 		p.Dup3(fd, i)
 	}
 	env := s.environ()
-	p.ExecSearch(commandPaths(argv[0], env), argv, env, -1)
+	p.ExecSearch(commandPaths(argv[0], env), argv, env, x.stubFD)
 }

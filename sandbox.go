@@ -29,34 +29,35 @@ const DefaultOutputLimit = 1 << 20
 // A With method given a bad value records the problem and returns; Validate,
 // Run and Start report every recorded problem at once as a [*ConfigError].
 type Sandbox struct {
-	root        Root
-	memory      int64 // bytes; 0: no limit
-	cpu         Cores // 0: no limit
-	pids        int   // 0: no limit
-	timeout     time.Duration
-	env         []string
-	workdir     string
-	hostname    string
-	uid, gid    int
-	userSet     bool
-	stdin       io.Reader
-	stdout      io.Writer
-	stderr      io.Writer
-	outputLimit int64
-	network     Network
-	ports       []PublishedPort
-	mounts      []mount // binds and tmpfs, in call order
-	files       []file
-	readOnly    bool // no overlay: the root itself is mounted read only
-	caps        []int
-	capsSet     bool
-	rlimits     map[Rlimit][2]uint64             // copied on write
-	seccomp     *compiledFilter                  // shared by copies; compiled once
-	facts       *hostFacts                       // shared by copies; probed once
-	userns      *idMap                           // nil: no user namespace
-	bare        bool                             // no hardening at all: only for measuring its cost
-	trace       func(steps []string, ns []int64) // receives the child's per-step times: only for profiling
-	problems    []*FieldError
+	root         Root
+	memory       int64 // bytes; 0: no limit
+	cpu          Cores // 0: no limit
+	pids         int   // 0: no limit
+	timeout      time.Duration
+	env          []string
+	workdir      string
+	hostname     string
+	uid, gid     int
+	userSet      bool
+	stdin        io.Reader
+	stdout       io.Writer
+	stderr       io.Writer
+	outputLimit  int64
+	network      Network
+	ports        []PublishedPort
+	mounts       []mount // binds and tmpfs, in call order
+	files        []file
+	readOnly     bool // the root is remounted read only before the exec
+	writableProc bool
+	caps         []int
+	capsSet      bool
+	rlimits      map[Rlimit][2]uint64             // copied on write
+	seccomp      *compiledFilter                  // shared by copies; compiled once
+	facts        *hostFacts                       // shared by copies; probed once
+	userns       *idMap                           // nil: no user namespace
+	bare         bool                             // no hardening at all: only for measuring its cost
+	trace        func(steps []string, ns []int64) // receives the child's per-step times: only for profiling
+	problems     []*FieldError
 }
 
 // New returns a definition of a sandbox on root, with the defaults: no

@@ -240,3 +240,17 @@ func TestHostProcessesAndEnvironmentAreInvisible(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("ls: /proc/%d: No such file or directory\n/proc/1\nPATH=%s\n", os.Getpid(), sandbox.DefaultPath),
 		string(res.Stdout))
 }
+
+func TestProcIsReadOnlyUnlessAsked(t *testing.T) {
+	root := escapeRoot(t)
+	sb := sandbox.New(sandbox.Dir(root))
+	writable := sb.WithWritableProc()
+	// By default the whole /proc is read only.
+	assert.Equal(t, "EROFS", attempt(t, sb, "write", "/proc/self/oom_score_adj"))
+	// WithWritableProc lets a program write its own files...
+	assert.Equal(t, "ok", attempt(t, writable, "write", "/proc/self/comm"))
+	// ...and never the kernel's tunables and triggers.
+	for _, path := range []string{"/proc/sys/kernel/hostname", "/proc/sysrq-trigger", "/proc/irq/default_smp_affinity"} {
+		assert.Equal(t, readOnly(path), attempt(t, writable, "write", path), "write %s with a writable /proc", path)
+	}
+}
