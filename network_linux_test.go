@@ -51,10 +51,24 @@ func testBridge(t *testing.T, opts ...sandbox.BridgeOption) (sandbox.Network, ne
 	return n, subnet
 }
 
+// retryDump repeats a netlink dump that other tests' links interrupted.
+func retryDump(dump func() error) error {
+	var err error
+	for range 10 {
+		if err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return err
+		}
+	}
+	return err
+}
+
 // routed reports whether the host has a route inside subnet.
 func routed(t *testing.T, subnet netip.Prefix) bool {
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-	require.NoError(t, err)
+	var routes []netlink.Route
+	require.NoError(t, retryDump(func() (err error) {
+		routes, err = netlink.RouteList(nil, netlink.FAMILY_V4)
+		return err
+	}))
 	for _, r := range routes {
 		if r.Dst == nil {
 			continue
@@ -74,8 +88,11 @@ func bridgePorts(t *testing.T, n sandbox.Network) int {
 		return 0
 	}
 	require.NoError(t, err)
-	links, err := netlink.LinkList()
-	require.NoError(t, err)
+	var links []netlink.Link
+	require.NoError(t, retryDump(func() (err error) {
+		links, err = netlink.LinkList()
+		return err
+	}))
 	count := 0
 	for _, l := range links {
 		if l.Attrs().MasterIndex == br.Attrs().Index {

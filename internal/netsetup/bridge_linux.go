@@ -151,13 +151,30 @@ func createBridge(name string, gateway netip.Prefix) (netlink.Link, error) {
 	return link, nil
 }
 
+// retryDump runs a netlink dump again when the kernel reports that the
+// list changed while it was being read (other sandboxes' veths come and go
+// all the time), a few times before giving up.
+func retryDump(dump func() error) error {
+	var err error
+	for range 5 {
+		if err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return err
+		}
+	}
+	return err
+}
+
 // checkOverlap returns a *SubnetConflictError if a route in any routing
 // table overlaps subnet. Default routes do not count: every subnet overlaps
 // them, and a more specific route is exactly what the bridge adds.
 func checkOverlap(subnet netip.Prefix) error {
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4,
-		&netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+	var routes []netlink.Route
+	err := retryDump(func() (err error) {
+		routes, err = netlink.RouteListFiltered(netlink.FAMILY_V4,
+			&netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		return err
+	})
+	if err != nil {
 		return &OpError{Op: "list routes", Name: subnet.String(), Err: err}
 	}
 	for _, r := range routes {
@@ -185,7 +202,11 @@ func checkOverlap(subnet netip.Prefix) error {
 // gateway address with the subnet's prefix length.
 func checkAdopt(name string, index int, gateway netip.Prefix) error {
 	link := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Index: index}}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	var addrs []netlink.Addr
+	err := retryDump(func() (err error) {
+		addrs, err = netlink.AddrList(link, netlink.FAMILY_V4)
+		return err
+	})
 	if err != nil {
 		return &OpError{Op: "list addresses of", Name: name, Err: err}
 	}

@@ -74,7 +74,11 @@ func testConfig(t testing.TB) Config {
 }
 
 func linkNames(t testing.TB) map[string]bool {
-	links, err := netlink.LinkList()
+	var links []netlink.Link
+	err := retryDump(func() (err error) {
+		links, err = netlink.LinkList()
+		return err
+	})
 	require.NoError(t, err, "LinkList")
 	m := make(map[string]bool)
 	for _, l := range links {
