@@ -117,18 +117,6 @@ func tryEscape(attempt string, args []string) string {
 			}
 		}
 		return fmt.Sprintf("euid=%d %s", os.Geteuid(), strings.Join(keep, " "))
-	case "fds":
-		entries, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			return outcome(err)
-		}
-		var fds []string
-		for _, e := range entries {
-			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-			fds = append(fds, e.Name()+"->"+target)
-		}
-		cwd, _ := os.Readlink("/proc/self/cwd")
-		return "cwd=" + cwd + " fds=" + strings.Join(fds, ",")
 	}
 	return "unknown attempt " + attempt
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -277,4 +278,22 @@ func TestRunSurvivesThreadsEndedByOtherGoroutines(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	assert.Equal(t, "alive\n", string(res.Stdout), "the sandbox was killed: signal %v", res.Signal)
+}
+
+func TestRunStdioIsBlocking(t *testing.T) {
+	sb, _ := busybox(t)
+	// Programs expect blocking standard descriptors: on a non-blocking
+	// pipe, a write to a full pipe fails with EAGAIN instead of waiting.
+	for _, s := range []*sandbox.Sandbox{sb, sb.WithStdin(strings.NewReader("in")).WithStdout(&bytes.Buffer{})} {
+		var out bytes.Buffer
+		res, err := s.WithStderr(&out).Run(testCtx(t), "/bin/sh", "-c",
+			"for fd in 0 1 2; do grep flags /proc/self/fdinfo/$fd >&2; done")
+		require.NoError(t, err)
+		require.Equal(t, 0, res.ExitCode)
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			flags, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(line, "flags:")), 8, 64)
+			require.NoError(t, err, "fdinfo line %q", line)
+			assert.Zero(t, flags&syscall.O_NONBLOCK, "a standard descriptor is non-blocking: %s", line)
+		}
+	}
 }

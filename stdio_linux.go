@@ -59,7 +59,7 @@ func (s *Sandbox) newStdio() (_ *stdio, err error) {
 			return nil, err
 		}
 	default:
-		pr, pw, err := os.Pipe()
+		pr, pw, err := pipe(false)
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +82,7 @@ func (s *Sandbox) newStdio() (_ *stdio, err error) {
 		case nil:
 			st.out[i] = &capture{limit: s.outputLimit}
 		}
-		pr, pw, err := os.Pipe()
+		pr, pw, err := pipe(true)
 		if err != nil {
 			return nil, err
 		}
@@ -95,6 +95,29 @@ func (s *Sandbox) newStdio() (_ *stdio, err error) {
 		st.copies = append(st.copies, func() { io.Copy(dst, pr) })
 	}
 	return st, nil
+}
+
+// pipe makes a pipe whose end for the child blocks, as programs expect of
+// their standard descriptors, and whose end for the parent (the read end
+// when parentReads) is non-blocking, so that the Go runtime's poller serves
+// it. os.Pipe makes both ends non-blocking, and only a side effect of
+// File.Fd puts one back; a program whose stdout is non-blocking gets
+// EAGAIN when it writes more than the pipe holds.
+func pipe(parentReads bool) (r, w *os.File, err error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, &os.SyscallError{Syscall: "pipe2", Err: err}
+	}
+	parent := fds[1]
+	if parentReads {
+		parent = fds[0]
+	}
+	if err := unix.SetNonblock(parent, true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, nil, &os.SyscallError{Syscall: "fcntl", Err: err}
+	}
+	return os.NewFile(uintptr(fds[0]), "|0"), os.NewFile(uintptr(fds[1]), "|1"), nil
 }
 
 // dupFile duplicates f's descriptor, close-on-exec, so the run owns its copy.
