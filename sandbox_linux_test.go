@@ -71,7 +71,9 @@ func TestRunIsolatesNamespaces(t *testing.T) {
 
 func TestRunLoopbackIsUp(t *testing.T) {
 	sb, _ := busybox(t)
-	res := sh(t, sb, `nc -l -p 7000 > /tmp/got & sleep 0.2; echo ping | nc -w 1 127.0.0.1 7000; sleep 0.2; cat /tmp/got`)
+	res := sh(t, sb, `nc -l -p 7000 > /tmp/got &
+		for i in $(seq 50); do echo ping | nc -w 1 127.0.0.1 7000 2>/dev/null && break; sleep 0.1; done
+		wait; cat /tmp/got`)
 	assert.Equal(t, "ping\n", string(res.Stdout), "a server on the sandbox's loopback must be reachable from inside")
 }
 
