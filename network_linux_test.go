@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox"
 	"github.com/sandboxkit/sandbox/internal/netsetup"
@@ -385,7 +386,7 @@ func outsideHost(t *testing.T) string {
 	require.NoError(t, netlink.AddrAdd(veth, hostAddr))
 	require.NoError(t, netlink.LinkSetUp(veth))
 
-	inside, err := netlink.NewHandleAt(netns.NsHandle(int(outside.Fd())))
+	inside, err := netlink.NewHandleAt(netns.NsHandle(int(outside.Fd())), unix.NETLINK_ROUTE)
 	require.NoError(t, err)
 	defer inside.Close()
 	peer, err := inside.LinkByName("sbxoutp")

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // requireRoot skips t unless it runs as root; under CI=true it fails instead.
@@ -136,7 +137,7 @@ func netnsFds(t testing.TB) int {
 // netnsHandle returns a netlink handle inside the namespace ns.
 func netnsHandle(t testing.TB, ns *os.File) *netlink.Handle {
 	t.Helper()
-	h, err := netlink.NewHandleAt(netns.NsHandle(int(ns.Fd())))
+	h, err := netlink.NewHandleAt(netns.NsHandle(int(ns.Fd())), unix.NETLINK_ROUTE)
 	require.NoError(t, err)
 	t.Cleanup(h.Close)
 	return h
