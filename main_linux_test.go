@@ -41,7 +41,21 @@ func TestMain(m *testing.M) {
 		sandbox.New(sandbox.Dir(root)).WithStdout(os.Stdout).Run(context.Background(), "/bin/sh", "-c", "echo running; sleep 100")
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	os.Exit(runLeavingNoState(m))
+}
+
+// runLeavingNoState runs the tests and, if the package's state directory
+// did not exist before, removes it afterwards: it holds only a mount point
+// and the bridges' lock file, and the machine should be left as found.
+func runLeavingNoState(m *testing.M) int {
+	const state = "/run/sandboxkit"
+	_, err := os.Stat(state)
+	existed := err == nil
+	code := m.Run()
+	if !existed {
+		os.RemoveAll(state)
+	}
+	return code
 }
 
 // tryEscape makes one escape attempt from inside a sandbox.
