@@ -428,3 +428,20 @@ func TestBridgeOutboundTrafficIsMasqueraded(t *testing.T) {
 	res = sh(t, sb.WithNetwork(isolated), script)
 	assert.Equal(t, "blocked\n", string(res.Stdout), "an isolated sandbox must not reach outside")
 }
+
+func TestBridgeFailedStartLeavesNothing(t *testing.T) {
+	sb, _ := busybox(t)
+	n, _ := testBridge(t)
+	before := testutil.SnapshotHost(t)
+	// The bridge is attached before the child fails to find its command:
+	// the undo must take the veth, the lease and the proxy back.
+	_, err := sb.WithNetwork(n).WithPublish(0, 80).Run(testCtx(t), "no-such-command")
+	require.ErrorIs(t, err, os.ErrNotExist)
+	assert.Equal(t, 0, bridgePorts(t, n), "no veth may stay on the bridge")
+	leases, err := filepath.Glob("/run/sandboxkit/net/*/*.lease")
+	require.NoError(t, err)
+	assert.Empty(t, leases, "the lease must be freed")
+	after := testutil.SnapshotHost(t)
+	assert.Equal(t, before.FDs, after.FDs, "the namespace and the proxy's socket must be closed")
+	assert.Empty(t, after.Cgroups)
+}
