@@ -51,36 +51,57 @@ func newCgroup(name string, lim limits) (cgroup, error) {
 	return nil, fmt.Errorf("no cgroup file system at %s: %w", cgroupRoot, errors.ErrUnsupported)
 }
 
-// v1Controllers are the hierarchies a v1 sandbox cgroup is created in.
-var v1Controllers = []string{"memory", "cpu", "cpuacct", "pids"}
+// v1Controllers returns the hierarchies a v1 sandbox cgroup is created in:
+// memory and cpuacct always, for the usage a Result reports; cpu and pids
+// only for their limits. Each hierarchy costs a mkdir, a migration and an
+// rmdir per run, so none is joined for nothing.
+func v1Controllers(lim limits) []string {
+	c := []string{"memory", "cpuacct"}
+	if lim.cpu > 0 {
+		c = append(c, "cpu")
+	}
+	if lim.pids > 0 {
+		c = append(c, "pids")
+	}
+	return c
+}
 
 type cgroupV1 struct {
-	root string
-	name string
-	cg   cgroup1.Cgroup
-	fds  []int
+	root        string
+	name        string
+	controllers []string
+	cg          cgroup1.Cgroup
+	fds         []int
 }
 
 func newCgroupV1(root, name string, lim limits) (_ *cgroupV1, err error) {
-	for _, c := range v1Controllers {
+	controllers := v1Controllers(lim)
+	var subsystems []cgroup1.Subsystem
+	for _, c := range controllers {
 		if _, err := os.Stat(filepath.Join(root, c, "cgroup.procs")); err != nil {
 			return nil, fmt.Errorf("cgroup v1 controller %s: %w", c, errors.Join(errors.ErrUnsupported, err))
 		}
+		switch c {
+		case "memory":
+			subsystems = append(subsystems, cgroup1.NewMemory(root))
+		case "cpuacct":
+			subsystems = append(subsystems, cgroup1.NewCpuacct(root))
+		case "cpu":
+			subsystems = append(subsystems, cgroup1.NewCpu(root))
+		case "pids":
+			subsystems = append(subsystems, cgroup1.NewPids(root))
+		}
 	}
-	hierarchy := func() ([]cgroup1.Subsystem, error) {
-		return []cgroup1.Subsystem{
-			cgroup1.NewMemory(root), cgroup1.NewCpu(root), cgroup1.NewCpuacct(root), cgroup1.NewPids(root),
-		}, nil
-	}
+	hierarchy := func() ([]cgroup1.Subsystem, error) { return subsystems, nil }
 	cg, err := cgroup1.New(cgroup1.StaticPath("/"+name), v1Resources(lim), cgroup1.WithHierarchy(hierarchy))
 	if err != nil {
 		// New may have created some of the directories.
-		for _, c := range v1Controllers {
+		for _, c := range controllers {
 			os.Remove(filepath.Join(root, c, name))
 		}
 		return nil, &fs.PathError{Op: "create cgroup", Path: filepath.Join(root, "*", name), Err: err}
 	}
-	g := &cgroupV1{root: root, name: name, cg: cg}
+	g := &cgroupV1{root: root, name: name, controllers: controllers, cg: cg}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.destroy())
@@ -96,7 +117,7 @@ func newCgroupV1(root, name string, lim limits) (_ *cgroupV1, err error) {
 			}
 		}
 	}
-	for _, c := range v1Controllers {
+	for _, c := range controllers {
 		p := g.path(c, "cgroup.procs")
 		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -162,7 +183,7 @@ func (g *cgroupV1) destroy() error {
 	}
 	g.fds = nil
 	var errs []error
-	for _, c := range v1Controllers {
+	for _, c := range g.controllers {
 		errs = append(errs, removeCgroupDir(filepath.Join(g.root, c, g.name)))
 	}
 	return errors.Join(errs...)
