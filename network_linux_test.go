@@ -182,6 +182,25 @@ func echo(addr, msg string) string {
 	return strings.TrimSpace(line)
 }
 
+// hostServer listens on every address of the host, answers each
+// connection with greeting, and returns the port; it stops with the test.
+func hostServer(t *testing.T, greeting string) int {
+	l, err := net.Listen("tcp", "0.0.0.0:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, greeting)
+			c.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 // freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -193,20 +212,7 @@ func freePort(t *testing.T) int {
 func TestBridgeReachesTheHostButNoNetworkDoesNot(t *testing.T) {
 	sb, _ := busybox(t)
 	n, subnet := testBridge(t)
-	l, err := net.Listen("tcp", "0.0.0.0:0")
-	require.NoError(t, err)
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, "hello from the host")
-			c.Close()
-		}
-	}()
-	port := l.Addr().(*net.TCPAddr).Port
+	port := hostServer(t, "hello from the host")
 	gw := subnet.Addr().Next()
 	script := fmt.Sprintf("nc -w 2 %s %d </dev/null 2>&1 || echo unreachable", gw, port)
 	res := sh(t, sb.WithNetwork(n), script)
@@ -340,20 +346,7 @@ func TestIsolatedBridgeReachesOnlyItsGateway(t *testing.T) {
 	require.NoError(t, netlink.AddrAdd(other, addr))
 	require.NoError(t, netlink.LinkSetUp(other))
 
-	l, err := net.Listen("tcp", "0.0.0.0:0")
-	require.NoError(t, err)
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, "host")
-			c.Close()
-		}
-	}()
-	port := l.Addr().(*net.TCPAddr).Port
+	port := hostServer(t, "host")
 	probe := func(n sandbox.Network, subnet netip.Prefix) string {
 		script := fmt.Sprintf("for a in %s 198.51.100.1; do nc -w 1 $a %d </dev/null 2>/dev/null || echo blocked; done",
 			subnet.Addr().Next(), port)
