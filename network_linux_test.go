@@ -182,6 +182,20 @@ func echo(addr, msg string) string {
 	return strings.TrimSpace(line)
 }
 
+// hostLink adds a link of the test's own to the host, up, with address
+// (CIDR), and removes it when the test ends.
+func hostLink(t *testing.T, name, address string) {
+	la := netlink.NewLinkAttrs()
+	la.Name = name
+	link := &netlink.Bridge{LinkAttrs: la}
+	require.NoError(t, netlink.LinkAdd(link))
+	t.Cleanup(func() { netlink.LinkDel(link) })
+	addr, err := netlink.ParseAddr(address)
+	require.NoError(t, err)
+	require.NoError(t, netlink.AddrAdd(link, addr))
+	require.NoError(t, netlink.LinkSetUp(link))
+}
+
 // hostServer listens on every address of the host, answers each
 // connection with greeting, and returns the port; it stops with the test.
 func hostServer(t *testing.T, greeting string) int {
@@ -246,18 +260,10 @@ func TestBridgeBadInput(t *testing.T) {
 func TestBridgeSubnetOverlappingAHostRoute(t *testing.T) {
 	sb, _ := busybox(t)
 	// A link of the test's own, with a route on 10.213.7.0/24.
-	la := netlink.NewLinkAttrs()
-	la.Name = "sbxconflict"
-	conflict := &netlink.Bridge{LinkAttrs: la}
-	require.NoError(t, netlink.LinkAdd(conflict))
-	t.Cleanup(func() { netlink.LinkDel(conflict) })
-	addr, err := netlink.ParseAddr("10.213.7.1/24")
-	require.NoError(t, err)
-	require.NoError(t, netlink.AddrAdd(conflict, addr))
-	require.NoError(t, netlink.LinkSetUp(conflict))
+	hostLink(t, "sbxconflict", "10.213.7.1/24")
 
 	n := sandbox.Bridge(sandbox.BridgeName("sbxtconf"), sandbox.Subnet(netip.MustParsePrefix("10.213.0.0/16")))
-	_, err = sb.WithNetwork(n).Run(testCtx(t), "/bin/true")
+	_, err := sb.WithNetwork(n).Run(testCtx(t), "/bin/true")
 	var sc *sandbox.SubnetConflictError
 	require.ErrorAs(t, err, &sc, "got %v", err)
 	_, err = netlink.LinkByName("sbxtconf")
@@ -336,15 +342,7 @@ func TestIsolatedBridgeReachesOnlyItsGateway(t *testing.T) {
 	sb, _ := busybox(t)
 	// A host address of the test's own, on a link of its own, standing for
 	// the host's other interfaces.
-	la := netlink.NewLinkAttrs()
-	la.Name = "sbxother"
-	other := &netlink.Bridge{LinkAttrs: la}
-	require.NoError(t, netlink.LinkAdd(other))
-	t.Cleanup(func() { netlink.LinkDel(other) })
-	addr, err := netlink.ParseAddr("198.51.100.1/24")
-	require.NoError(t, err)
-	require.NoError(t, netlink.AddrAdd(other, addr))
-	require.NoError(t, netlink.LinkSetUp(other))
+	hostLink(t, "sbxother", "198.51.100.1/24")
 
 	port := hostServer(t, "host")
 	probe := func(n sandbox.Network, subnet netip.Prefix) string {
