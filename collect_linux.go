@@ -14,10 +14,16 @@ import (
 // cgroupName returns the name of a new run's cgroup: the prefix, the
 // caller's PID and start time (so that Collect can tell a dead owner from a
 // live one, even after the PID is reused), and a random part.
-func cgroupName() string {
+func cgroupName(owner string) string {
+	return cgroupPrefix + owner + "-" + randomID()
+}
+
+// ownerTag returns this process's PID and start time as cgroup names
+// carry them.
+func ownerTag() string {
 	pid := os.Getpid()
 	start, _ := processStart(pid)
-	return fmt.Sprintf("%s%d-%d-%s", cgroupPrefix, pid, start, randomID())
+	return fmt.Sprintf("%d-%d", pid, start)
 }
 
 // processStart returns the start time of pid, in clock ticks since boot

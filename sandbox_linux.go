@@ -53,7 +53,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	pending := s.startBridge(ctx)
 	undo.Push(pending.unwind)
 
-	cg, err := newCgroup(cgroupName(), s.limits())
+	cg, err := newCgroup(cgroupName(s.facts.get().owner), s.limits())
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: create cgroup: %w", err)
 	}

@@ -11,14 +11,6 @@ import (
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
 
-// probe fills the facts from the host.
-func (f *hostFacts) probe() {
-	f.lastCap = lastCapability()
-	f.maskedFiles = existing(maskedFiles)
-	f.maskedDirs = existing(maskedDirs)
-	f.readOnly = existing(readOnlyPaths)
-}
-
 // lastCapability returns the highest capability number the kernel knows.
 func lastCapability() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
