@@ -150,7 +150,7 @@ func TestBridgeEndToEnd(t *testing.T) {
 		5*time.Second, 20*time.Millisecond, "the published port must reach the sandbox's server")
 
 	// From a second sandbox on the same bridge, by address.
-	res := sh(t, sb.WithNetwork(n), fmt.Sprintf("echo via-bridge | nc -w 2 %s 8080", ip))
+	res := sh(t, sb.WithNetwork(n), fmt.Sprintf("echo via-bridge | nc -w 3 %s 8080", ip))
 	assert.Equal(t, "via-bridge\n", string(res.Stdout), "stderr: %s", res.Stderr)
 
 	require.NoError(t, os.WriteFile(filepath.Join(share, "stop"), nil, 0o644))
@@ -228,7 +228,7 @@ func TestBridgeReachesTheHostButNoNetworkDoesNot(t *testing.T) {
 	n, subnet := testBridge(t)
 	port := hostServer(t, "hello from the host")
 	gw := subnet.Addr().Next()
-	script := fmt.Sprintf("nc -w 2 %s %d </dev/null 2>&1 || echo unreachable", gw, port)
+	script := fmt.Sprintf("nc -w 3 %s %d </dev/null 2>&1 || echo unreachable", gw, port)
 	res := sh(t, sb.WithNetwork(n), script)
 	assert.Equal(t, "hello from the host\n", string(res.Stdout), "a bridge sandbox reaches the host at its gateway")
 	res = sh(t, sb, script)
@@ -346,7 +346,7 @@ func TestIsolatedBridgeReachesOnlyItsGateway(t *testing.T) {
 
 	port := hostServer(t, "host")
 	probe := func(n sandbox.Network, subnet netip.Prefix) string {
-		script := fmt.Sprintf("for a in %s 198.51.100.1; do nc -w 1 $a %d </dev/null 2>/dev/null || echo blocked; done",
+		script := fmt.Sprintf("for a in %s 198.51.100.1; do nc -w 3 $a %d </dev/null 2>/dev/null || echo blocked; done",
 			subnet.Addr().Next(), port)
 		return string(sh(t, sb.WithNetwork(n), script).Stdout)
 	}
@@ -410,7 +410,7 @@ func outsideHost(t *testing.T) string {
 func TestBridgeOutboundTrafficIsMasqueraded(t *testing.T) {
 	sb, _ := busybox(t)
 	server := outsideHost(t)
-	script := "nc -w 2 " + server + " </dev/null 2>/dev/null || echo blocked"
+	script := "nc -w 3 " + server + " </dev/null 2>/dev/null || echo blocked"
 	n, _ := testBridge(t)
 	res := sh(t, sb.WithNetwork(n), script)
 	assert.Equal(t, "198.51.100.1\n", string(res.Stdout),

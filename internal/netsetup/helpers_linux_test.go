@@ -213,7 +213,7 @@ func talkTCP(t testing.TB, ns *os.File, addr, msg string) (peer, echo string, er
 	t.Helper()
 	var c net.Conn
 	dial := func() (err error) {
-		c, err = net.DialTimeout("tcp4", addr, time.Second)
+		c, err = net.DialTimeout("tcp4", addr, 3*time.Second) // a lost SYN is resent after 1 s
 		return err
 	}
 	if ns == nil {
