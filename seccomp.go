@@ -74,8 +74,9 @@ func (f *compiledFilter) get() ([]seccomp.Instruction, error) {
 // under no filter at all when p is nil. The default is
 // [DefaultSeccompProfile]. The filter is installed last, after
 // no_new_privs, just before the program is executed. A profile naming a
-// system call Linux does not know is reported by Validate. The last call
-// wins.
+// system call Linux does not know is reported by Validate. Profiles compile
+// for amd64 and arm64; on other architectures Run returns an error matching
+// errors.ErrUnsupported unless p is nil. The last call wins.
 func (s *Sandbox) WithSeccomp(p *SeccompProfile) *Sandbox {
 	c := s.clone()
 	c.seccomp = &compiledFilter{profile: p}
