@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path"
@@ -49,9 +50,9 @@ var readOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", 
 
 // addRoot appends the ops that build the sandbox's file system and make it
 // the root: private propagation, the base under a throw-away overlay, fresh
-// /proc, a minimal /dev, read-only /sys, tmpfs /tmp,
-// masked and read-only kernel paths, then pivot_root so that nothing of the
-// host stays reachable.
+// /proc (read only unless WithWritableProc), a minimal /dev, read-only
+// /sys, tmpfs /tmp, masked kernel paths, then pivot_root so that nothing
+// of the host stays reachable.
 func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
 	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 	// Nothing mounted here reaches the host, and nothing the host mounts
@@ -78,10 +79,40 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
 	}
 	p.Mount("proc", newRoot+"/proc", "proc", procFlags, "")
 
+	s.addDev(p)
+
+	p.Mkdir(newRoot+"/sys", 0o555, true)
+	if s.userns != nil && s.network.kind == networkHost {
+		// sysfs belongs to the network namespace, here the host's, which a
+		// user namespace may not mount: show the host's, read only.
+		addBindReadOnly(p, "/sys", newRoot+"/sys", unix.MS_REC)
+	} else {
+		p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
+	}
+	p.Mkdir(newRoot+"/tmp", 0o1777, true)
+	p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777")
+
+	if !s.bare {
+		s.addMasks(p)
+	}
+
+	// pivot_root(".", ".") stacks the old root under the new one; the
+	// detaching unmount then drops it, and with it every host mount.
+	p.Chdir(newRoot)
+	p.PivotRoot(".", ".")
+	p.Unmount(".", unix.MNT_DETACH)
+	p.Chdir("/")
+}
+
+// addDev appends the ops that make the sandbox's /dev: a tmpfs with the
+// six character devices (bound from the host's in a user namespace, which
+// may not mknod), the /proc/self/fd links, then read only, with devpts and
+// a /dev/shm tmpfs mounted on it. No device node can be added to it, and
+// every other writable mount is nodev.
+func (s *Sandbox) addDev(p *spawn.Program) {
+	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 	dev := newRoot + "/dev"
 	p.Mkdir(dev, 0o755, true)
-	// /dev is made read only below, once it is complete: no device node can
-	// be added to it, and every other writable mount is nodev.
 	p.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k")
 	for _, d := range devices {
 		if s.userns != nil {
@@ -102,51 +133,42 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
 	p.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k")
 	p.Mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
 	p.Mount("tmpfs", dev+"/shm", "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=1777")
+}
 
-	p.Mkdir(newRoot+"/sys", 0o555, true)
-	if s.userns != nil && s.network.kind == networkHost {
-		// sysfs belongs to the network namespace, here the host's, which a
-		// user namespace may not mount: show the host's, read only.
-		p.Mount("/sys", newRoot+"/sys", "", unix.MS_BIND|unix.MS_REC, "")
-		p.Mount("", newRoot+"/sys", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "")
-	} else {
-		p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
+// addMasks appends the mounts that hide kernel files from the sandbox and,
+// under a writable /proc, make its tunables and triggers read only. The
+// paths exist in the sandbox's /proc and /sys exactly when they exist in
+// the host's: the same kernel serves both.
+func (s *Sandbox) addMasks(p *spawn.Program) {
+	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
+	facts := s.facts.get()
+	for _, m := range facts.maskedFiles {
+		p.Mount(newRoot+"/dev/null", newRoot+m, "", unix.MS_BIND, "")
 	}
-	p.Mkdir(newRoot+"/tmp", 0o1777, true)
-	p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777")
-
-	if !s.bare {
-		// The paths exist in the sandbox's /proc and /sys exactly when they
-		// exist in the host's: the same kernel serves both.
-		for _, m := range s.facts.get().maskedFiles {
-			p.Mount(dev+"/null", newRoot+m, "", unix.MS_BIND, "")
+	// One empty read-only tmpfs, bound onto the other directories: a bind
+	// inherits read-only and costs less than a new file system.
+	empty := ""
+	for _, m := range facts.maskedDirs {
+		if empty == "" {
+			empty = newRoot + m
+			p.Mount("tmpfs", empty, "tmpfs", unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "size=0")
+			continue
 		}
-		// One empty read-only tmpfs, bound onto the other directories: a
-		// bind inherits read-only and costs less than a new file system.
-		empty := ""
-		for _, m := range s.facts.get().maskedDirs {
-			if empty == "" {
-				empty = newRoot + m
-				p.Mount("tmpfs", empty, "tmpfs", unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "size=0")
-				continue
-			}
-			p.Mount(empty, newRoot+m, "", unix.MS_BIND, "")
-		}
-		// A fresh /proc has nothing mounted below these paths, so a plain
-		// bind is enough before the read-only remount. A read-only /proc
-		// needs none of it.
-		for _, m := range s.readOnlyProcPaths() {
-			p.Mount(newRoot+m, newRoot+m, "", unix.MS_BIND, "")
-			p.Mount("", newRoot+m, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "")
-		}
+		p.Mount(empty, newRoot+m, "", unix.MS_BIND, "")
 	}
+	// A fresh /proc has nothing mounted below these paths, so a plain bind
+	// is enough. A read-only /proc needs none of it.
+	for _, m := range s.readOnlyProcPaths() {
+		addBindReadOnly(p, newRoot+m, newRoot+m, 0)
+	}
+}
 
-	// pivot_root(".", ".") stacks the old root under the new one; the
-	// detaching unmount then drops it, and with it every host mount.
-	p.Chdir(newRoot)
-	p.PivotRoot(".", ".")
-	p.Unmount(".", unix.MNT_DETACH)
-	p.Chdir("/")
+// addBindReadOnly appends a bind mount of source on target (recursive with
+// MS_REC in flags) and the remount that makes it read only, nosuid, nodev
+// and noexec.
+func addBindReadOnly(p *spawn.Program, source, target string, flags uintptr) {
+	p.Mount(source, target, "", unix.MS_BIND|flags, "")
+	p.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 }
 
 // existing returns the paths of the host that exist.
@@ -169,63 +191,58 @@ func (s *Sandbox) readOnlyProcPaths() []string {
 	return s.facts.get().readOnly
 }
 
-// hostMounts are what the parent prepares for a run's mounts: a detached
+// hostMounts are what the parent prepares for a run's binds: a detached
 // copy of each bind's source tree, made read only and nosuid/nodev on the
-// copy alone.
+// copy alone. trees[i] and dirs[i] belong to s.mounts[i]; trees[i] is -1
+// for a tmpfs.
 type hostMounts struct {
-	trees map[int]int // index in s.mounts -> open_tree descriptor
-	dirs  map[int]bool
+	trees []int
+	dirs  []bool
 }
 
 func (h *hostMounts) close() error {
-	for _, fd := range h.trees {
-		unix.Close(fd)
+	for i, fd := range h.trees {
+		if fd >= 0 {
+			unix.Close(fd)
+			h.trees[i] = -1
+		}
 	}
-	h.trees = nil
 	return nil
-}
-
-// checkBinds reports bind sources that do not exist on the host, as
-// configuration problems.
-func (s *Sandbox) checkBinds() error {
-	var problems []*FieldError
-	for _, m := range s.mounts {
-		if m.kind != mountBind {
-			continue
-		}
-		if _, err := os.Stat(m.source); err != nil {
-			problems = append(problems, &FieldError{Field: "bind", Value: m.source, Reason: "host path must exist", Err: err})
-		}
-	}
-	if problems == nil {
-		return nil
-	}
-	return &ConfigError{Problems: problems}
 }
 
 // prepareMounts clones the source tree of every bind into a detached mount
 // and sets its attributes there; the child attaches it after pivot_root.
+// Sources that do not exist are reported together, as a *ConfigError.
 func (s *Sandbox) prepareMounts() (_ *hostMounts, err error) {
-	h := &hostMounts{trees: map[int]int{}, dirs: map[int]bool{}}
+	h := &hostMounts{trees: make([]int, len(s.mounts)), dirs: make([]bool, len(s.mounts))}
+	for i := range h.trees {
+		h.trees[i] = -1
+	}
 	defer func() {
 		if err != nil {
 			h.close()
 		}
 	}()
+	var missing []*FieldError
 	for i, m := range s.mounts {
 		if m.kind != mountBind {
 			continue
 		}
-		fi, err := os.Stat(m.source)
-		if err != nil {
-			return nil, err
-		}
-		h.dirs[i] = fi.IsDir()
 		fd, err := unix.OpenTree(unix.AT_FDCWD, m.source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, &FieldError{Field: "bind", Value: m.source, Reason: "host path must exist",
+				Err: &fs.PathError{Op: "open_tree", Path: m.source, Err: err}})
+			continue
+		}
 		if err != nil {
 			return nil, &fs.PathError{Op: "open_tree", Path: m.source, Err: err}
 		}
 		h.trees[i] = fd
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return nil, &fs.PathError{Op: "stat", Path: m.source, Err: err}
+		}
+		h.dirs[i] = st.Mode&unix.S_IFMT == unix.S_IFDIR
 		attr := &unix.MountAttr{
 			Attr_set:    unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV,
 			Propagation: unix.MS_PRIVATE,
@@ -236,6 +253,9 @@ func (s *Sandbox) prepareMounts() (_ *hostMounts, err error) {
 		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
 			return nil, &fs.PathError{Op: "mount_setattr", Path: m.source, Err: err}
 		}
+	}
+	if missing != nil {
+		return nil, &ConfigError{Problems: missing}
 	}
 	return h, nil
 }

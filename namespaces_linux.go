@@ -41,9 +41,7 @@ func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, r
 	if release >= 0 {
 		// Become the namespace's root: until now the child's IDs are the
 		// host's root, which the namespace does not map.
-		p.Syscall(spawn.Step{Op: "setgroups"}, unix.SYS_SETGROUPS, 0, 0)
-		p.Syscall(spawn.Step{Op: "setresgid", Path: "0"}, unix.SYS_SETRESGID, 0, 0, 0)
-		p.Syscall(spawn.Step{Op: "setresuid", Path: "0"}, unix.SYS_SETRESUID, 0, 0, 0)
+		addSetIDs(p, 0, 0)
 	}
 	for _, fd := range cgroupProcs {
 		p.Write(spawn.Step{Op: "join cgroup", Path: fmt.Sprint("fd ", fd)}, fd, []byte("0"))
@@ -66,28 +64,37 @@ func addLoopbackUp(p *spawn.Program) {
 	binary.NativeEndian.PutUint16(ifr[unix.IFNAMSIZ:], unix.IFF_UP|unix.IFF_LOOPBACK)
 	p.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0, r)
 	p.SyscallReg(spawn.Step{Op: "set link up", Path: "lo"}, unix.SYS_IOCTL, r, 0, 0, unix.SIOCSIFFLAGS, p.Bytes(ifr[:]))
-	p.SyscallReg(spawn.Step{Op: "close", Path: "socket"}, unix.SYS_CLOSE, r, 0)
+	p.Close(r)
+}
+
+// addSetIDs appends the ops that make the child uid and gid, with no
+// supplementary groups.
+func addSetIDs(p *spawn.Program, uid, gid int) {
+	p.Syscall(spawn.Step{Op: "setgroups"}, unix.SYS_SETGROUPS, 0, 0)
+	p.Syscall(spawn.Step{Op: "setresgid", Path: fmt.Sprint(gid)}, unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid))
+	p.Syscall(spawn.Step{Op: "setresuid", Path: fmt.Sprint(uid)}, unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid))
 }
 
 // addExec appends the last ops: resource limits, the capability bounding
 // set, the sandbox's user, its capabilities, no_new_privs, only the three
 // standard descriptors, the seccomp filter, and the exec of the command,
-// trying each candidate path in turn through the exec stub.
+// trying each candidate path in turn through the exec stub. A bare
+// sandbox (only for measuring what hardening costs) skips the limits,
+// capabilities, no_new_privs and seccomp.
 func (s *Sandbox) addExec(p *spawn.Program, x execSetup, argv []string) {
-	if s.bare {
-		s.addBareExec(p, x, argv)
-		return
-	}
-	s.addRlimits(p)
+	hardened := !s.bare
 	caps := s.capabilities()
-	addDropBounding(p, caps, x.lastCap)
-	if s.userSet {
-		p.Syscall(spawn.Step{Op: "setgroups"}, unix.SYS_SETGROUPS, 0, 0)
-		p.Syscall(spawn.Step{Op: "setresgid", Path: fmt.Sprint(s.gid)}, unix.SYS_SETRESGID, uintptr(s.gid), uintptr(s.gid), uintptr(s.gid))
-		p.Syscall(spawn.Step{Op: "setresuid", Path: fmt.Sprint(s.uid)}, unix.SYS_SETRESUID, uintptr(s.uid), uintptr(s.uid), uintptr(s.uid))
+	if hardened {
+		s.addRlimits(p)
+		addDropBounding(p, caps, x.lastCap)
 	}
-	s.addCapset(p, caps)
-	addNoNewPrivs(p)
+	if s.userSet {
+		addSetIDs(p, s.uid, s.gid)
+	}
+	if hardened {
+		s.addCapset(p, caps)
+		addNoNewPrivs(p)
+	}
 	// Every descriptor of the host process other than 0, 1 and 2 closes
 	// at exec, whether or not its opener asked for close-on-exec.
 	p.Syscall(spawn.Step{Op: "close_range"}, unix.SYS_CLOSE_RANGE, 3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
@@ -95,7 +102,9 @@ func (s *Sandbox) addExec(p *spawn.Program, x execSetup, argv []string) {
 		p.Dup3(fd, i)
 	}
 	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0o022)
-	addSeccomp(p, x.filter)
+	if hardened {
+		addSeccomp(p, x.filter)
+	}
 	env := s.environ()
 	p.ExecSearch(commandPaths(argv[0], env), argv, env, x.stubFD)
 }
@@ -106,17 +115,4 @@ type execSetup struct {
 	stubFD  int // sealed exec stub, or -1 where there is none
 	lastCap int
 	filter  []seccomp.Instruction
-}
-
-// addBareExec is addExec without the hardening of the list
-// (seccomp, capabilities, no_new_privs, rlimits; masks are left out by
-// addRoot), to measure what it costs. The exec stub stays: it is the exec
-// path itself, priced on its own by internal/execstub's BenchmarkExec.
-func (s *Sandbox) addBareExec(p *spawn.Program, x execSetup, argv []string) {
-	p.Syscall(spawn.Step{Op: "close_range"}, unix.SYS_CLOSE_RANGE, 3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
-	for i, fd := range x.stdio {
-		p.Dup3(fd, i)
-	}
-	env := s.environ()
-	p.ExecSearch(commandPaths(argv[0], env), argv, env, x.stubFD)
 }

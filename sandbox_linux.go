@@ -31,13 +31,19 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		return nil, fmt.Errorf("sandbox: root: %w", err)
 	}
 	defer closeFD(&base)
-	if err := s.checkBinds(); err != nil {
-		return nil, err
-	}
 	filter, err := s.seccomp.get()
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: seccomp filter: %w", err)
 	}
+
+	mounts, err := s.prepareMounts()
+	if errors.Is(err, ErrInvalidConfig) {
+		return nil, err // a missing bind source, named
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: prepare mounts: %w", err)
+	}
+	defer mounts.close()
 
 	var undo cleanup.Stack
 	defer func() {
@@ -65,19 +71,11 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	}
 	undo.PushErr(io.abort)
 
-	mounts, err := s.prepareMounts()
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: prepare mounts: %w", err)
-	}
-	undo.PushErr(mounts.close)
-	x := execSetup{stdio: io.childFDs(), stubFD: -1, lastCap: s.facts.get().lastCap, filter: filter}
-	if x.stubFD, err = execstub.Open(); errors.Is(err, execstub.ErrUnsupportedArch) {
-		x.stubFD = -1
-	} else if err != nil {
+	x := execSetup{stdio: io.childFDs(), lastCap: s.facts.get().lastCap, filter: filter}
+	if x.stubFD, err = openStub(); err != nil {
 		return nil, fmt.Errorf("sandbox: exec stub: %w", err)
-	} else {
-		undo.PushErr(func() error { return closeFD(&x.stubFD) })
 	}
+	defer closeFD(&x.stubFD)
 
 	bridge, err := pending.wait()
 	if err != nil {
@@ -242,6 +240,16 @@ func (r Root) open() (int, error) {
 		return -1, &fs.PathError{Op: "open", Path: r.path, Err: err}
 	}
 	return fd, nil
+}
+
+// openStub returns a sealed exec stub for this machine, or -1 (and no
+// error) where there is none; see internal/execstub.
+func openStub() (int, error) {
+	fd, err := execstub.Open()
+	if errors.Is(err, execstub.ErrUnsupportedArch) {
+		return -1, nil
+	}
+	return fd, err
 }
 
 // closeFD closes *fd once and marks it closed.

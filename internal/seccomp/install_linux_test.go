@@ -276,10 +276,7 @@ func parseProbes(t *testing.T, out string) map[string]unix.Errno {
 
 func TestInstallDefault(t *testing.T) {
 	got := parseProbes(t, runHelper(t, "probes"))
-	tests := []struct {
-		probe string
-		want  unix.Errno
-	}{
+	tests := []probeWant{
 		{"getpid", 0}, {"openat", 0}, {"read", 0}, {"write", 0},
 		{"socket_unix", 0}, {"personality_query", 0}, {"exec_true", 0},
 		{"mount", unix.EPERM}, {"umount2", unix.EPERM},
@@ -291,14 +288,7 @@ func TestInstallDefault(t *testing.T) {
 		{"reboot", unix.EPERM}, {"init_module", unix.EPERM},
 		{"socket_vsock", unix.EPERM},
 	}
-	for _, tt := range tests {
-		t.Run(tt.probe, func(t *testing.T) {
-			e, ok := got[tt.probe]
-			require.True(t, ok, "helper printed no result for %s", tt.probe)
-			assert.Equal(t, tt.want, e, "%s under the default filter: got %q (%d), want %q (%d)",
-				tt.probe, e.Error(), int(e), tt.want.Error(), int(tt.want))
-		})
-	}
+	assertProbes(t, got, tests)
 }
 
 func TestInstallDeniedByFilter(t *testing.T) {
@@ -307,10 +297,7 @@ func TestInstallDeniedByFilter(t *testing.T) {
 	// filter and not from missing privileges.
 	got := parseProbes(t, runHelper(t, "marked"))
 	mark := unix.Errno(markErrno)
-	tests := []struct {
-		probe string
-		want  unix.Errno
-	}{
+	tests := []probeWant{
 		{"getpid", 0}, {"exec_true", 0},
 		{"mount", mark}, {"umount2", mark}, {"unshare_newns", mark},
 		{"setns", mark}, {"clone_newns", mark}, {"clone_newuser", mark},
@@ -320,6 +307,19 @@ func TestInstallDeniedByFilter(t *testing.T) {
 		{"clone3", unix.ENOSYS},      // explicit rule
 		{"socket_vsock", unix.EPERM}, // explicit rule
 	}
+	assertProbes(t, got, tests)
+}
+
+// probeWant is one system call the helper tried and the errno it must
+// give.
+type probeWant struct {
+	probe string
+	want  unix.Errno
+}
+
+// assertProbes checks each probe's result, as the helper printed it.
+func assertProbes(t *testing.T, got map[string]unix.Errno, tests []probeWant) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.probe, func(t *testing.T) {
 			e, ok := got[tt.probe]

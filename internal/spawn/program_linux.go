@@ -96,13 +96,6 @@ func fstypeOr(fstype, source string) string {
 	return "propagation"
 }
 
-// MountMissingOK appends mount(2) that is skipped when the target does not
-// exist.
-func (p *Program) MountMissingOK(source, target, fstype string, flags uintptr, data string) {
-	p.Mount(source, target, fstype, flags, data)
-	p.ops[len(p.ops)-1].okErr = syscall.ENOENT
-}
-
 // MknodExistOK appends mknod(2) of a file that may already exist, such as
 // an empty regular file to mount a file on.
 func (p *Program) MknodExistOK(path string, mode uint32) {
