@@ -165,7 +165,7 @@ add_tests() {
 		bin="/vmtest/bin/$(basename "$pkg")-$i.test"
 		[[ "$pkg" == "github.com/sandboxkit/sandbox" ]] && bin="/sandbox.test"
 		i=$((i + 1))
-		if ! (cd "$repo" && CGO_ENABLED=0 go test -c -o "$root$bin" "$pkg"); then
+		if ! (cd "$repo" && CGO_ENABLED=0 go test -tags vmtest -c -o "$root$bin" "$pkg"); then
 			log "building the tests of $pkg failed"
 			exit 1
 		fi
