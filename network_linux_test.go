@@ -282,7 +282,7 @@ func TestBridgeLeavesNothingAfterManyRuns(t *testing.T) {
 		require.Equal(t, "1\n", string(res.Stdout), "run %d", i)
 	}
 	after := testutil.SnapshotHost(t)
-	assert.Equal(t, before.FDs, after.FDs, "descriptors after %d bridge runs (namespaces, proxies, netlink sockets)", runs)
+	testutil.CheckFDs(t, before, fmt.Sprintf("after %d bridge runs (namespaces, proxies, netlink sockets)", runs))
 	assert.Equal(t, before.Mounts, after.Mounts)
 	assert.Empty(t, after.Cgroups)
 	assert.LessOrEqual(t, after.Threads, before.Threads+4, "no proxy goroutine may linger")
@@ -433,6 +433,6 @@ func TestBridgeFailedStartLeavesNothing(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, leases, "the lease must be freed")
 	after := testutil.SnapshotHost(t)
-	assert.Equal(t, before.FDs, after.FDs, "the namespace and the proxy's socket must be closed")
+	testutil.CheckFDs(t, before, "the namespace and the proxy's socket must be closed")
 	assert.Empty(t, after.Cgroups)
 }

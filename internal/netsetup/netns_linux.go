@@ -34,33 +34,39 @@ func NewNetns() (*os.File, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open(threadNetnsPath)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread() // unshare failed, the thread is unchanged
-			done <- result{err: &fs.PathError{Op: "unshare", Path: "CLONE_NEWNET", Err: err}}
-			return
-		}
-		f, err := openNetns(threadNetnsPath)
-		if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr != nil {
-			// Exit still locked: the runtime ends the thread with the goroutine.
-			if f != nil {
-				f.Close()
-			}
-			done <- result{err: errors.Join(err, &fs.PathError{Op: "setns", Path: orig.Name(), Err: rerr})}
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- result{f: f, err: err}
+		f, err := unshareNetns()
+		done <- result{f, err}
 	}()
 	r := <-done
 	return r.f, r.err
+}
+
+// unshareNetns does NewNetns's work on the calling goroutine, which must
+// be one of its own: it locks the goroutine to its thread and leaves it
+// locked, so that its end discards the thread, when the thread cannot
+// return to its namespace. Every descriptor but the result is closed
+// before it returns.
+func unshareNetns() (*os.File, error) {
+	runtime.LockOSThread()
+	orig, err := os.Open(threadNetnsPath)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer orig.Close()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread() // unshare failed, the thread is unchanged
+		return nil, &fs.PathError{Op: "unshare", Path: "CLONE_NEWNET", Err: err}
+	}
+	f, err := openNetns(threadNetnsPath)
+	if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr != nil {
+		if f != nil {
+			f.Close()
+		}
+		return nil, errors.Join(err, &fs.PathError{Op: "setns", Path: orig.Name(), Err: rerr})
+	}
+	runtime.UnlockOSThread()
+	return f, err
 }
 
 // openNetns opens the namespace file path (O_RDONLY|O_CLOEXEC) and names
@@ -124,29 +130,30 @@ func checkNetns(f *os.File) error {
 // cannot, its goroutine exits still locked, so the runtime discards it.
 func InNetns(netns *os.File, fn func() error) error {
 	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open(threadNetnsPath)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- err
-			return
-		}
-		defer orig.Close()
-		err = withFd(netns, func(fd int) error { return unix.Setns(fd, unix.CLONE_NEWNET) })
-		if err != nil {
-			// A failed setns leaves the thread where it was.
-			runtime.UnlockOSThread()
-			done <- &fs.PathError{Op: "setns", Path: netns.Name(), Err: err}
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- errors.Join(ferr, &fs.PathError{Op: "setns", Path: orig.Name(), Err: fmt.Errorf("return: %w", err)})
-			return // still locked: the thread is discarded
-		}
-		runtime.UnlockOSThread()
-		done <- ferr
-	}()
+	go func() { done <- inNetns(netns, fn) }()
 	return <-done
+}
+
+// inNetns does InNetns's work on the calling goroutine, which must be one
+// of its own, as unshareNetns does.
+func inNetns(netns *os.File, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := os.Open(threadNetnsPath)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	err = withFd(netns, func(fd int) error { return unix.Setns(fd, unix.CLONE_NEWNET) })
+	if err != nil {
+		// A failed setns leaves the thread where it was.
+		runtime.UnlockOSThread()
+		return &fs.PathError{Op: "setns", Path: netns.Name(), Err: err}
+	}
+	ferr := fn()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		return errors.Join(ferr, &fs.PathError{Op: "setns", Path: orig.Name(), Err: fmt.Errorf("return: %w", err)})
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }

@@ -3,14 +3,17 @@ package testutil
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // HostState is what a sandbox could leave behind on the host.
 type HostState struct {
 	Mounts  int      // lines of /proc/self/mountinfo
 	FDs     int      // open descriptors of this process
+	FDNames []string // what each descriptor is, "N -> target", to name a leak
 	Cgroups []string // cgroups named sandboxkit-* in any hierarchy
 	Threads int      // this process's threads (a runaway wait per run shows)
 }
@@ -24,11 +27,46 @@ func SnapshotHost(tb testing.TB) HostState {
 	must(tb, err)
 	tasks, err := os.ReadDir("/proc/self/task")
 	must(tb, err)
+	names := make([]string, 0, len(fds))
+	for _, e := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil {
+			continue // the directory's own descriptor, closed by now
+		}
+		names = append(names, e.Name()+" -> "+target)
+	}
 	return HostState{
 		Mounts:  strings.Count(string(mi), "\n"),
 		FDs:     len(fds),
+		FDNames: names,
 		Cgroups: SandboxCgroups(tb),
 		Threads: len(tasks),
+	}
+}
+
+// CheckFDs fails tb unless this process holds no more descriptors than it
+// did at before. A goroutine that has delivered its result may still be
+// closing a descriptor of its own, so the count gets two seconds to settle;
+// a leaked descriptor stays and is named with what it points to.
+func CheckFDs(tb testing.TB, before HostState, what string) {
+	tb.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		now := SnapshotHost(tb)
+		if now.FDs <= before.FDs {
+			return
+		}
+		if time.Now().After(deadline) {
+			var added []string
+			for _, name := range now.FDNames {
+				if !slices.Contains(before.FDNames, name) {
+					added = append(added, name)
+				}
+			}
+			tb.Errorf("%s: %d descriptors open, %d before; new: %q", what, now.FDs, before.FDs, added)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
