@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -84,6 +85,18 @@ func TestAttach(t *testing.T) {
 		}
 	}
 	assert.Equal(t, a.Gateway().String(), gw, "default route via gateway")
+	var sysctls []string
+	require.NoError(t, InNetns(ns, func() error {
+		for _, c := range sandboxSysctls {
+			b, err := os.ReadFile(c.path)
+			if err != nil {
+				return err
+			}
+			sysctls = append(sysctls, strings.Join(strings.Fields(string(b)), " "))
+		}
+		return nil
+	}))
+	assert.Equal(t, []string{"0", "0 2147483647"}, sysctls, "any user may bind any port and ping")
 
 	// State: one lease file naming this process as holder.
 	files := leaseFiles(t, cfg)

@@ -35,11 +35,15 @@ func openNetlink(proto int) (*nlSocket, error) {
 	return &nlSocket{fd: fd, buf: make([]byte, 32<<10)}, nil
 }
 
-// openNetlinkIn opens a NETLINK_ROUTE socket in the network namespace netns.
-// The socket stays in netns whatever thread uses it.
+// openNetlinkIn opens a NETLINK_ROUTE socket in the network namespace netns
+// and, in the same trip into it, sets its sandboxSysctls. The socket stays
+// in netns whatever thread uses it.
 func openNetlinkIn(netns *os.File) (*nlSocket, error) {
 	var s *nlSocket
 	err := InNetns(netns, func() (err error) {
+		if err := writeSysctls(); err != nil {
+			return err
+		}
 		s, err = openNetlink(unix.NETLINK_ROUTE)
 		return err
 	})
@@ -47,6 +51,34 @@ func openNetlinkIn(netns *os.File) (*nlSocket, error) {
 		return nil, &OpError{Op: "open netlink in", Name: netns.Name(), Err: err}
 	}
 	return s, nil
+}
+
+// sandboxSysctls are the per-namespace settings of a sandbox's network,
+// Docker's defaults for a container's own namespace: any user may bind any
+// port and open ICMP echo ("ping") sockets. They matter most in a user
+// namespace, whose root holds no capability over a namespace made outside
+// it, but a non-root user of any sandbox gains them too.
+var sandboxSysctls = []struct{ path, value string }{
+	{"/proc/sys/net/ipv4/ip_unprivileged_port_start", "0"},
+	{"/proc/sys/net/ipv4/ping_group_range", "0 2147483647"},
+}
+
+// writeSysctls writes sandboxSysctls in the calling thread's network
+// namespace: a file under /proc/sys/net belongs to the namespace of the
+// thread that opens it.
+func writeSysctls() error {
+	for _, c := range sandboxSysctls {
+		fd, err := unix.Open(c.path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: c.path, Err: err}
+		}
+		_, err = unix.Write(fd, []byte(c.value))
+		unix.Close(fd)
+		if err != nil {
+			return &os.PathError{Op: "write", Path: c.path, Err: err}
+		}
+	}
+	return nil
 }
 
 // Close closes the socket.
