@@ -53,7 +53,7 @@ var readOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", 
 // /proc (read only unless WithWritableProc), a minimal /dev, read-only
 // /sys, tmpfs /tmp, masked kernel paths, then pivot_root so that nothing
 // of the host stays reachable.
-func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
+func (s *Sandbox) addRoot(p *spawn.Program, baseFD int, etc []file) {
 	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 	// Nothing mounted here reaches the host, and nothing the host mounts
 	// later appears here.
@@ -62,6 +62,17 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
 	p.Mount("tmpfs", scratchDir, "tmpfs", nosuidNodev, "mode=0755")
 	for _, d := range []string{"upper", "work", "root"} {
 		p.Mkdir(scratchDir+"/"+d, 0o755, false)
+	}
+	if s.userns != nil && len(etc) > 0 {
+		// The namespace's root may not write in the base's /etc, which
+		// belongs to an unmapped host user: the files go into the upper
+		// layer before the overlay exists, and the merged /etc is the
+		// upper one's, the namespace root's. checkEtcDir made sure the
+		// base's /etc is no symbolic link that it would hide.
+		p.Mkdir(scratchDir+"/upper/etc", 0o755, false)
+		for _, f := range etc {
+			p.WriteFile(scratchDir+"/upper"+f.path, f.data, f.mode, regFile)
+		}
 	}
 	opts := "lowerdir=/proc/self/fd/" + strconv.Itoa(baseFD) + ",upperdir=" + scratchDir + "/upper,workdir=" + scratchDir + "/work"
 	if s.userns != nil {
@@ -82,9 +93,10 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD int) {
 	s.addDev(p)
 
 	p.Mkdir(newRoot+"/sys", 0o555, true)
-	if s.userns != nil && s.network.kind == networkHost {
-		// sysfs belongs to the network namespace, here the host's, which a
-		// user namespace may not mount: show the host's, read only.
+	if s.userns != nil && s.network.kind != networkNone {
+		// sysfs belongs to the network namespace, here one made outside
+		// the user namespace (the host's, or a bridge's), which the user
+		// namespace may not mount: show the host's, read only.
 		addBindReadOnly(p, "/sys", newRoot+"/sys", unix.MS_REC)
 	} else {
 		p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
@@ -308,10 +320,13 @@ func (s *Sandbox) addMounts(p *spawn.Program, h *hostMounts) {
 
 // addFiles appends the ops that write the sandbox's files, owned by its
 // user, through a parent directory opened inside the root; then the
-// network's /etc files, owned by root.
+// network's /etc files, owned by root (addRoot's, in a user namespace).
 func (s *Sandbox) addFiles(p *spawn.Program, etc []file) {
 	for _, f := range s.files {
 		addFile(p, f, s.uid, s.gid)
+	}
+	if s.userns != nil {
+		return // addRoot wrote etc
 	}
 	for _, f := range etc {
 		addFile(p, f, 0, 0)
@@ -324,6 +339,21 @@ func addFile(p *spawn.Program, f file, uid, gid int) {
 	p.OpenInRoot(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regTarget)
 	p.WriteFileAt(regTarget, path.Base(f.path), f.path, f.data, f.mode, uid, gid, regFile)
 	p.Close(regTarget)
+}
+
+// checkEtcDir returns an error unless the base open at baseFD has no /etc
+// or a directory there, which a user namespace's network files merge with
+// (see addRoot).
+func checkEtcDir(baseFD int) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(baseFD, "etc", &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) || err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return nil
+	}
+	if err != nil {
+		return &fs.PathError{Op: "stat", Path: "/etc", Err: err}
+	}
+	return &fs.PathError{Op: "stat", Path: "/etc", Err: errors.New("not a directory: a user namespace's /etc/hosts and /etc/resolv.conf need one")}
 }
 
 // addMkdirAll appends mkdir -p of dir; directories it creates are owned by

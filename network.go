@@ -61,6 +61,15 @@ const (
 // Addresses are leased from files under /run/sandboxkit/net, locked, so
 // sandboxes of several processes share a bridge safely; a lease is freed
 // when its run ends, and reclaimed when the process that took it died.
+//
+// In the sandbox's network namespace any user may bind any port and open
+// ping sockets (Docker's sysctls). With WithUserNamespace, the namespace
+// is still made by the host, outside the sandbox's user namespace: the
+// sandbox's root holds no capability over it, so it cannot change its
+// addresses, routes or links, nor open raw sockets, whatever
+// WithCapabilities says; its /sys is the host's, read only, since it may
+// not mount its own; and its /etc, which holds the network's files, is its
+// own directory in the overlay.
 func Bridge(opts ...BridgeOption) Network {
 	n := Network{kind: networkBridge}
 	for _, o := range opts {
@@ -197,9 +206,6 @@ func (s *Sandbox) checkNetwork() []*FieldError {
 			problems = append(problems, &FieldError{Field: "publish", Value: p.HostPort, Reason: "host port published twice"})
 		}
 		seen[key] = true
-	}
-	if s.network.kind == networkBridge && s.userns != nil {
-		problems = append(problems, &FieldError{Field: "network", Value: s.network, Reason: "a Bridge network cannot be combined with a user namespace yet"})
 	}
 	if s.network.kind == networkBridge {
 		if err := s.network.bridge.Validate(); err != nil {

@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox/internal/cleanup"
 	"github.com/sandboxkit/sandbox/internal/netsetup"
+	"github.com/sandboxkit/sandbox/internal/spawn"
 )
 
 // bridgeRun is a run's place on a bridge: the network namespace made for
@@ -32,6 +36,50 @@ func (s *Sandbox) attachBridge(ctx context.Context, undo *cleanup.Stack) (*bridg
 	}
 	undo.Push(b.att.Detach)
 	return b, nil
+}
+
+// startInNetns clones the child from a thread that has joined netns, so
+// that the child is born in it. A child in a new user namespace cannot
+// join a namespace made outside it (setns needs CAP_SYS_ADMIN over the
+// namespace's owner), but it inherits the thread's namespace. Its root then
+// holds no capability over its network: Attach's sysctls let it bind any
+// port and ping all the same.
+//
+// The thread returns to its own namespace right after the clone, and stays
+// locked to its goroutine until release. If it cannot return, its goroutine
+// ends still locked at release, and the runtime discards the thread.
+func startInNetns(p *spawn.Program, attr spawn.Attr, netns *os.File) (proc *spawn.Process, release func(), err error) {
+	type started struct {
+		proc *spawn.Process
+		err  error
+	}
+	out := make(chan started, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			out <- started{err: err}
+			return
+		}
+		if err := unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET); err != nil {
+			orig.Close()
+			runtime.UnlockOSThread()
+			out <- started{err: os.NewSyscallError("setns "+netns.Name(), err)}
+			return
+		}
+		proc, err := spawn.Start(p, attr)
+		back := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET)
+		orig.Close()
+		out <- started{proc, err}
+		<-done
+		if back == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	r := <-out
+	return r.proc, func() { close(done) }, r.err
 }
 
 // pendingBridge is a bridge attachment being made on its own goroutine

@@ -274,11 +274,16 @@ func TestBridgeLeavesNothingAfterManyRuns(t *testing.T) {
 	sb, _ := busybox(t)
 	n, _ := testBridge(t)
 	sb = sb.WithNetwork(n).WithPublish(0, 80)
-	sh(t, sb, "true")
+	// Every other run is in a user namespace, whose child is cloned from a
+	// thread that joins the bridge's namespace (startInNetns).
+	sbs := []*sandbox.Sandbox{sb, sb.WithUserNamespace()}
+	for _, sb := range sbs {
+		sh(t, sb, "true")
+	}
 	before := testutil.SnapshotHost(t)
 	const runs = 200
 	for i := range runs {
-		res := sh(t, sb, "ip -4 -o addr show eth0 | wc -l")
+		res := sh(t, sbs[i%2], "ip -4 -o addr show eth0 | wc -l")
 		require.Equal(t, "1\n", string(res.Stdout), "run %d", i)
 	}
 	after := testutil.SnapshotHost(t)
@@ -435,4 +440,64 @@ func TestBridgeFailedStartLeavesNothing(t *testing.T) {
 	after := testutil.SnapshotHost(t)
 	testutil.CheckFDs(t, before, "the namespace and the proxy's socket must be closed")
 	assert.Empty(t, after.Cgroups)
+}
+
+func TestBridgeWithUserNamespace(t *testing.T) {
+	sb, _ := busybox(t)
+	n, subnet := testBridge(t)
+	share := t.TempDir()
+	require.NoError(t, os.Chmod(share, 0o777))
+	hostPort := freePort(t)
+	// CAP_NET_ADMIN is asked for, to show that it gives nothing over a
+	// namespace made outside the sandbox's user namespace.
+	sb = sb.WithUserNamespace().WithNetwork(n).WithPublish(hostPort, 80).WithBind(share, "/share").
+		WithCapabilities(append(sandbox.DefaultCapabilities(), "CAP_NET_ADMIN")...).WithTimeout(30 * time.Second)
+
+	var res *sandbox.Result
+	var err error
+	finished := make(chan struct{})
+	stop := func() {
+		os.WriteFile(filepath.Join(share, "stop"), nil, 0o644)
+		<-finished
+	}
+	t.Cleanup(stop) // a failed check must not leave the sandbox running
+	go func() {
+		defer close(finished)
+		res, err = sb.Run(testCtx(t), "/bin/sh", "-c", `
+			id -u
+			ip -4 -o addr show eth0 | awk '{print $4}'
+			ip link set eth0 down 2>&1 | grep -o "Operation not permitted"
+			grep -qw "$(hostname)" /etc/hosts && echo "hosts names the sandbox"
+			nc -ll -p 80 -e cat &
+			touch /share/ready
+			while [ ! -e /share/stop ]; do sleep 0.05; done`)
+	}()
+	require.Eventually(t, func() bool {
+		select {
+		case <-finished:
+			return true
+		default:
+		}
+		_, err := os.Stat(filepath.Join(share, "ready"))
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond, "the sandbox did not start")
+	select {
+	case <-finished:
+		require.FailNow(t, "the sandbox ended before it served", "error %v, result %+v", err, res)
+	default:
+	}
+	require.Eventually(t, func() bool { return echo(fmt.Sprintf("127.0.0.1:%d", hostPort), "userns") == "userns" },
+		5*time.Second, 20*time.Millisecond, "the published port must reach a server on port 80 of a user-namespace sandbox")
+	stop()
+	require.NoError(t, err)
+	require.NotNil(t, res.Network)
+	ip := res.Network.IP
+	assert.True(t, subnet.Contains(ip), "the sandbox's address %v is on the bridge's subnet %v", ip, subnet)
+	assert.Equal(t, fmt.Sprintf("0\n%s/%d\nOperation not permitted\nhosts names the sandbox\n", ip, subnet.Bits()), string(res.Stdout), "stderr: %s", res.Stderr)
+
+	fi, err := os.Stat(filepath.Join(share, "ready"))
+	require.NoError(t, err)
+	assert.Equal(t, uint32(100000), fi.Sys().(*syscall.Stat_t).Uid, "the sandbox's root is the mapped host user")
+	require.Eventually(t, func() bool { return bridgePorts(t, n) == 0 }, 30*time.Second, 20*time.Millisecond,
+		"the veth must die with the namespace")
 }

@@ -97,15 +97,23 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		attr.AfterClone = func(pid int) error { return writeIDMaps(pid, s.userns) }
 	}
 
+	joinNetns := bridge.netnsFD()
+	if s.userns != nil && bridge != nil {
+		joinNetns = -1 // born in it instead: see startInNetns
+		if err := checkEtcDir(base); err != nil {
+			return nil, fmt.Errorf("sandbox: root: %w", err)
+		}
+	}
+	etc := bridge.etcFiles()
 	var p spawn.Program
-	addPrelude(&p, cg.procsFDs(), wait, s.root.path, base, bridge.netnsFD())
-	s.addRoot(&p, base)
+	addPrelude(&p, cg.procsFDs(), wait, s.root.path, base, joinNetns)
+	s.addRoot(&p, base, etc)
 	p.Sethostname(s.hostname)
 	if s.network.kind == networkNone {
 		addLoopbackUp(&p) // a bridge's namespace has lo up already
 	}
 	s.addMounts(&p, mounts)
-	s.addFiles(&p, bridge.etcFiles())
+	s.addFiles(&p, etc)
 	s.addWorkdir(&p)
 	s.addReadOnlyRoot(&p)
 	s.addExec(&p, x, argv)
@@ -113,12 +121,8 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	if s.trace != nil {
 		p.Trace = make([]int64, p.Len()+1)
 	}
-	// The child dies with the thread that cloned it (PR_SET_PDEATHSIG):
-	// keep this goroutine on that thread until the run is over, so that
-	// no other goroutine can take the thread and end it.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	proc, err := spawn.Start(&p, attr)
+	proc, release, err := s.start(&p, attr, bridge)
+	defer release()
 	if s.trace != nil {
 		steps := make([]string, p.Len())
 		for i := range steps {
@@ -165,6 +169,19 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		ctxErr = fmt.Errorf("sandbox: run %s: %w", argv[0], ctxErr)
 	}
 	return res, errors.Join(ctxErr, uerr, derr, nerr)
+}
+
+// start clones the child and runs p in it. The child dies with the thread
+// that cloned it (PR_SET_PDEATHSIG), so that thread stays reserved for the
+// run until release is called, once the run is over: no other goroutine
+// can take the thread and end it.
+func (s *Sandbox) start(p *spawn.Program, attr spawn.Attr, bridge *bridgeRun) (proc *spawn.Process, release func(), err error) {
+	if s.userns != nil && bridge != nil {
+		return startInNetns(p, attr, bridge.netns)
+	}
+	runtime.LockOSThread()
+	proc, err = spawn.Start(p, attr)
+	return proc, runtime.UnlockOSThread, err
 }
 
 // wait waits for the sandbox's PID 1 to end, killing it (and with it every

@@ -21,8 +21,9 @@ type idMap struct {
 // host. Files of the root that belong to host IDs outside the range (such
 // as the host's own root) appear owned by nobody and cannot be changed,
 // even by the sandbox's root; /tmp, tmpfs mounts and WithFile files are
-// its own. Starting such a sandbox copies the caller's page tables, which
-// costs more for a large heap. The last call wins.
+// its own. With a Bridge network, see Bridge for what the sandbox's root
+// may do with its network. Starting such a sandbox copies the caller's
+// page tables, which costs more for a large heap. The last call wins.
 func (s *Sandbox) WithUserNamespace() *Sandbox {
 	return s.WithIDMap(DefaultIDMapBase, DefaultIDMapBase, DefaultIDMapSize)
 }
