@@ -51,13 +51,15 @@ func BenchmarkHardening(b *testing.B) {
 }
 
 // BenchmarkNetwork compares a cold Run of true with no network (loopback
-// only), with the host's, and with its own address on a bridge.
+// only), with the host's, and with its own address on a bridge; then the
+// same with a user namespace, loopback only and on the bridge.
 func BenchmarkNetwork(b *testing.B) {
 	testutil.RequireRoot(b)
 	sb := New(Dir(testutil.Rootfs(b))).WithMemory(64 << 20)
 	n := Bridge(BridgeName("sbxbench"))
 	testutil.KeepIPForward(b)
 	b.Cleanup(func() { RemoveBridge(b.Context(), n) })
-	interleave(b, []string{"none", "host", "bridge", "publish"},
-		[]*Sandbox{sb, sb.WithNetwork(HostNetwork()), sb.WithNetwork(n), sb.WithNetwork(n).WithPublish(0, 80)})
+	interleave(b, []string{"none", "host", "bridge", "publish", "userns", "userns-bridge"},
+		[]*Sandbox{sb, sb.WithNetwork(HostNetwork()), sb.WithNetwork(n), sb.WithNetwork(n).WithPublish(0, 80),
+			sb.WithUserNamespace(), sb.WithUserNamespace().WithNetwork(n)})
 }

@@ -24,16 +24,12 @@ type bridgeRun struct {
 // bridge. The undo steps detach (deleting the veth while the namespace
 // lives) and then close the namespace.
 func (s *Sandbox) attachBridge(ctx context.Context, undo *cleanup.Stack) (*bridgeRun, error) {
-	ns, err := netsetup.NewNetns()
+	att, ns, err := netsetup.AttachNew(ctx, s.bridgeConfig())
 	if err != nil {
 		return nil, err
 	}
-	b := &bridgeRun{netns: ns}
+	b := &bridgeRun{netns: ns, att: att}
 	undo.PushErr(b.closeNetns)
-	b.att, err = netsetup.Attach(ctx, s.bridgeConfig(), ns)
-	if err != nil {
-		return nil, err
-	}
 	undo.Push(b.att.Detach)
 	return b, nil
 }

@@ -32,9 +32,59 @@ import (
 // non-network-namespace netns), *[PortInUseError], *[SubnetConflictError],
 // *[BridgeConflictError], [ErrNoAddress] (in an *[OpError]), *[OpError] and
 // *fs.PathError for host failures.
-func Attach(ctx context.Context, cfg Config, netns *os.File) (_ *Attachment, err error) {
+func Attach(ctx context.Context, cfg Config, netns *os.File) (*Attachment, error) {
+	if err := checkNetns(netns); err != nil {
+		_, cerr := cfg.withDefaults()
+		return nil, errors.Join(cerr, err)
+	}
+	return attachWith(ctx, cfg, false, func() inside {
+		s, err := openNetlinkIn(netns)
+		return inside{netns, s, err}
+	})
+}
+
+// AttachNew makes a network namespace, as [NewNetns] does, and attaches it,
+// as [Attach] does, the two overlapping: the address is leased while the
+// kernel makes the namespace, and the thread that makes it also opens the
+// netlink socket in it, which saves Attach's own trip into the namespace.
+// The caller owns the returned namespace, as one from NewNetns, and closes
+// it once the sandbox's first process has joined it (see
+// [Attachment.Detach]). On error nothing is left, the namespace included.
+func AttachNew(ctx context.Context, cfg Config) (*Attachment, *os.File, error) {
+	a, err := attachWith(ctx, cfg, true, func() inside {
+		var in inside
+		in.ns, in.err = unshareNetns(func() (err error) {
+			if err := writeSysctls(); err != nil {
+				return err
+			}
+			in.s, err = openNetlink(unix.NETLINK_ROUTE)
+			return err
+		})
+		if in.err != nil && in.s != nil {
+			in.s.Close()
+			in.s = nil
+		}
+		return in
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, a.netns, nil
+}
+
+// inside is a sandbox's network namespace, with a netlink socket in it,
+// or the error that kept attach from having them.
+type inside struct {
+	ns  *os.File
+	s   *nlSocket
+	err error
+}
+
+// attachWith does the work of Attach and AttachNew. enter, run on a goroutine
+// of its own meanwhile, yields the namespace; owned says whether attach
+// closes it on error.
+func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside) (_ *Attachment, err error) {
 	cfg, err = cfg.withDefaults()
-	err = errors.Join(err, checkNetns(netns))
 	if err != nil {
 		return nil, err
 	}
@@ -46,6 +96,25 @@ func Attach(ctx context.Context, cfg Config, netns *os.File) (_ *Attachment, err
 				errs = append(errs, undo[i]())
 			}
 			err = errors.Join(err, errors.Join(errs...))
+		}
+	}()
+
+	// Enter the namespace meanwhile: a thread's trip into it and back,
+	// and for AttachNew the kernel's making of it. The deferred receive
+	// means no goroutine outlives attachWith.
+	nsc := make(chan inside, 1)
+	go func() { nsc <- enter() }()
+	var in inside // set once received from nsc
+	received := false
+	defer func() {
+		if !received {
+			in = <-nsc
+			if owned && in.ns != nil {
+				in.ns.Close()
+			}
+		}
+		if in.s != nil {
+			in.s.Close()
 		}
 	}()
 
@@ -63,29 +132,6 @@ func Attach(ctx context.Context, cfg Config, netns *os.File) (_ *Attachment, err
 		ports[i] = p
 	}
 
-	// Open the socket inside netns meanwhile: it takes a thread's trip into
-	// the namespace and back. The deferred receive means no goroutine
-	// outlives Attach.
-	type nsResult struct {
-		s   *nlSocket
-		err error
-	}
-	nsc := make(chan nsResult, 1)
-	go func() {
-		s, err := openNetlinkIn(netns)
-		nsc <- nsResult{s, err}
-	}()
-	var inside *nlSocket // set once received from nsc
-	received := false
-	defer func() {
-		if !received {
-			inside = (<-nsc).s
-		}
-		if inside != nil {
-			inside.Close()
-		}
-	}()
-
 	self, err := readProcID(os.Getpid())
 	if err != nil {
 		return nil, err
@@ -101,7 +147,6 @@ func Attach(ctx context.Context, cfg Config, netns *os.File) (_ *Attachment, err
 		ports:   ports,
 		veth:    newVethName(),
 		cfg:     cfg,
-		netns:   netns,
 	}
 
 	bridgeIndex, err := a.acquireLease(ctx, s, self)
@@ -110,26 +155,29 @@ func Attach(ctx context.Context, cfg Config, netns *os.File) (_ *Attachment, err
 	}
 	undo = append(undo, func() error { return removeFile(a.lease) })
 
+	in, received = <-nsc, true
+	if owned && in.ns != nil {
+		undo = append(undo, in.ns.Close)
+	}
+	if in.err != nil {
+		return nil, in.err
+	}
+	a.netns = in.ns
 	var ethIndex int
-	err = withFd(netns, func(fd int) (err error) {
+	err = withFd(in.ns, func(fd int) (err error) {
 		ethIndex, err = createVeth(s, a.veth, bridgeIndex, fd)
 		return err
 	})
 	if errors.Is(err, os.ErrClosed) {
-		return nil, &OpError{Op: "create veth in", Name: netns.Name(), Err: err}
+		return nil, &OpError{Op: "create veth in", Name: in.ns.Name(), Err: err}
 	}
 	if err != nil {
 		return nil, err
 	}
-	// netns is open until Attach returns, so deleting the veth is the only
-	// way to take it off the bridge.
+	// The namespace is open until attachWith returns, so deleting the veth is
+	// the only way to take it off the bridge.
 	undo = append(undo, func() error { return deleteLink(a.veth) })
-	r := <-nsc
-	received, inside = true, r.s
-	if r.err != nil {
-		return nil, r.err
-	}
-	if err := configureSandbox(inside, ethIndex, a.Prefix(), a.gateway); err != nil {
+	if err := configureSandbox(in.s, ethIndex, a.Prefix(), a.gateway); err != nil {
 		return nil, err
 	}
 	if err := waitForwarding(ctx, s, a.veth); err != nil {

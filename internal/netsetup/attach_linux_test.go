@@ -424,3 +424,38 @@ func TestAttachInvalid(t *testing.T) {
 		})
 	}
 }
+
+func TestAttachNew(t *testing.T) {
+	cfg := testConfig(t)
+	a, ns, err := AttachNew(testCtx(t), cfg)
+	require.NoError(t, err)
+	require.NoError(t, checkNetns(ns), "AttachNew returns an open network namespace")
+	assert.True(t, cfg.Subnet.Contains(a.IP()), "IP %s in subnet %s", a.IP(), cfg.Subnet)
+
+	// The namespace is the wired one: the host reaches a server in it.
+	serveTCP(t, ns, ":7000")
+	peer, echo, err := talkTCP(t, nil, netip.AddrPortFrom(a.IP(), 7000).String(), "hi")
+	require.NoError(t, err, "host -> sandbox")
+	assert.Equal(t, a.Gateway().String(), peer)
+	assert.Equal(t, "hi", echo)
+
+	// As after a sandbox ran: the caller closes the namespace, then
+	// Detach frees the lease (the server's socket keeps the namespace,
+	// and the veth, until the test ends; testConfig checks they go).
+	require.NoError(t, ns.Close())
+	require.NoError(t, a.Detach(testCtx(t)))
+	assert.Empty(t, leaseFiles(t, cfg), "lease files after Detach")
+}
+
+func TestAttachNewFailureLeavesNoNamespace(t *testing.T) {
+	cfg := testConfig(t) // its cleanup checks links, leases and namespace files
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	cfg.Publish = []Port{{Proto: "tcp", HostPort: uint16(ln.Addr().(*net.TCPAddr).Port), SandboxPort: 1}}
+	a, ns, err := AttachNew(testCtx(t), cfg)
+	var inUse *PortInUseError
+	require.ErrorAs(t, err, &inUse)
+	assert.Nil(t, a)
+	assert.Nil(t, ns)
+}

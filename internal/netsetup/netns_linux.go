@@ -34,7 +34,7 @@ func NewNetns() (*os.File, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		f, err := unshareNetns()
+		f, err := unshareNetns(nil)
 		done <- result{f, err}
 	}()
 	r := <-done
@@ -45,8 +45,9 @@ func NewNetns() (*os.File, error) {
 // be one of its own: it locks the goroutine to its thread and leaves it
 // locked, so that its end discards the thread, when the thread cannot
 // return to its namespace. Every descriptor but the result is closed
-// before it returns.
-func unshareNetns() (*os.File, error) {
+// before it returns. fn, if not nil, runs in the new namespace, and its
+// error fails the call.
+func unshareNetns(fn func() error) (*os.File, error) {
 	runtime.LockOSThread()
 	orig, err := os.Open(threadNetnsPath)
 	if err != nil {
@@ -59,6 +60,12 @@ func unshareNetns() (*os.File, error) {
 		return nil, &fs.PathError{Op: "unshare", Path: "CLONE_NEWNET", Err: err}
 	}
 	f, err := openNetns(threadNetnsPath)
+	if err == nil && fn != nil {
+		if err = fn(); err != nil {
+			f.Close()
+			f = nil
+		}
+	}
 	if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr != nil {
 		if f != nil {
 			f.Close()
