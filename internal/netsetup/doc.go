@@ -4,21 +4,17 @@
 // /etc/resolv.conf contents the sandbox should see.
 //
 // The sandbox's processes run in their own network namespace, which exists
-// before them: the parent makes it with [NewNetns], connects it with [Attach],
+// before them: the parent makes it and connects it with [AttachNew] (or
+// [NewNetns], then [Attach], for a namespace it makes otherwise),
 // starts the sandbox's first process so that it joins the namespace
 // (setns) before anything else, then closes the namespace file so that the
 // namespace ends with the sandbox's last process. After the sandbox has
 // exited it calls [Attachment.Detach]:
 //
-//	ns, err := netsetup.NewNetns()
-//	if err != nil {
-//		return err
-//	}
-//	a, err := netsetup.Attach(ctx, netsetup.Config{
+//	a, ns, err := netsetup.AttachNew(ctx, netsetup.Config{
 //		Publish: []netsetup.Port{{Proto: "tcp", SandboxPort: 8080}},
-//	}, ns)
+//	})
 //	if err != nil {
-//		ns.Close()
 //		return err
 //	}
 //	if err := start(ns); err != nil { // the child calls setns(ns, CLONE_NEWNET) first
