@@ -74,7 +74,15 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD int, etc []file) {
 			p.WriteFile(scratchDir+"/upper"+f.path, f.data, f.mode, regFile)
 		}
 	}
-	opts := "lowerdir=/proc/self/fd/" + strconv.Itoa(baseFD) + ",upperdir=" + scratchDir + "/upper,workdir=" + scratchDir + "/work"
+	lower := "/proc/self/fd/" + strconv.Itoa(baseFD)
+	if s.userns != nil {
+		// baseFD is a detached mount (see Root.open), which overlayfs
+		// takes as a layer only once it is in this mount namespace.
+		lower = scratchDir + "/lower"
+		p.Mkdir(lower, 0o755, false)
+		p.MoveMountTo(baseFD, lower)
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + scratchDir + "/upper,workdir=" + scratchDir + "/work"
 	if s.userns != nil {
 		// trusted.* extended attributes need host root.
 		opts += ",userxattr"

@@ -28,7 +28,8 @@ func (s *Sandbox) cloneFlags() uintptr {
 }
 
 // addPrelude appends what the child does first: in a user namespace, wait
-// for its ID maps; open the root in its own mount namespace at rootFD;
+// for its ID maps; open the root (unless root is "") in its own mount
+// namespace at rootFD;
 // become the user namespace's root; join its cgroup (v1; on v2 it is born
 // in it), take a cgroup namespace rooted there, leave the caller's
 // session, and die with the caller.
@@ -36,8 +37,10 @@ func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, r
 	if release >= 0 {
 		p.WaitByte(spawn.Step{Op: "wait for the parent", Path: "user namespace ID maps"}, release)
 	}
-	// Still as the host's root, whose directories these may be.
-	p.OpenAs(root, unix.O_PATH|unix.O_DIRECTORY, rootFD, spawn.Reg(0))
+	if root != "" {
+		// Still as the host's root, whose directories these may be.
+		p.OpenAs(root, unix.O_PATH|unix.O_DIRECTORY, rootFD, spawn.Reg(0))
+	}
 	if release >= 0 {
 		// Become the namespace's root: until now the child's IDs are the
 		// host's root, which the namespace does not map.

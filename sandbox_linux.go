@@ -26,7 +26,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	if err := checkHost(); err != nil {
 		return nil, fmt.Errorf("sandbox: run: %w", err)
 	}
-	base, err := s.root.open()
+	base, err := s.root.open(s.userns != nil)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: root: %w", err)
 	}
@@ -106,7 +106,11 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	}
 	etc := bridge.etcFiles()
 	var p spawn.Program
-	addPrelude(&p, cg.procsFDs(), wait, s.root.path, base, joinNetns)
+	reopen := s.root.path
+	if s.userns != nil {
+		reopen = "" // base is a detached mount, mounted by addRoot
+	}
+	addPrelude(&p, cg.procsFDs(), wait, reopen, base, joinNetns)
 	s.addRoot(&p, base, etc)
 	p.Sethostname(s.hostname)
 	if s.network.kind == networkNone {
@@ -249,9 +253,23 @@ func checkHost() error {
 // to reserve a descriptor number: the child opens the root again, in its
 // own mount namespace, at that number, and names it to overlayfs as
 // /proc/self/fd/N. The path's characters then never clash with the mount
-// options, and a sandbox in a user namespace reaches the root even below
-// directories its mapped root could not search.
-func (r Root) open() (int, error) {
+// options.
+//
+// detached, for a user namespace, opens instead a detached copy of the
+// mount the root is on, without the mounts under it, which addRoot mounts
+// in the child's namespace. overlayfs refuses a lower layer with mounts
+// under it that a user namespace may not uncover (the host's / has
+// /proc, /sys and more), and it never showed those mounts anyway. The
+// copy is reached without any path lookup, even below directories the
+// namespace's root could not search.
+func (r Root) open(detached bool) (int, error) {
+	if detached {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, r.path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return -1, &fs.PathError{Op: "open_tree", Path: r.path, Err: err}
+		}
+		return fd, nil
+	}
 	fd, err := unix.Open(r.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, &fs.PathError{Op: "open", Path: r.path, Err: err}

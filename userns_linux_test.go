@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
 func TestUserNamespaceMapsRootToAnUnprivilegedRange(t *testing.T) {
@@ -54,4 +55,15 @@ func TestUserNamespaceValidation(t *testing.T) {
 	assert.Contains(t, err.Error(), "id map 0: size must be at least 1")
 	err = sandbox.New(sandbox.Dir("/r")).WithIDMap(1000, 1000, 10).WithUser(50, 5).Validate()
 	assert.EqualError(t, err, "sandbox: invalid configuration: uid 50: must be inside the user namespace's ID map")
+}
+
+func TestUserNamespaceOnHostRoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	// The host's / has mounts under it (/proc, /sys, ...) that a user
+	// namespace may not uncover, which overlayfs refuses as a lower layer
+	// unless the base is a detached copy of the root mount alone.
+	sb := sandbox.New(sandbox.HostRoot()).WithUserNamespace().
+		WithFile("/code/main.sh", []byte("echo ran from a file\n"), 0o755).WithWorkdir("/code")
+	res := sh(t, sb, "id -u; ./main.sh; cat /proc/self/uid_map | tr -s ' '; test -e /usr/bin/env && echo host tools")
+	assert.Equal(t, "0\nran from a file\n 0 100000 65536\nhost tools\n", string(res.Stdout), "stderr: %s", res.Stderr)
 }

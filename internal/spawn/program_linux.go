@@ -134,6 +134,13 @@ func (p *Program) MoveMount(fromFD int, to Reg, path string) {
 		unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH}, regIn: 1 << 2}, Step{"mount", path})
 }
 
+// MoveMountTo appends move_mount(2) of the detached mount tree fromFD onto
+// the absolute path target.
+func (p *Program) MoveMountTo(fromFD int, target string) {
+	p.add(op{nr: unix.SYS_MOVE_MOUNT, args: [6]uintptr{uintptr(fromFD), p.str(""), atFDCWD(), p.str(target),
+		unix.MOVE_MOUNT_F_EMPTY_PATH}}, Step{"mount", target})
+}
+
 // MoveMountReg is MoveMount for a mount held in register from.
 func (p *Program) MoveMountReg(from, to Reg, path string) {
 	empty := p.str("")
