@@ -81,7 +81,7 @@ type inside struct {
 }
 
 // attachWith does the work of Attach and AttachNew. enter, run on a goroutine
-// of its own meanwhile, yields the namespace; owned says whether attach
+// of its own meanwhile, yields the namespace; owned says whether attachWith
 // closes it on error.
 func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside) (_ *Attachment, err error) {
 	cfg, err = cfg.withDefaults()
