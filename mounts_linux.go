@@ -53,7 +53,7 @@ var readOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", 
 // /proc (read only unless WithWritableProc), a minimal /dev, read-only
 // /sys, tmpfs /tmp, masked kernel paths, then pivot_root so that nothing
 // of the host stays reachable.
-func (s *Sandbox) addRoot(p *spawn.Program, baseFD int, etc []file) {
+func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 	// Nothing mounted here reaches the host, and nothing the host mounts
 	// later appears here.
@@ -101,12 +101,16 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD int, etc []file) {
 	s.addDev(p)
 
 	p.Mkdir(newRoot+"/sys", 0o555, true)
-	if s.userns != nil && s.network.kind != networkNone {
-		// sysfs belongs to the network namespace, here one made outside
-		// the user namespace (the host's, or a bridge's), which the user
-		// namespace may not mount: show the host's, read only.
+	switch {
+	case sysfsFD >= 0:
+		// A bridge's sysfs, which a user namespace may not make itself
+		// (see bridgeRun.sysfs).
+		p.MoveMountTo(sysfsFD, newRoot+"/sys")
+	case s.userns != nil && s.network.kind == networkHost:
+		// sysfs belongs to the network namespace, here the host's, which
+		// the user namespace may not mount: show the host's, read only.
 		addBindReadOnly(p, "/sys", newRoot+"/sys", unix.MS_REC)
-	} else {
+	default:
 		p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
 	}
 	p.Mkdir(newRoot+"/tmp", 0o1777, true)

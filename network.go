@@ -67,8 +67,8 @@ const (
 // is still made by the host, outside the sandbox's user namespace: the
 // sandbox's root holds no capability over it, so it cannot change its
 // addresses, routes or links, nor open raw sockets, whatever
-// WithCapabilities says; its /sys is the host's, read only, since it may
-// not mount its own; and its /etc, which holds the network's files, is its
+// WithCapabilities says; its /sys, which it may not mount itself, is
+// mounted for it; and its /etc, which holds the network's files, is its
 // own directory in the overlay.
 func Bridge(opts ...BridgeOption) Network {
 	n := Network{kind: networkBridge}

@@ -138,6 +138,32 @@ func (b *bridgeRun) closeNetns() error {
 	return err
 }
 
+// sysfs returns a detached, read-only sysfs mount of the bridge's
+// namespace, or -1 without a bridge. A sysfs shows the network namespace
+// of whoever makes it, and only that namespace's owner may: a sandbox in a
+// user namespace cannot make its own, so the parent makes it from a thread
+// in the namespace, and the child mounts it.
+func (b *bridgeRun) sysfs() (int, error) {
+	if b == nil {
+		return -1, nil
+	}
+	mnt := -1
+	err := netsetup.InNetns(b.netns, func() error {
+		ctx, err := unix.Fsopen("sysfs", unix.FSOPEN_CLOEXEC)
+		if err != nil {
+			return os.NewSyscallError("fsopen sysfs", err)
+		}
+		defer unix.Close(ctx)
+		if err := unix.FsconfigCreate(ctx); err != nil {
+			return os.NewSyscallError("fsconfig sysfs", err)
+		}
+		mnt, err = unix.Fsmount(ctx, unix.FSMOUNT_CLOEXEC,
+			unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+		return os.NewSyscallError("fsmount sysfs", err)
+	})
+	return mnt, err
+}
+
 // etcFiles returns the sandbox's /etc/hosts and /etc/resolv.conf.
 func (b *bridgeRun) etcFiles() []file {
 	if b == nil {

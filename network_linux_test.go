@@ -468,6 +468,7 @@ func TestBridgeWithUserNamespace(t *testing.T) {
 			ip -4 -o addr show eth0 | awk '{print $4}'
 			ip link set eth0 down 2>&1 | grep -o "Operation not permitted"
 			grep -qw "$(hostname)" /etc/hosts && echo "hosts names the sandbox"
+			ls /sys/class/net | tr '\n' ' '; echo
 			nc -ll -p 80 -e cat &
 			touch /share/ready
 			while [ ! -e /share/stop ]; do sleep 0.05; done`)
@@ -493,7 +494,7 @@ func TestBridgeWithUserNamespace(t *testing.T) {
 	require.NotNil(t, res.Network)
 	ip := res.Network.IP
 	assert.True(t, subnet.Contains(ip), "the sandbox's address %v is on the bridge's subnet %v", ip, subnet)
-	assert.Equal(t, fmt.Sprintf("0\n%s/%d\nOperation not permitted\nhosts names the sandbox\n", ip, subnet.Bits()), string(res.Stdout), "stderr: %s", res.Stderr)
+	assert.Equal(t, fmt.Sprintf("0\n%s/%d\nOperation not permitted\nhosts names the sandbox\neth0 lo \n", ip, subnet.Bits()), string(res.Stdout), "stderr: %s", res.Stderr)
 
 	fi, err := os.Stat(filepath.Join(share, "ready"))
 	require.NoError(t, err)

@@ -97,12 +97,16 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		attr.AfterClone = func(pid int) error { return writeIDMaps(pid, s.userns) }
 	}
 
-	joinNetns := bridge.netnsFD()
+	joinNetns, sysfs := bridge.netnsFD(), -1
 	if s.userns != nil && bridge != nil {
 		joinNetns = -1 // born in it instead: see startInNetns
 		if err := checkEtcDir(base); err != nil {
 			return nil, fmt.Errorf("sandbox: root: %w", err)
 		}
+		if sysfs, err = bridge.sysfs(); err != nil {
+			return nil, fmt.Errorf("sandbox: bridge network: %w", err)
+		}
+		defer closeFD(&sysfs)
 	}
 	etc := bridge.etcFiles()
 	var p spawn.Program
@@ -111,7 +115,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		reopen = "" // base is a detached mount, mounted by addRoot
 	}
 	addPrelude(&p, cg.procsFDs(), wait, reopen, base, joinNetns)
-	s.addRoot(&p, base, etc)
+	s.addRoot(&p, base, sysfs, etc)
 	p.Sethostname(s.hostname)
 	if s.network.kind == networkNone {
 		addLoopbackUp(&p) // a bridge's namespace has lo up already
