@@ -158,7 +158,11 @@ func (s *Sandbox) WithTmpfs(sandboxPath string, bytes int64) *Sandbox {
 // are created, owned by the user too. The file is written after the mounts,
 // so it may go into a tmpfs or a writable bind. sandboxPath must be
 // absolute and not "/"; mode may hold only permission bits. data is copied.
-// Files append.
+// Files append. In a user namespace (WithUserNamespace) the file's
+// directory must be one the namespace's root may write: a new one, /tmp, a
+// tmpfs or a bind, not a directory of the base that belongs to a host user
+// outside the ID map (such as /etc on HostRoot), where Run fails with
+// fs.ErrPermission naming the file.
 func (s *Sandbox) WithFile(sandboxPath string, data []byte, mode fs.FileMode) *Sandbox {
 	c := s.clone()
 	ok := true

@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -46,6 +47,10 @@ func TestUserNamespaceRootCannotTouchHostOwnedFiles(t *testing.T) {
 	res := sh(t, sb.WithUserNamespace(), "stat -c '%u' /etc/hostname; echo x > /etc/hostname 2>&1 || echo denied")
 	assert.Equal(t, "65534\ndenied\n", string(res.Stdout),
 		"host-owned files are unmapped: even the sandbox's root cannot write them")
+
+	_, err := sb.WithUserNamespace().WithFile("/etc/app.conf", []byte("x"), 0o644).Run(testCtx(t), "/bin/true")
+	assert.ErrorIs(t, err, fs.ErrPermission, "WithFile cannot write into the base's /etc either")
+	assert.ErrorContains(t, err, "/etc/app.conf")
 }
 
 func TestUserNamespaceValidation(t *testing.T) {
