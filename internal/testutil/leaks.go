@@ -46,28 +46,42 @@ func SnapshotHost(tb testing.TB) HostState {
 
 // CheckFDs fails tb unless this process holds no more descriptors than it
 // did at before. A goroutine that has delivered its result may still be
-// closing a descriptor of its own, so the count gets two seconds to settle;
-// a leaked descriptor stays and is named with what it points to.
+// closing a descriptor of its own, so the count gets two seconds to settle,
+// and a descriptor that closed late is logged; a leaked descriptor stays and
+// is named with what it points to.
 func CheckFDs(tb testing.TB, before HostState, what string) {
 	tb.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	start := time.Now()
+	var first []string // what was new at the first look, if anything
 	for {
 		now := SnapshotHost(tb)
 		if now.FDs <= before.FDs {
+			if first != nil {
+				tb.Logf("%s: %q closed %v after the first look", what, first, time.Since(start).Round(time.Millisecond))
+			}
 			return
 		}
-		if time.Now().After(deadline) {
-			var added []string
-			for _, name := range now.FDNames {
-				if !slices.Contains(before.FDNames, name) {
-					added = append(added, name)
-				}
-			}
+		added := newFDs(before, now)
+		if first == nil {
+			first = added
+		}
+		if time.Since(start) > 2*time.Second {
 			tb.Errorf("%s: %d descriptors open, %d before; new: %q", what, now.FDs, before.FDs, added)
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// newFDs names the descriptors of now that before did not have.
+func newFDs(before, now HostState) []string {
+	added := []string{}
+	for _, name := range now.FDNames {
+		if !slices.Contains(before.FDNames, name) {
+			added = append(added, name)
+		}
+	}
+	return added
 }
 
 // SandboxCgroups lists every cgroup directory named sandboxkit-*, in the
