@@ -54,10 +54,7 @@ func AttachNew(ctx context.Context, cfg Config) (*Attachment, *os.File, error) {
 	a, err := attachWith(ctx, cfg, true, func() inside {
 		var in inside
 		in.ns, in.err = unshareNetns(func() (err error) {
-			if err := writeSysctls(); err != nil {
-				return err
-			}
-			in.s, err = openNetlink(unix.NETLINK_ROUTE)
+			in.s, err = prepareInside()
 			return err
 		})
 		if in.err != nil && in.s != nil {

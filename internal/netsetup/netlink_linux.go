@@ -36,19 +36,35 @@ func openNetlink(proto int) (*nlSocket, error) {
 }
 
 // openNetlinkIn opens a NETLINK_ROUTE socket in the network namespace netns
-// and, in the same trip into it, sets its sandboxSysctls. The socket stays
-// in netns whatever thread uses it.
+// and, in the same trip into it, prepares the namespace (prepareInside).
+// The socket stays in netns whatever thread uses it.
 func openNetlinkIn(netns *os.File) (*nlSocket, error) {
 	var s *nlSocket
 	err := InNetns(netns, func() (err error) {
-		if err := writeSysctls(); err != nil {
-			return err
-		}
-		s, err = openNetlink(unix.NETLINK_ROUTE)
+		s, err = prepareInside()
 		return err
 	})
 	if err != nil {
 		return nil, &OpError{Op: "open netlink in", Name: netns.Name(), Err: err}
+	}
+	return s, nil
+}
+
+// prepareInside, run by a thread in a sandbox's fresh network namespace,
+// sets the namespace's sandboxSysctls, opens a NETLINK_ROUTE socket there
+// and brings up lo with it, while the caller leases the address.
+// Attach and AttachNew share it, each in its own trip into the namespace.
+func prepareInside() (*nlSocket, error) {
+	if err := writeSysctls(); err != nil {
+		return nil, err
+	}
+	s, err := openNetlink(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.do(setUp(1)); err != nil { // lo is always index 1 (LOOPBACK_IFINDEX)
+		s.Close()
+		return nil, &OpError{Op: "set up", Name: "lo", Err: err}
 	}
 	return s, nil
 }

@@ -74,10 +74,11 @@ func deleteLink(name string) error {
 	return nil
 }
 
-// configureSandbox brings up eth0 (index ethIndex, or 0 if unknown) and lo
+// configureSandbox brings up eth0 (index ethIndex, or 0 if unknown)
 // through s, a netlink socket in the sandbox's namespace, gives eth0 its
 // address and adds the default route via gateway: one round trip carrying
-// the four changes, plus one to find eth0 if ethIndex is 0. eth0 goes up
+// the three changes, plus one to find eth0 if ethIndex is 0 (lo is up
+// already: see prepareInside). eth0 goes up
 // first, so that the kernel starts enabling the host side's bridge port (see
 // waitForwarding) while the rest is applied.
 func configureSandbox(s *nlSocket, ethIndex int, addr netip.Prefix, gateway netip.Addr) error {
@@ -89,7 +90,6 @@ func configureSandbox(s *nlSocket, ethIndex int, addr netip.Prefix, gateway neti
 		ethIndex = eth.index
 	}
 	ethUp := setUp(ethIndex)
-	loUp := setUp(1) // the loopback device is always index 1 (LOOPBACK_IFINDEX)
 
 	ip := addr.Addr().As4()
 	addrReq := nl.NewNetlinkRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
@@ -109,7 +109,7 @@ func configureSandbox(s *nlSocket, ethIndex int, addr netip.Prefix, gateway neti
 	routeReq.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, gw[:]))
 	routeReq.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(ethIndex))))
 
-	_, err := s.do(ethUp, addrReq, routeReq, loUp)
+	_, err := s.do(ethUp, addrReq, routeReq)
 	if err != nil {
 		return &OpError{Op: "configure " + addr.String() + " via " + gateway.String() + " on", Name: sandboxIfName, Err: err}
 	}
