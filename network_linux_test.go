@@ -52,21 +52,10 @@ func testBridge(t *testing.T, opts ...sandbox.BridgeOption) (sandbox.Network, ne
 	return n, subnet
 }
 
-// retryDump repeats a netlink dump that other tests' links interrupted.
-func retryDump(dump func() error) error {
-	var err error
-	for range 10 {
-		if err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return err
-		}
-	}
-	return err
-}
-
 // routed reports whether the host has a route inside subnet.
 func routed(t *testing.T, subnet netip.Prefix) bool {
 	var routes []netlink.Route
-	require.NoError(t, retryDump(func() (err error) {
+	require.NoError(t, netsetup.RetryDump(func() (err error) {
 		routes, err = netlink.RouteList(nil, netlink.FAMILY_V4)
 		return err
 	}))
@@ -90,7 +79,7 @@ func bridgePorts(t *testing.T, n sandbox.Network) int {
 	}
 	require.NoError(t, err)
 	var links []netlink.Link
-	require.NoError(t, retryDump(func() (err error) {
+	require.NoError(t, netsetup.RetryDump(func() (err error) {
 		links, err = netlink.LinkList()
 		return err
 	}))
@@ -201,6 +190,13 @@ func hostLink(t *testing.T, name, address string) {
 func hostServer(t *testing.T, greeting string) int {
 	l, err := net.Listen("tcp", "0.0.0.0:0")
 	require.NoError(t, err)
+	serveLines(t, l, func(net.Conn) string { return greeting })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// serveLines answers each connection to l with the line answer gives for
+// it, then hangs up; l is closed when the test ends.
+func serveLines(t *testing.T, l net.Listener, answer func(net.Conn) string) {
 	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
@@ -208,11 +204,10 @@ func hostServer(t *testing.T, greeting string) int {
 			if err != nil {
 				return
 			}
-			fmt.Fprintln(c, greeting)
+			fmt.Fprintln(c, answer(c))
 			c.Close()
 		}
 	}()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
@@ -397,18 +392,10 @@ func outsideHost(t *testing.T) string {
 		l, err = net.Listen("tcp", "198.51.100.2:7777")
 		return err
 	}))
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			fmt.Fprintln(c, ip)
-			c.Close()
-		}
-	}()
+	serveLines(t, l, func(c net.Conn) string { // the client's address, as seen here
+		ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		return ip
+	})
 	return "198.51.100.2 7777"
 }
 

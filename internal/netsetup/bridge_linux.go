@@ -151,12 +151,12 @@ func createBridge(name string, gateway netip.Prefix) (netlink.Link, error) {
 	return link, nil
 }
 
-// retryDump runs a netlink dump again when the kernel reports that the
+// RetryDump runs a netlink dump again when the kernel reports that the
 // list changed while it was being read (other sandboxes' veths come and go
-// all the time), a few times before giving up.
-func retryDump(dump func() error) error {
+// all the time), up to ten times before giving up.
+func RetryDump(dump func() error) error {
 	var err error
-	for range 5 {
+	for range 10 {
 		if err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
 			return err
 		}
@@ -169,7 +169,7 @@ func retryDump(dump func() error) error {
 // them, and a more specific route is exactly what the bridge adds.
 func checkOverlap(subnet netip.Prefix) error {
 	var routes []netlink.Route
-	err := retryDump(func() (err error) {
+	err := RetryDump(func() (err error) {
 		routes, err = netlink.RouteListFiltered(netlink.FAMILY_V4,
 			&netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 		return err
@@ -203,7 +203,7 @@ func checkOverlap(subnet netip.Prefix) error {
 func checkAdopt(name string, index int, gateway netip.Prefix) error {
 	link := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Index: index}}
 	var addrs []netlink.Addr
-	err := retryDump(func() (err error) {
+	err := RetryDump(func() (err error) {
 		addrs, err = netlink.AddrList(link, netlink.FAMILY_V4)
 		return err
 	})

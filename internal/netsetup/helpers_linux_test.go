@@ -76,7 +76,7 @@ func testConfig(t testing.TB) Config {
 
 func linkNames(t testing.TB) map[string]bool {
 	var links []netlink.Link
-	err := retryDump(func() (err error) {
+	err := RetryDump(func() (err error) {
 		links, err = netlink.LinkList()
 		return err
 	})
