@@ -199,16 +199,10 @@ func (s *Sandbox) checkNetwork() []*FieldError {
 	if len(s.ports) > 0 && s.network.kind != networkBridge {
 		problems = append(problems, &FieldError{Field: "publish", Value: s.network, Reason: "needs a Bridge network"})
 	}
-	seen := map[PublishedPort]bool{}
-	for _, p := range s.ports {
-		key := PublishedPort{Proto: p.Proto, HostPort: p.HostPort}
-		if p.HostPort != 0 && seen[key] {
-			problems = append(problems, &FieldError{Field: "publish", Value: p.HostPort, Reason: "host port published twice"})
-		}
-		seen[key] = true
-	}
 	if s.network.kind == networkBridge {
-		if err := s.network.bridge.Validate(); err != nil {
+		// The whole configuration Run hands to netsetup, with the host
+		// name (which goes into /etc/hosts) and the published ports.
+		if err := s.bridgeConfig().Validate(); err != nil {
 			problems = append(problems, &FieldError{Field: "network", Value: s.network, Reason: err.Error(), Err: err})
 		}
 	}
