@@ -161,6 +161,10 @@ func (b *bridgeRun) sysfs() (int, error) {
 			unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
 		return os.NewSyscallError("fsmount sysfs", err)
 	})
+	if err != nil && mnt >= 0 { // made, but the thread could not return
+		unix.Close(mnt)
+		mnt = -1
+	}
 	return mnt, err
 }
 
@@ -181,12 +185,8 @@ func (b *bridgeRun) info() *NetworkInfo {
 		return nil
 	}
 	n := &NetworkInfo{IP: b.att.IP(), Prefix: b.att.Subnet(), Gateway: b.att.Gateway()}
-	for _, p := range b.att.Ports() {
-		proto := p.Proto
-		if proto == "" {
-			proto = "tcp"
-		}
-		n.Ports = append(n.Ports, PublishedPort{Proto: proto, HostPort: int(p.HostPort), SandboxPort: int(p.SandboxPort)})
+	for _, p := range b.att.Ports() { // Proto is filled in by netsetup
+		n.Ports = append(n.Ports, PublishedPort{Proto: p.Proto, HostPort: int(p.HostPort), SandboxPort: int(p.SandboxPort)})
 	}
 	return n
 }

@@ -96,6 +96,20 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 		}
 	}()
 
+	// Bind published ports first: a port in use fails before the host is touched.
+	bound := make([]boundPort, len(cfg.Publish))
+	ports := make([]Port, len(cfg.Publish))
+	for i, p := range cfg.Publish {
+		b, err := listen(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		bound[i] = b
+		undo = append(undo, b.Close)
+		p.HostPort = b.port
+		ports[i] = p
+	}
+
 	// Enter the namespace meanwhile: a thread's trip into it and back,
 	// and for AttachNew the kernel's making of it. The deferred receive
 	// means no goroutine outlives attachWith.
@@ -115,21 +129,7 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 		}
 	}()
 
-	// Bind published ports first: a port in use fails before the host is touched.
-	bound := make([]boundPort, len(cfg.Publish))
-	ports := make([]Port, len(cfg.Publish))
-	for i, p := range cfg.Publish {
-		b, err := listen(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		bound[i] = b
-		undo = append(undo, b.Close)
-		p.HostPort = b.port
-		ports[i] = p
-	}
-
-	self, err := readProcID(os.Getpid())
+	self, err := selfID()
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 	if err := waitForwarding(ctx, s, a.veth); err != nil {
 		return nil, err
 	}
-	if cfg.DNAT && !cfg.Isolated && len(ports) > 0 {
+	if cfg.DNAT && len(ports) > 0 {
 		if err := addPorts(cfg.Bridge, a.ip, ports); err != nil {
 			return nil, err
 		}
@@ -292,7 +292,7 @@ func (a *Attachment) Detach(ctx context.Context) error {
 		p.close()
 	}
 	var errs []error
-	if a.cfg.DNAT && !a.cfg.Isolated && len(a.ports) > 0 {
+	if a.cfg.DNAT && len(a.ports) > 0 {
 		errs = append(errs, deletePorts(a.cfg.Bridge, a.ip, a.ports))
 	}
 	if isOpen(a.netns) {

@@ -140,10 +140,7 @@ func createBridge(name string, gateway netip.Prefix) (netlink.Link, error) {
 	if err := netlink.LinkAdd(br); err != nil {
 		return nil, &OpError{Op: "create bridge", Name: name, Err: err}
 	}
-	link, err := netlink.LinkByName(name)
-	if err != nil {
-		return nil, &OpError{Op: "find link", Name: name, Err: err}
-	}
+	var link netlink.Link = br // LinkAdd filled in its index
 	ipnet := &net.IPNet{IP: gateway.Addr().AsSlice(), Mask: net.CIDRMask(gateway.Bits(), 32)}
 	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: ipnet}); err != nil {
 		return nil, errors.Join(&OpError{Op: "add address " + gateway.String() + " to", Name: name, Err: err}, deleteLink(name))
@@ -268,7 +265,7 @@ func RemoveBridge(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer unlock()
-	self, err := readProcID(os.Getpid())
+	self, err := selfID()
 	if err != nil {
 		return err
 	}

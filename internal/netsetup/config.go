@@ -138,6 +138,9 @@ func (c Config) withDefaults() (Config, error) {
 	if reason := checkHostname(c.Hostname); reason != "" {
 		bad("Hostname", c.Hostname, reason)
 	}
+	if c.Isolated {
+		c.DNAT = false // an isolated bridge has no DNAT map
+	}
 	return c, errors.Join(errs...)
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -66,6 +67,9 @@ func parseLeaseFileName(name string) (netip.Addr, procID, bool) {
 	}
 	return ip, procID{PID: pid, Start: start}, true
 }
+
+// selfID is this process's identity, the holder of the leases it takes.
+var selfID = sync.OnceValues(func() (procID, error) { return readProcID(os.Getpid()) })
 
 // readProcID returns the identity of the running process pid.
 func readProcID(pid int) (procID, error) {
