@@ -16,14 +16,14 @@ import (
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
-// crashedRun runs a sandbox from a child process that is killed mid-run,
-// as a crash would, and returns the cgroups it left.
-func crashedRun(t *testing.T, root string) []string {
+// crashedRun runs a sandbox (variant: see crashEnv) from a child process
+// that is killed mid-run, as a crash would, and returns the cgroups it left.
+func crashedRun(t *testing.T, root, variant string) []string {
 	t.Helper()
 	self, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), crashEnv+"="+root)
+	cmd.Env = append(os.Environ(), crashEnv+"="+root+","+variant)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -38,7 +38,7 @@ func crashedRun(t *testing.T, root string) []string {
 func TestCollectRemovesWhatACrashedCallerLeft(t *testing.T) {
 	testutil.RequireRoot(t)
 	root := testutil.Rootfs(t)
-	left := crashedRun(t, root)
+	left := crashedRun(t, root, "")
 	require.NotEmpty(t, left, "a killed caller leaves its run's cgroup behind")
 	for _, dir := range left {
 		assert.True(t, strings.HasPrefix(filepath.Base(dir), "sandboxkit-"))
@@ -59,4 +59,23 @@ func TestCollectRemovesWhatACrashedCallerLeft(t *testing.T) {
 	}
 	require.NoError(t, <-done)
 	assert.Empty(t, testutil.SandboxCgroups(t))
+}
+
+// The sandbox dies with the thread that started it (PR_SET_PDEATHSIG),
+// whatever its user: the kernel clears that setting when a process
+// changes its IDs, so the child sets it again after each change.
+func TestSandboxDiesWithACrashedCaller(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := testutil.Rootfs(t)
+	for _, variant := range []string{"root", "user", "userns"} {
+		t.Run(variant, func(t *testing.T) {
+			left := crashedRun(t, root, variant)
+			require.NotEmpty(t, left, "the killed caller's run had a cgroup")
+			// A cgroup can be removed only once every process in it is
+			// gone; Collect removes those of dead owners.
+			require.Eventually(t, func() bool {
+				return sandbox.Collect(testCtx(t)) == nil && len(testutil.SandboxCgroups(t)) == 0
+			}, 10*time.Second, 50*time.Millisecond, "the sandbox must die with its caller: %v", testutil.SandboxCgroups(t))
+		})
+	}
 }

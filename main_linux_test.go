@@ -19,9 +19,10 @@ import (
 // outcome on one line ("ok", or the errno's name), instead of running tests.
 const escapeEnv = "SANDBOXKIT_ESCAPE"
 
-// crashEnv, when set to a root directory, makes the test binary a caller
-// that runs a long sandbox on that root, says "running", and waits to be
-// killed, as a crashing service would be.
+// crashEnv, when set to "ROOT" or "ROOT,VARIANT", makes the test binary a
+// caller that runs a long sandbox on that root, says "running", and waits
+// to be killed, as a crashing service would be. VARIANT "user" runs the
+// sandbox as user 1000, "userns" in a user namespace.
 const crashEnv = "SANDBOXKIT_CRASH_ROOT"
 
 // leaseEnv, when set to "ROOT,BRIDGE,SUBNET,SHARE,N", makes the test binary
@@ -37,8 +38,16 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(leaseEnv); spec != "" {
 		os.Exit(holdLeases(spec))
 	}
-	if root := os.Getenv(crashEnv); root != "" {
-		sandbox.New(sandbox.Dir(root)).WithStdout(os.Stdout).Run(context.Background(), "/bin/sh", "-c", "echo running; sleep 100")
+	if spec := os.Getenv(crashEnv); spec != "" {
+		root, variant, _ := strings.Cut(spec, ",")
+		sb := sandbox.New(sandbox.Dir(root)).WithStdout(os.Stdout)
+		switch variant {
+		case "user":
+			sb = sb.WithUser(1000, 1000)
+		case "userns":
+			sb = sb.WithUserNamespace()
+		}
+		sb.Run(context.Background(), "/bin/sh", "-c", "echo running; sleep 100")
 		os.Exit(1)
 	}
 	os.Exit(runLeavingNoState(m))

@@ -27,13 +27,13 @@ func (s *Sandbox) cloneFlags() uintptr {
 	return flags
 }
 
-// addPrelude appends what the child does first: in a user namespace, wait
-// for its ID maps; open the root (unless root is "") in its own mount
-// namespace at rootFD;
-// become the user namespace's root; join its cgroup (v1; on v2 it is born
-// in it), take a cgroup namespace rooted there, leave the caller's
-// session, and die with the caller.
+// addPrelude appends what the child does first: die with the caller; in a
+// user namespace, wait for its ID maps; open the root (unless root is "")
+// in its own mount namespace at rootFD; become the user namespace's root;
+// join its cgroup (v1; on v2 it is born in it), take a cgroup namespace
+// rooted there, and leave the caller's session.
 func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, rootFD int, netnsFD int) {
+	addDieWithCaller(p) // first: a caller that dies while the child waits takes it along
 	if release >= 0 {
 		p.WaitByte(spawn.Step{Op: "wait for the parent", Path: "user namespace ID maps"}, release)
 	}
@@ -54,7 +54,6 @@ func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, r
 		p.Syscall(spawn.Step{Op: "setns", Path: "bridge network namespace"}, unix.SYS_SETNS, uintptr(netnsFD), unix.CLONE_NEWNET)
 	}
 	p.Syscall(spawn.Step{Op: "setsid"}, unix.SYS_SETSID)
-	p.Syscall(spawn.Step{Op: "prctl", Path: "PR_SET_PDEATHSIG"}, unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL))
 	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0)
 }
 
@@ -71,11 +70,20 @@ func addLoopbackUp(p *spawn.Program) {
 }
 
 // addSetIDs appends the ops that make the child uid and gid, with no
-// supplementary groups.
+// supplementary groups. The kernel forgets the parent-death signal when a
+// process's IDs change, so it is set again after.
 func addSetIDs(p *spawn.Program, uid, gid int) {
 	p.Syscall(spawn.Step{Op: "setgroups"}, unix.SYS_SETGROUPS, 0, 0)
 	p.Syscall(spawn.Step{Op: "setresgid", Path: fmt.Sprint(gid)}, unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid))
 	p.Syscall(spawn.Step{Op: "setresuid", Path: fmt.Sprint(uid)}, unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid))
+	addDieWithCaller(p)
+}
+
+// addDieWithCaller appends the op that has the kernel kill the child when
+// the thread that cloned it ends (PR_SET_PDEATHSIG): a caller that crashes
+// takes its sandboxes along.
+func addDieWithCaller(p *spawn.Program) {
+	p.Syscall(spawn.Step{Op: "prctl", Path: "PR_SET_PDEATHSIG"}, unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL))
 }
 
 // addExec appends the last ops: resource limits, the capability bounding
@@ -91,9 +99,8 @@ func (s *Sandbox) addExec(p *spawn.Program, x execSetup, argv []string) {
 		s.addRlimits(p)
 		addDropBounding(p, caps, x.lastCap)
 	}
-	if s.userSet {
-		addSetIDs(p, s.uid, s.gid)
-	}
+	// Always: it also drops the supplementary groups of the caller.
+	addSetIDs(p, s.uid, s.gid)
 	if hardened {
 		s.addCapset(p, caps)
 		addNoNewPrivs(p)

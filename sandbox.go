@@ -38,7 +38,6 @@ type Sandbox struct {
 	workdir      string
 	hostname     string
 	uid, gid     int
-	userSet      bool
 	stdin        io.Reader
 	stdout       io.Writer
 	stderr       io.Writer
@@ -230,7 +229,7 @@ func (s *Sandbox) WithUser(uid, gid int) *Sandbox {
 		ok = false
 	}
 	if ok {
-		c.uid, c.gid, c.userSet = uid, gid, true
+		c.uid, c.gid = uid, gid
 	}
 	return c
 }

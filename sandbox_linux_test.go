@@ -140,6 +140,20 @@ func TestRunUserAndWorkdir(t *testing.T) {
 	assert.Equal(t, "1000\n1000\n1000\n/home/user/work\nwritable\n", string(res.Stdout), "stderr: %s", res.Stderr)
 }
 
+func TestRunDropsTheCallersSupplementaryGroups(t *testing.T) {
+	sb, _ := busybox(t)
+	// Give this process an extra group, as a service in a docker or disk
+	// group would have; the sandbox's root must not keep it.
+	groups, err := syscall.Getgroups()
+	require.NoError(t, err)
+	require.NoError(t, syscall.Setgroups(append(groups, 4242)))
+	t.Cleanup(func() { syscall.Setgroups(groups) })
+	for _, sb := range []*sandbox.Sandbox{sb, sb.WithUser(1000, 1000)} {
+		res := sh(t, sb, "grep Groups: /proc/self/status | tr -d ' \t'")
+		assert.Equal(t, "Groups:\n", string(res.Stdout), "stderr: %s", res.Stderr)
+	}
+}
+
 func TestRunStdio(t *testing.T) {
 	sb, _ := busybox(t)
 	var out, errOut bytes.Buffer
