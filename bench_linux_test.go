@@ -30,6 +30,15 @@ func BenchmarkRun(b *testing.B) {
 	b.Run("busybox", func(b *testing.B) {
 		benchRun(b, sandbox.New(sandbox.Dir(root)).WithMemory(64<<20), "/bin/true")
 	})
+	b.Run("busybox-new-each-run", func(b *testing.B) {
+		// A service that builds its definition per request.
+		for b.Loop() {
+			res, err := sandbox.New(sandbox.Dir(root)).WithMemory(64<<20).Run(b.Context(), "/bin/true")
+			if err != nil || res.ExitCode != 0 {
+				b.Fatal(err, res)
+			}
+		}
+	})
 	b.Run("busybox-limits", func(b *testing.B) {
 		benchRun(b, sandbox.New(sandbox.Dir(root)).WithMemory(64<<20).WithCPU(1).WithPids(64), "/bin/true")
 	})

@@ -4,11 +4,8 @@ import "sync"
 
 // hostFacts are facts about the host that cannot change while the process
 // runs (which kernel files exist, the highest capability number, the
-// process's own start time). They are
-// probed once per definition, on its first run, and shared by every copy
-// of the definition, so that a template run thousands of times probes once.
+// process's own start time).
 type hostFacts struct {
-	once        sync.Once
 	lastCap     int
 	maskedFiles []string // the masked files this kernel has
 	maskedDirs  []string
@@ -16,11 +13,10 @@ type hostFacts struct {
 	owner       string // this process's PID and start time, for cgroup names
 }
 
-// get returns the facts, probing the host on the first call.
-func (f *hostFacts) get() *hostFacts {
-	if f == nil { // a Sandbox not made by New
-		f = &hostFacts{}
-	}
-	f.once.Do(f.probe)
+// facts returns the host facts, probed on the first call of the process:
+// a service that builds a new definition per request probes once too.
+var facts = sync.OnceValue(func() *hostFacts {
+	f := &hostFacts{}
+	f.probe()
 	return f
-}
+})

@@ -165,14 +165,14 @@ func (s *Sandbox) addDev(p *spawn.Program) {
 // the host's: the same kernel serves both.
 func (s *Sandbox) addMasks(p *spawn.Program) {
 	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
-	facts := s.facts.get()
-	for _, m := range facts.maskedFiles {
+	f := facts()
+	for _, m := range f.maskedFiles {
 		p.Mount(newRoot+"/dev/null", newRoot+m, "", unix.MS_BIND, "")
 	}
 	// One empty read-only tmpfs, bound onto the other directories: a bind
 	// inherits read-only and costs less than a new file system.
 	empty := ""
-	for _, m := range facts.maskedDirs {
+	for _, m := range f.maskedDirs {
 		if empty == "" {
 			empty = newRoot + m
 			p.Mount("tmpfs", empty, "tmpfs", unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "size=0")
@@ -212,7 +212,7 @@ func (s *Sandbox) readOnlyProcPaths() []string {
 	if !s.writableProc {
 		return nil
 	}
-	return s.facts.get().readOnly
+	return facts().readOnly
 }
 
 // hostMounts are what the parent prepares for a run's binds: a detached

@@ -52,7 +52,6 @@ type Sandbox struct {
 	capsSet      bool
 	rlimits      map[Rlimit][2]uint64             // copied on write
 	seccomp      *compiledFilter                  // shared by copies; compiled once
-	facts        *hostFacts                       // shared by copies; probed once
 	userns       *idMap                           // nil: no user namespace
 	bare         bool                             // no hardening at all: only for measuring its cost
 	trace        func(steps []string, ns []int64) // receives the child's per-step times: only for profiling
@@ -74,9 +73,8 @@ func New(root Root) *Sandbox {
 		hostname:    DefaultHostname,
 		workdir:     "/",
 		outputLimit: DefaultOutputLimit,
-		seccomp:     &compiledFilter{profile: DefaultSeccompProfile()},
+		seccomp:     defaultFilter,
 		network:     NoNetwork(),
-		facts:       &hostFacts{},
 	}
 }
 

@@ -59,7 +59,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	pending := s.startBridge(ctx)
 	undo.Push(pending.unwind)
 
-	cg, err := newCgroup(cgroupName(s.facts.get().owner), s.limits())
+	cg, err := newCgroup(cgroupName(facts().owner), s.limits())
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: create cgroup: %w", err)
 	}
@@ -71,7 +71,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	}
 	undo.PushErr(io.abort)
 
-	x := execSetup{stdio: io.childFDs(), lastCap: s.facts.get().lastCap, filter: filter}
+	x := execSetup{stdio: io.childFDs(), lastCap: facts().lastCap, filter: filter}
 	if x.stubFD, err = openStub(); err != nil {
 		return nil, fmt.Errorf("sandbox: exec stub: %w", err)
 	}

@@ -52,6 +52,10 @@ func (sp *SeccompProfile) Deny(names ...string) *SeccompProfile {
 	return c
 }
 
+// defaultFilter is the default profile's filter, which every definition
+// made by New shares: it is compiled once per process.
+var defaultFilter = &compiledFilter{profile: DefaultSeccompProfile()}
+
 // compiledFilter compiles a profile once, on first use, and is shared by
 // every copy of the Sandbox that holds it: a template run thousands of
 // times compiles its filter once.
