@@ -92,10 +92,10 @@ func TestBindTargetSymlinkStaysInsideTheRoot(t *testing.T) {
 
 	res := sh(t, sb.WithBind(host, "/data").WithBind(host, "/up/escaped"),
 		"cat /etc/marker; cat /escaped/marker; cat /etc/hostname")
-	assert.Equal(t, "bound\nbound\nrootfs-fixture\n", string(res.Stdout)[:len("bound\nbound\n")]+"rootfs-fixture\n",
-		"stderr: %s", res.Stderr)
-	assert.Equal(t, "bound\nbound\n", string(res.Stdout)[:len("bound\nbound\n")],
-		"the binds must land on the sandbox's /etc and /escaped, inside the root")
+	assert.Equal(t, "bound\nbound\n", string(res.Stdout),
+		"the binds must land on the sandbox's /etc and /escaped, inside the root; stderr: %s", res.Stderr)
+	assert.Contains(t, string(res.Stderr), "/etc/hostname",
+		"the bind covers the sandbox's own /etc, so the base's /etc/hostname is hidden")
 	assert.NoFileExists(t, "/etc/marker", "nothing may land on the host's /etc")
 	assert.NoDirExists(t, "/escaped")
 	assert.Equal(t, hostEtc, testutil.SnapshotHost(t).Mounts)

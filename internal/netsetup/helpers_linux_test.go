@@ -21,19 +21,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
-)
 
-// requireRoot skips t unless it runs as root; under CI=true it fails instead.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("needs root (CI=true): run as root")
-	}
-	t.Skip("needs root: run sudo go test ./internal/netsetup/")
-}
+	"github.com/sandboxkit/sandbox/internal/testutil"
+)
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -48,7 +38,7 @@ func randHex(n int) string {
 // later (namespaces, Detach) run before both.
 func testConfig(t testing.TB) Config {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	var b [1]byte
 	_, _ = rand.Read(b[:])
 	cfg := Config{

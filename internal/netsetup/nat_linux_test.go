@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
+
+	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
 // outside is a namespace standing in for the Internet: connected to the host
@@ -28,7 +30,7 @@ func newOutside(t *testing.T) outside {
 	o := outside{host: netip.MustParseAddr("198.51.100.1"), addr: netip.MustParseAddr("198.51.100.2")}
 	routes, err := netlink.RouteGet(o.addr.AsSlice())
 	if err == nil && len(routes) > 0 && routes[0].Gw == nil {
-		t.Skip("198.51.100.0/24 is already on-link on this host")
+		testutil.SkipOrFail(t, "198.51.100.0/24 is already on-link on this host (a leftover sbxouth link?)")
 	}
 	o.ns = newNetns(t)
 	name := "sbxo" + randHex(3)

@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
 // nsInode returns the inode of the namespace file at path or open as f.
@@ -26,7 +28,7 @@ func threadNetnsInode(t *testing.T) uint64 {
 }
 
 func TestNewNetns(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	// Pin the test to one thread so that "this goroutine's namespace" is
 	// well defined before and after.
 	runtime.LockOSThread()
@@ -62,7 +64,7 @@ func TestNewNetns(t *testing.T) {
 }
 
 func TestInNetns(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	ns := newNetns(t)
 	host := threadNetnsInode(t)
 	var inside uint64

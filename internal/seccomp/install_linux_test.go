@@ -20,6 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
 // helperEnv carries the helper mode to the re-executed test binary.
@@ -240,7 +242,7 @@ func exerciseRuntime() error {
 func requireSeccomp(t testing.TB) {
 	t.Helper()
 	if _, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0); err != nil {
-		t.Skipf("seccomp unavailable (prctl(PR_GET_SECCOMP): %v); needs CONFIG_SECCOMP_FILTER", err)
+		testutil.SkipOrFail(t, fmt.Sprintf("seccomp unavailable (prctl(PR_GET_SECCOMP): %v); needs CONFIG_SECCOMP_FILTER", err))
 	}
 }
 
