@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,11 +23,15 @@ func crashedRun(t *testing.T, root, variant string) []string {
 	t.Helper()
 	self, err := os.Executable()
 	require.NoError(t, err)
-	cmd := exec.Command(self)
+	// Whatever fails below, the caller is killed (the context ends it if
+	// it never says "running") and what its sandbox left is collected.
+	t.Cleanup(func() { sandbox.Collect(context.Background()) })
+	cmd := exec.CommandContext(testCtx(t), self)
 	cmd.Env = append(os.Environ(), crashEnv+"="+root+","+variant)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	buf := make([]byte, 64)
 	n, _ := out.Read(buf) // the helper says "running" once its sandbox runs
 	require.Contains(t, string(buf[:n]), "running")

@@ -205,7 +205,13 @@ func holdLeases(spec string) int {
 	return status
 }
 
+// holders is how many sandboxes TestBridgeLeasesAreUniqueAcrossProcesses
+// runs at once: 3 callers of 5.
+const holders = 15
+
 // holdScript records the sandbox's address in /share under a unique name
-// and keeps it while the other sandboxes start.
-const holdScript = `ip=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1); ` +
-	`echo $ip > /share/$ip.$(cat /proc/sys/kernel/random/uuid); sleep 1`
+// and keeps it until every holder has recorded its own (for 30 s at most),
+// so that all the leases are held at once however slowly they start.
+var holdScript = `ip=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1); ` +
+	`echo $ip > /share/$ip.$(cat /proc/sys/kernel/random/uuid); ` +
+	fmt.Sprintf(`for i in $(seq 600); do [ $(ls /share | wc -l) -ge %d ] && break; sleep 0.05; done`, holders)

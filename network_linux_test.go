@@ -306,7 +306,7 @@ func TestBridgeLeasesAreUniqueAcrossProcesses(t *testing.T) {
 	share := t.TempDir()
 	self, err := os.Executable()
 	require.NoError(t, err)
-	const perCaller = 5
+	const perCaller = holders / 3
 	var helpers []*exec.Cmd
 	for range 2 {
 		cmd := exec.Command(self)

@@ -207,6 +207,7 @@ func TestAttachReclaimsStaleLease(t *testing.T) {
 	oldNs := newNetns(t)
 	old, err := Attach(testCtx(t), cfg, oldNs)
 	require.NoError(t, err)
+	t.Cleanup(func() { old.Detach(context.Background()) }) // if the test fails before the reclaim
 	for _, p := range old.proxies {
 		p.close() // the crashed holder's sockets are gone with it
 	}
@@ -371,6 +372,7 @@ func TestDetachAfterSandboxExit(t *testing.T) {
 	ns := newNetns(t)
 	a, err := Attach(testCtx(t), cfg, ns)
 	require.NoError(t, err)
+	t.Cleanup(func() { a.Detach(context.Background()) }) // a failed check must not keep the bridge in use
 	// The sandbox's socket stands in for its processes: it keeps the
 	// namespace alive after the caller closes it.
 	var ln net.Listener
@@ -435,6 +437,7 @@ func TestAttachNew(t *testing.T) {
 	cfg := testConfig(t)
 	a, ns, err := AttachNew(testCtx(t), cfg)
 	require.NoError(t, err)
+	t.Cleanup(func() { a.Detach(context.Background()); ns.Close() }) // a failed check must not keep the bridge in use
 	require.NoError(t, checkNetns(ns), "AttachNew returns an open network namespace")
 	assert.True(t, cfg.Subnet.Contains(a.IP()), "IP %s in subnet %s", a.IP(), cfg.Subnet)
 
