@@ -122,27 +122,19 @@ func TestMountPropagationIsPrivate(t *testing.T) {
 	admin := sb.WithCapabilities(append(sandbox.DefaultCapabilities(), "CAP_SYS_ADMIN")...).
 		WithSeccomp(sandbox.DefaultSeccompProfile().Allow("mount")).
 		WithBind(host, "/data").WithTimeout(20 * time.Second)
-	type result struct {
-		res *sandbox.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := admin.Run(testCtx(t), "/bin/sh", "-c", `
+	wait := runInBackground(t, admin, `
 			mount -t tmpfs none /tmp && touch /data/mounted
 			while [ ! -e /data/go ]; do sleep 0.05; done
 			grep -c ' /data/later ' /proc/mounts`)
-		done <- result{res, err}
-	}()
 	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(host, "mounted")); return err == nil },
 		10*time.Second, 10*time.Millisecond, "the sandbox did not start")
 	assert.Equal(t, before, testutil.SnapshotHost(t).Mounts, "a mount made in the sandbox must not appear on the host")
 	require.NoError(t, unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"))
 	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
 	require.NoError(t, os.WriteFile(filepath.Join(host, "go"), nil, 0o644))
-	r := <-done
-	require.NoError(t, r.err)
-	assert.Equal(t, "0\n", string(r.res.Stdout), "a mount the host makes later must not appear in the sandbox")
+	res, err := wait()
+	require.NoError(t, err)
+	assert.Equal(t, "0\n", string(res.Stdout), "a mount the host makes later must not appear in the sandbox")
 }
 
 func TestMountBadInputListsEveryProblem(t *testing.T) {

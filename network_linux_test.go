@@ -109,19 +109,10 @@ func TestBridgeEndToEnd(t *testing.T) {
 
 	// Sandbox A: an echo server, publishing its port 8080, telling the
 	// test its address through a bind.
-	type result struct {
-		res *sandbox.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := sb.WithNetwork(n).WithPublish(hostPort, 8080).WithBind(share, "/share").WithTimeout(30*time.Second).
-			Run(testCtx(t), "/bin/sh", "-c", `
+	wait := runInBackground(t, sb.WithNetwork(n).WithPublish(hostPort, 8080).WithBind(share, "/share").WithTimeout(30*time.Second), `
 				ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1 > /share/ip.tmp && mv /share/ip.tmp /share/ip
 				nc -ll -p 8080 -e cat & 
 				while [ ! -e /share/stop ]; do sleep 0.05; done`)
-		done <- result{res, err}
-	}()
 	var ip string
 	require.Eventually(t, func() bool {
 		b, err := os.ReadFile(filepath.Join(share, "ip"))
@@ -138,11 +129,11 @@ func TestBridgeEndToEnd(t *testing.T) {
 	assert.Equal(t, "via-bridge\n", string(res.Stdout), "stderr: %s", res.Stderr)
 
 	require.NoError(t, os.WriteFile(filepath.Join(share, "stop"), nil, 0o644))
-	r := <-done
-	require.NoError(t, r.err)
-	require.NotNil(t, r.res.Network)
-	assert.Equal(t, []sandbox.PublishedPort{{Proto: "tcp", HostPort: hostPort, SandboxPort: 8080}}, r.res.Network.Ports)
-	assert.Equal(t, ip, r.res.Network.IP.String())
+	srv, err := wait()
+	require.NoError(t, err)
+	require.NotNil(t, srv.Network)
+	assert.Equal(t, []sandbox.PublishedPort{{Proto: "tcp", HostPort: hostPort, SandboxPort: 8080}}, srv.Network.Ports)
+	assert.Equal(t, ip, srv.Network.IP.String())
 
 	// Everything of the run is gone: the proxy's port is free again and
 	// the veths died with the namespaces.

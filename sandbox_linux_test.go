@@ -37,6 +37,27 @@ func busybox(t *testing.T) (*sandbox.Sandbox, string) {
 	return sandbox.New(sandbox.Dir(root)), root
 }
 
+// runInBackground starts script with /bin/sh in sb on a goroutine and
+// returns a function that waits for the run's end. When the test ends, its
+// context stops the sandbox, and a cleanup (run before those of anything
+// the test made earlier, such as a bridge) waits for it: a failed check
+// leaves nothing running.
+func runInBackground(t *testing.T, sb *sandbox.Sandbox, script string) (wait func() (*sandbox.Result, error)) {
+	var res *sandbox.Result
+	var err error
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		res, err = sb.Run(testCtx(t), "/bin/sh", "-c", script)
+	}()
+	wait = func() (*sandbox.Result, error) {
+		<-finished
+		return res, err
+	}
+	t.Cleanup(func() { wait() })
+	return wait
+}
+
 // sh runs script with /bin/sh in sb and requires that it ran.
 func sh(t *testing.T, sb *sandbox.Sandbox, script string) *sandbox.Result {
 	t.Helper()
