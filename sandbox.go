@@ -234,8 +234,10 @@ func (s *Sandbox) WithUser(uid, gid int) *Sandbox {
 
 // WithStdin returns a copy of s whose program reads r as its standard
 // input. An *os.File is handed to the program directly; any other reader is
-// copied through a pipe. The last call wins; by default stdin is empty
-// (/dev/null).
+// copied through a pipe by a goroutine, which Run does not wait for: a
+// reader that never ends (a connection, say) does not hold Run up, and the
+// goroutine ends at its next Read that returns. The last call wins; by
+// default stdin is empty (/dev/null).
 func (s *Sandbox) WithStdin(r io.Reader) *Sandbox {
 	c := s.clone()
 	c.stdin = r

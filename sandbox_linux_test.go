@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -315,6 +316,23 @@ func TestRunSurvivesThreadsEndedByOtherGoroutines(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	assert.Equal(t, "alive\n", string(res.Stdout), "the sandbox was killed: signal %v", res.Signal)
+}
+
+func TestRunDoesNotWaitForAStdinThatNeverEnds(t *testing.T) {
+	sb, _ := busybox(t)
+	r, w := io.Pipe() // a reader that ends only when the test says so
+	t.Cleanup(func() { w.Close() })
+	done := make(chan error, 1)
+	go func() {
+		_, err := sb.WithStdin(r).Run(testCtx(t), "/bin/true")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(20 * time.Second): // Run takes milliseconds; this is "never"
+		t.Fatal("Run waited for a stdin reader after its program had exited")
+	}
 }
 
 func TestRunStdioIsBlocking(t *testing.T) {

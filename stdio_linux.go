@@ -15,7 +15,8 @@ import (
 // copied by a goroutine that ends before Run returns.
 type stdio struct {
 	child  [3]*os.File // the child's ends, closed once it started
-	copies []func()    // started once the child runs
+	feed   func()      // copies a reader to the program's stdin; not waited for
+	copies []func()    // copy the program's output; started once it runs
 	wg     sync.WaitGroup
 	pipes  []*os.File // the parent's ends, closed by finish or abort
 	out    [2]*capture
@@ -65,12 +66,12 @@ func (s *Sandbox) newStdio() (_ *stdio, err error) {
 		}
 		st.child[0] = pr
 		st.pipes = append(st.pipes, pw)
-		st.copies = append(st.copies, func() {
-			// EPIPE once the program exits without reading all: not an
-			// error of the run.
+		st.feed = func() {
+			// EPIPE once the program exits without reading all, or
+			// os.ErrClosed once finish closed pw: not errors of the run.
 			io.Copy(pw, r)
 			pw.Close()
-		})
+		}
 	}
 	for i, w := range []io.Writer{s.stdout, s.stderr} {
 		switch w := w.(type) {
@@ -147,11 +148,15 @@ func (st *stdio) started() {
 	for _, c := range st.copies {
 		st.wg.Go(c)
 	}
+	if st.feed != nil {
+		go st.feed()
+	}
 }
 
 // finish waits for the copies to reach the end of the output, which they
 // do once every process of the sandbox has exited, and stores what was
-// captured in res.
+// captured in res. It does not wait for the stdin feed, whose reader may
+// never end: closing the pipe ends the feed at its next write.
 func (st *stdio) finish(res *Result) {
 	st.wg.Wait()
 	for _, f := range st.pipes {
