@@ -31,6 +31,11 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		return nil, fmt.Errorf("sandbox: root: %w", err)
 	}
 	defer closeFD(&base)
+	if s.userns != nil && s.network.kind == networkBridge {
+		if err := checkEtcDir(base); err != nil {
+			return nil, fmt.Errorf("sandbox: root: %w", err)
+		}
+	}
 	filter, err := s.seccomp.get()
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: seccomp filter: %w", err)
@@ -100,9 +105,6 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	joinNetns, sysfs := bridge.netnsFD(), -1
 	if s.userns != nil && bridge != nil {
 		joinNetns = -1 // born in it instead: see startInNetns
-		if err := checkEtcDir(base); err != nil {
-			return nil, fmt.Errorf("sandbox: root: %w", err)
-		}
 		if sysfs, err = bridge.sysfs(); err != nil {
 			return nil, fmt.Errorf("sandbox: bridge network: %w", err)
 		}
@@ -145,7 +147,9 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	// The child has what it needed of these; the network namespace now
 	// lives exactly as long as the sandbox.
 	mounts.close()
-	closeFD(&x.stubFD)
+	for _, fd := range []*int{&x.stubFD, &base, &sysfs, &wait, &attr.Release} {
+		closeFD(fd)
+	}
 	bridge.closeNetns()
 	start := time.Now()
 	io.started()
@@ -166,7 +170,9 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	res.CPU, res.MemoryPeak, res.OOMKilled = u.cpu, u.memoryPeak, u.oomKills > 0
 	undo = cleanup.Stack{}
 	derr := cg.destroy()
-	nerr := bridge.detach(context.WithoutCancel(ctx))
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+	nerr := bridge.detach(tctx)
+	cancel()
 	if uerr != nil {
 		uerr = fmt.Errorf("sandbox: read usage: %w", uerr)
 	}
