@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 
 	"golang.org/x/sys/unix"
 
@@ -39,43 +38,19 @@ func (s *Sandbox) attachBridge(ctx context.Context, undo *cleanup.Stack) (*bridg
 // join a namespace made outside it (setns needs CAP_SYS_ADMIN over the
 // namespace's owner), but it inherits the thread's namespace. Its root then
 // holds no capability over its network: Attach's sysctls let it bind any
-// port and ping all the same.
-//
-// The thread returns to its own namespace right after the clone, and stays
-// locked to its goroutine until release. If it cannot return, its goroutine
-// ends still locked at release, and the runtime discards the thread.
+// port and ping all the same. The thread stays reserved for the run until
+// release (see netsetup.InNetnsHeld).
 func startInNetns(p *spawn.Program, attr spawn.Attr, netns *os.File) (proc *spawn.Process, release func(), err error) {
-	type started struct {
-		proc *spawn.Process
-		err  error
+	release, err = netsetup.InNetnsHeld(netns, func() (err error) {
+		proc, err = spawn.Start(p, attr)
+		return err
+	})
+	if proc != nil {
+		// Started: a thread that could not leave netns is discarded at
+		// release, which is no failure of the run.
+		return proc, release, nil
 	}
-	out := make(chan started, 1)
-	done := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			out <- started{err: err}
-			return
-		}
-		if err := unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET); err != nil {
-			orig.Close()
-			runtime.UnlockOSThread()
-			out <- started{err: os.NewSyscallError("setns "+netns.Name(), err)}
-			return
-		}
-		proc, err := spawn.Start(p, attr)
-		back := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET)
-		orig.Close()
-		out <- started{proc, err}
-		<-done
-		if back == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	r := <-out
-	return r.proc, func() { close(done) }, r.err
+	return nil, release, err
 }
 
 // pendingBridge is a bridge attachment being made on its own goroutine

@@ -136,31 +136,46 @@ func checkNetns(f *os.File) error {
 // that namespace. The thread returns to its namespace afterwards; if it
 // cannot, its goroutine exits still locked, so the runtime discards it.
 func InNetns(netns *os.File, fn func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- inNetns(netns, fn) }()
-	return <-done
+	release, err := InNetnsHeld(netns, fn)
+	release()
+	return err
 }
 
-// inNetns does InNetns's work on the calling goroutine, which must be one
-// of its own, as unshareNetns does.
-func inNetns(netns *os.File, fn func() error) error {
-	runtime.LockOSThread()
+// InNetnsHeld is InNetns, except that the thread fn ran on, back in its own
+// namespace, stays locked to its goroutine until release is called: a child
+// that fn clones, set to die with the thread that cloned it
+// (PR_SET_PDEATHSIG), lives until then. release must be called once.
+func InNetnsHeld(netns *os.File, fn func() error) (release func(), err error) {
+	done := make(chan error, 1)
+	hold := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		back, err := runInNetns(netns, fn)
+		done <- err
+		<-hold
+		if back {
+			runtime.UnlockOSThread()
+		} // else exit still locked: the runtime discards the thread
+	}()
+	return func() { close(hold) }, <-done
+}
+
+// runInNetns joins netns on the calling thread, which must be locked to its
+// goroutine, runs fn, and returns the thread to its namespace. back reports
+// whether the thread is in its own namespace again (or never left it).
+func runInNetns(netns *os.File, fn func() error) (back bool, err error) {
 	orig, err := os.Open(threadNetnsPath)
 	if err != nil {
-		runtime.UnlockOSThread()
-		return err
+		return true, err
 	}
 	defer orig.Close()
 	err = withFd(netns, func(fd int) error { return unix.Setns(fd, unix.CLONE_NEWNET) })
 	if err != nil {
-		// A failed setns leaves the thread where it was.
-		runtime.UnlockOSThread()
-		return &fs.PathError{Op: "setns", Path: netns.Name(), Err: err}
+		return true, &fs.PathError{Op: "setns", Path: netns.Name(), Err: err} // the thread did not move
 	}
 	ferr := fn()
 	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		return errors.Join(ferr, &fs.PathError{Op: "setns", Path: orig.Name(), Err: fmt.Errorf("return: %w", err)})
+		return false, errors.Join(ferr, &fs.PathError{Op: "setns", Path: orig.Name(), Err: fmt.Errorf("return: %w", err)})
 	}
-	runtime.UnlockOSThread()
-	return ferr
+	return true, ferr
 }
