@@ -203,16 +203,7 @@ func (s *Sandbox) start(p *spawn.Program, attr spawn.Attr, bridge *bridgeRun) (p
 func (s *Sandbox) wait(ctx context.Context, proc *spawn.Process) (ws unix.WaitStatus, ctxErr error, timedOut bool) {
 	defer unix.Close(proc.PIDFD)
 	done := make(chan unix.WaitStatus, 1)
-	go func() {
-		var ws unix.WaitStatus
-		for {
-			_, err := unix.Wait4(proc.PID, &ws, 0, nil)
-			if err != unix.EINTR {
-				break
-			}
-		}
-		done <- ws
-	}()
+	go func() { done <- proc.Wait() }()
 	var timeout <-chan time.Time
 	if s.timeout > 0 {
 		t := time.NewTimer(s.timeout)

@@ -147,16 +147,20 @@ func Start(p *Program, attr Attr) (*Process, error) {
 	return nil, &Error{Step: p.steps[idx], Index: idx, Errno: e}
 }
 
-// reap waits for pid to exit.
-func reap(pid int) {
+// reap waits for pid to exit and returns how it ended.
+func reap(pid int) unix.WaitStatus {
 	var ws unix.WaitStatus
 	for {
 		_, err := unix.Wait4(pid, &ws, 0, nil)
 		if err != unix.EINTR {
-			return
+			return ws
 		}
 	}
 }
+
+// Wait waits for the process to exit, reaps it and returns how it ended.
+// Its PIDFD stays open for the caller to close.
+func (p *Process) Wait() unix.WaitStatus { return reap(p.PID) }
 
 func readFull(fd int, b []byte) (int, error) {
 	n := 0
