@@ -14,6 +14,9 @@ import (
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
 
+// nosuidNodev are the flags of every file system the sandbox gets.
+const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
+
 // stateDir holds the package's state on the host. Its scratch directory is
 // only ever a mount point: each sandbox mounts its own tmpfs there, in its
 // own mount namespace, so the host sees an empty directory.
@@ -54,7 +57,6 @@ var readOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", 
 // /sys, tmpfs /tmp, masked kernel paths, then pivot_root so that nothing
 // of the host stays reachable.
 func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
-	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 	// Nothing mounted here reaches the host, and nothing the host mounts
 	// later appears here.
 	p.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
@@ -134,7 +136,6 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 // a /dev/shm tmpfs mounted on it. No device node can be added to it, and
 // every other writable mount is nodev.
 func (s *Sandbox) addDev(p *spawn.Program) {
-	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 	dev := newRoot + "/dev"
 	p.Mkdir(dev, 0o755, true)
 	p.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k")
@@ -164,7 +165,6 @@ func (s *Sandbox) addDev(p *spawn.Program) {
 // paths exist in the sandbox's /proc and /sys exactly when they exist in
 // the host's: the same kernel serves both.
 func (s *Sandbox) addMasks(p *spawn.Program) {
-	const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 	f := facts()
 	for _, m := range f.maskedFiles {
 		p.Mount(newRoot+"/dev/null", newRoot+m, "", unix.MS_BIND, "")
@@ -224,14 +224,10 @@ type hostMounts struct {
 	dirs  []bool
 }
 
-func (h *hostMounts) close() error {
-	for i, fd := range h.trees {
-		if fd >= 0 {
-			unix.Close(fd)
-			h.trees[i] = -1
-		}
+func (h *hostMounts) close() {
+	for i := range h.trees {
+		closeFD(&h.trees[i])
 	}
-	return nil
 }
 
 // prepareMounts clones the source tree of every bind into a detached mount

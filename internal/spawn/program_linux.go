@@ -270,7 +270,7 @@ func (p *Program) WriteFile(path string, data []byte, mode uint32, r Reg) {
 	p.keep = append(p.keep, b)
 	p.add(op{nr: unix.SYS_WRITE, args: [6]uintptr{uintptr(r), bytesPtr(b), uintptr(len(b))}, regIn: 1, want: int64(len(b))},
 		Step{"write", path})
-	p.add(op{nr: unix.SYS_CLOSE, args: [6]uintptr{uintptr(r)}, regIn: 1}, Step{"close", path})
+	p.Close(r)
 }
 
 // WaitByte appends a read of exactly one byte from fd: the child blocks
