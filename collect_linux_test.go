@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,20 +50,24 @@ func TestCollectRemovesWhatACrashedCallerLeft(t *testing.T) {
 		assert.True(t, strings.HasPrefix(filepath.Base(dir), "sandboxkit-"))
 	}
 
-	// A live run of this process must survive a concurrent Collect.
-	sb := sandbox.New(sandbox.Dir(root)).WithTimeout(10 * time.Second)
-	done := make(chan error, 1)
-	go func() {
-		_, err := sb.Run(testCtx(t), "/bin/sh", "-c", "sleep 0.5")
-		done <- err
-	}()
+	// A live run of this process must survive a concurrent Collect: it
+	// runs until the test writes a byte to its stdin.
+	hold, release := io.Pipe()
+	t.Cleanup(func() { release.Close() })
+	sb := sandbox.New(sandbox.Dir(root)).WithStdin(hold).WithTimeout(30 * time.Second)
+	wait := runInBackground(t, sb, "head -c 1 >/dev/null")
 	require.Eventually(t, func() bool { return len(testutil.SandboxCgroups(t)) > len(left) }, 5*time.Second, time.Millisecond)
 	require.NoError(t, sandbox.Collect(testCtx(t)))
 	live := testutil.SandboxCgroups(t)
+	require.NotEmpty(t, live, "the live run's cgroups must survive Collect")
 	for _, dir := range live {
 		assert.Contains(t, filepath.Base(dir), "sandboxkit-"+strconv.Itoa(os.Getpid())+"-", "Collect must remove only cgroups of dead owners")
 	}
-	require.NoError(t, <-done)
+	_, err := release.Write([]byte("x"))
+	require.NoError(t, err)
+	res, err := wait()
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.ExitCode)
 	assert.Empty(t, testutil.SandboxCgroups(t))
 }
 
