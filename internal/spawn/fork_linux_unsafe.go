@@ -90,10 +90,12 @@ func Start(p *Program, attr Attr) (*Process, error) {
 	errR, errW := fds[0], fds[1]
 	defer unix.Close(errR)
 
+	// clone3 writes the pidfd to args.pidfd, an address it holds as an
+	// integer, which the stack copier does not update: forkAndRun takes
+	// it only once the stack can no longer move (see there).
 	var pidfd int32 = -1
 	args := &cloneArgs{
 		flags:      uint64(attr.Cloneflags) | unix.CLONE_PIDFD,
-		pidfd:      uint64(uintptr(unsafe.Pointer(&pidfd))),
 		exitSignal: uint64(syscall.SIGCHLD),
 	}
 	if attr.AfterClone == nil {
@@ -105,7 +107,7 @@ func Start(p *Program, attr Attr) (*Process, error) {
 	}
 
 	syscall.ForkLock.Lock()
-	pid, errno := forkAndRun(p, args, uintptr(errW))
+	pid, errno := forkAndRun(p, args, &pidfd, uintptr(errW))
 	if errno == 0 {
 		runtime_AfterFork()
 	}
@@ -190,7 +192,7 @@ func readFull(fd int, b []byte) (int, error) {
 //
 //go:nosplit
 //go:norace
-func forkAndRun(p *Program, args *cloneArgs, errfd uintptr) (pid uintptr, errno syscall.Errno) {
+func forkAndRun(p *Program, args *cloneArgs, pidfd *int32, errfd uintptr) (pid uintptr, errno syscall.Errno) {
 	var (
 		i       int
 		j       int
@@ -203,6 +205,10 @@ func forkAndRun(p *Program, args *cloneArgs, errfd uintptr) (pid uintptr, errno 
 		ts      syscall.Timespec
 	)
 	runtime_BeforeFork()
+	// From here to the clone nothing can grow the stack (this function
+	// and the runtime's hooks are nosplit), so the address of *pidfd, on
+	// the caller's stack perhaps, stays the one the kernel writes.
+	args.pidfd = uint64(uintptr(unsafe.Pointer(pidfd)))
 	pid, errno = rawVfork(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0)
 	if errno != 0 || pid != 0 {
 		if errno != 0 {

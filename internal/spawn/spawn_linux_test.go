@@ -1,8 +1,11 @@
 package spawn_test
 
 import (
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -89,4 +92,79 @@ func BenchmarkStartTrue(b *testing.B) {
 		unix.Wait4(proc.PID, &ws, 0, nil)
 		unix.Close(proc.PIDFD)
 	}
+}
+
+// TestStartFromFreshGoroutinesGetsAValidPIDFD starts children from new
+// goroutines, whose small stacks grow (and move) inside Start while
+// syscall.ForkLock is contended. clone3 writes the child's pidfd to an
+// address taken before the clone: if that address is on a stack that then
+// moved, the kernel writes the old copy and the caller is left with -1,
+// so killing the child through it does nothing.
+func TestStartFromFreshGoroutinesGetsAValidPIDFD(t *testing.T) {
+	testutil.RequireRoot(t)
+	const workers, rounds = 8, 40
+	errs := make(chan error, workers*rounds)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				done := make(chan struct{})
+				// A fresh goroutine each time, its small stack filled to
+				// a different depth, so that some Start grows it.
+				go func(depth int) {
+					defer close(done)
+					errs <- atDepth(depth, startAndKill)
+				}(rand.IntN(300))
+				<-done
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+// atDepth calls f under depth frames of about 100 bytes each.
+//
+//go:noinline
+func atDepth(depth int, f func() error) error {
+	var pad [64]byte
+	if depth > 0 {
+		return atDepth(depth-1, f)
+	}
+	_ = pad
+	return f()
+}
+
+// startAndKill starts sleep through the non-vfork path (AfterClone), then
+// kills it through its pidfd.
+func startAndKill() error {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return err
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	var p spawn.Program
+	p.WaitByte(spawn.Step{Op: "wait"}, fds[0])
+	p.Exec("/bin/sleep", []string{"sleep", "60"}, nil, false)
+	proc, err := spawn.Start(&p, spawn.Attr{CgroupFD: -1, Release: fds[1], AfterClone: func(int) error { return nil }})
+	if err != nil {
+		return err
+	}
+	defer proc.Wait()
+	if proc.PIDFD < 0 {
+		unix.Kill(proc.PID, unix.SIGKILL)
+		return fmt.Errorf("Start returned pidfd %d for pid %d", proc.PIDFD, proc.PID)
+	}
+	defer unix.Close(proc.PIDFD)
+	if err := unix.PidfdSendSignal(proc.PIDFD, unix.SIGKILL, nil, 0); err != nil {
+		unix.Kill(proc.PID, unix.SIGKILL)
+		return fmt.Errorf("kill pid %d through pidfd %d: %w", proc.PID, proc.PIDFD, err)
+	}
+	return nil
 }
