@@ -10,6 +10,14 @@ import (
 // an invalid [Sandbox] definition. Such errors are [*ConfigError] values.
 var ErrInvalidConfig = errors.New("sandbox: invalid configuration")
 
+// ErrUnsafePath is matched by the error of a run that a path would have led
+// out of the sandbox's root: a symbolic link to a /proc magic link (such as
+// /proc/self/fd/N, a descriptor of the host) on the way to a mount target,
+// a file or the working directory, a mount target or file that a link
+// carries onto /proc or /sys, or a root whose /proc, /dev, /sys or /tmp is
+// not a directory. Such a run fails before its program starts.
+var ErrUnsafePath = errors.New("unsafe path: it leads out of the root, through a /proc magic link or onto /proc or /sys")
+
 // FieldError is one invalid builder setting.
 type FieldError struct {
 	Field  string // the builder setting, e.g. "memory"

@@ -126,6 +126,18 @@ func tryEscape(attempt string, args []string) string {
 			unix.Close(fd)
 		}
 		return "open: " + outcome(err)
+	case "session-key":
+		// The caller's session keyring, which a sandbox must not share.
+		id, err := unix.KeyctlSearch(unix.KEY_SPEC_SESSION_KEYRING, "user", arg(0), 0)
+		if err != nil {
+			return outcome(err)
+		}
+		buf := make([]byte, 64)
+		n, err := unix.KeyctlBuffer(unix.KEYCTL_READ, id, buf, 0)
+		if err != nil {
+			return "read: " + outcome(err)
+		}
+		return "found " + string(buf[:min(n, len(buf))])
 	case "status":
 		b, err := os.ReadFile("/proc/self/status")
 		if err != nil {

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -42,7 +43,7 @@ var devices = []struct {
 // timers and firmware. Paths the kernel lacks are skipped.
 var (
 	maskedFiles = []string{
-		"/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+		"/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
 		"/proc/timer_stats", "/proc/sched_debug",
 	}
 	maskedDirs = []string{"/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
@@ -90,6 +91,9 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 		opts += ",userxattr"
 	}
 	p.Mount("overlay", newRoot, "overlay", unix.MS_NODEV, opts)
+	// The overlay holds the base now; the child lets go of its descriptor,
+	// which would otherwise name the host's directory until the exec.
+	p.CloseFD(baseFD)
 
 	p.Mkdir(newRoot+"/proc", 0o555, true)
 	procFlags := uintptr(nosuidNodev | unix.MS_NOEXEC)
@@ -105,13 +109,11 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 	p.Mkdir(newRoot+"/sys", 0o555, true)
 	switch {
 	case sysfsFD >= 0:
-		// A bridge's sysfs, which a user namespace may not make itself
-		// (see bridgeRun.sysfs).
+		// sysfs belongs to the network namespace, the host's or a
+		// bridge's, which a user namespace may not mount: the parent made
+		// one (see newSysfs).
 		p.MoveMountTo(sysfsFD, newRoot+"/sys")
-	case s.userns != nil && s.network.kind == networkHost:
-		// sysfs belongs to the network namespace, here the host's, which
-		// the user namespace may not mount: show the host's, read only.
-		addBindReadOnly(p, "/sys", newRoot+"/sys", unix.MS_REC)
+		p.CloseFD(sysfsFD)
 	default:
 		p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
 	}
@@ -185,6 +187,28 @@ func (s *Sandbox) addMasks(p *spawn.Program) {
 	for _, m := range s.readOnlyProcPaths() {
 		addBindReadOnly(p, newRoot+m, newRoot+m, 0)
 	}
+}
+
+// newSysfs returns a new, detached, read-only sysfs of the calling
+// thread's network namespace, for a sandbox in a user namespace, which may
+// not mount one itself: its child moves it onto /sys. Unlike a bind of the
+// host's /sys it has no mounts below it, such as the host's cgroup
+// hierarchies.
+func newSysfs() (int, error) {
+	ctx, err := unix.Fsopen("sysfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, os.NewSyscallError("fsopen sysfs", err)
+	}
+	defer unix.Close(ctx)
+	if err := unix.FsconfigCreate(ctx); err != nil {
+		return -1, os.NewSyscallError("fsconfig sysfs", err)
+	}
+	mnt, err := unix.Fsmount(ctx, unix.FSMOUNT_CLOEXEC,
+		unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return -1, os.NewSyscallError("fsmount sysfs", err)
+	}
+	return mnt, nil
 }
 
 // addBindReadOnly appends a bind mount of source on target (recursive with
@@ -286,12 +310,20 @@ const (
 	regFS     = spawn.Reg(2)
 	regMount  = spawn.Reg(3)
 	regFile   = spawn.Reg(4)
+	regDir    = spawn.Reg(5)
+)
+
+// Kernel file systems that no bind, tmpfs or file may land on through a
+// symbolic link: a literal target there is refused by Validate.
+const (
+	procfsMagic = unix.PROC_SUPER_MAGIC
+	sysfsMagic  = unix.SYSFS_MAGIC
 )
 
 // addMounts appends, after pivot_root, the ops that attach the binds and
-// tmpfs mounts, parents first. Each target is created if missing and then
-// opened with openat2(RESOLVE_IN_ROOT), so no symbolic link can lead the
-// mount outside the root.
+// tmpfs mounts, parents first. Every path is resolved inside the root (see
+// addMkdirAll), the target is checked not to lie on /proc or /sys, and
+// each detached tree is closed once attached.
 func (s *Sandbox) addMounts(p *spawn.Program, h *hostMounts) {
 	order := make([]int, len(s.mounts))
 	for i := range order {
@@ -302,16 +334,21 @@ func (s *Sandbox) addMounts(p *spawn.Program, h *hostMounts) {
 	})
 	for _, i := range order {
 		m := s.mounts[i]
-		addMkdirAll(p, path.Dir(m.target), -1, -1)
+		dir, name := path.Split(m.target)
+		addMkdirAll(p, dir, -1, -1)
+		p.OpenInRoot(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regDir)
 		if m.kind == mountBind && !h.dirs[i] {
-			p.MknodExistOK(m.target, unix.S_IFREG|0o644)
+			p.MknodAt(regDir, name, unix.S_IFREG|0o644, m.target)
 		} else {
-			p.Mkdir(m.target, 0o755, true)
+			p.MkdirAt(regDir, name, 0o755, m.target)
 		}
+		p.Close(regDir)
 		p.OpenInRoot(m.target, unix.O_PATH|unix.O_CLOEXEC, regTarget)
+		p.DenyFS(regTarget, m.target, procfsMagic, sysfsMagic)
 		switch m.kind {
 		case mountBind:
 			p.MoveMount(h.trees[i], regTarget, m.target)
+			p.CloseFD(h.trees[i])
 		case mountTmpfs:
 			p.Fsopen("tmpfs", regFS)
 			p.FsconfigString(regFS, "size", strconv.FormatInt(m.size, 10))
@@ -345,8 +382,31 @@ func addFile(p *spawn.Program, f file, uid, gid int) {
 	dir := path.Dir(f.path)
 	addMkdirAll(p, dir, uid, gid)
 	p.OpenInRoot(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regTarget)
+	p.DenyFS(regTarget, dir, procfsMagic, sysfsMagic)
 	p.WriteFileAt(regTarget, path.Base(f.path), f.path, f.data, f.mode, uid, gid, regFile)
 	p.Close(regTarget)
+}
+
+// checkMountPoints returns an error unless each of the base's /proc,
+// /dev, /sys and /tmp, where the sandbox mounts its own file systems, is a
+// directory or absent (then made in the overlay). A symbolic link there
+// would carry procfs, and the masks and read-only paths set on it, to
+// wherever it points (the class of CVE-2019-16884 and CVE-2019-19921).
+// The base is never written, so what is checked here is what the child
+// mounts on.
+func checkMountPoints(baseFD int) error {
+	for _, name := range []string{"proc", "dev", "sys", "tmp"} {
+		var st unix.Stat_t
+		err := unix.Fstatat(baseFD, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+		case err != nil:
+			return &fs.PathError{Op: "stat", Path: "/" + name, Err: err}
+		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+			return &fs.PathError{Op: "check mount point", Path: "/" + name, Err: fmt.Errorf("must be a directory or absent: %w", ErrUnsafePath)}
+		}
+	}
+	return nil
 }
 
 // checkEtcDir returns an error unless the base open at baseFD has no /etc
@@ -364,20 +424,29 @@ func checkEtcDir(baseFD int) error {
 	return &fs.PathError{Op: "stat", Path: "/etc", Err: errors.New("not a directory: a user namespace's /etc/hosts and /etc/resolv.conf need one")}
 }
 
-// addMkdirAll appends mkdir -p of dir; directories it creates are owned by
-// uid and gid unless those are negative.
+// addMkdirAll appends mkdir -p of dir inside the root; directories it
+// creates are owned by uid and gid unless those are negative. Run it with
+// the current directory at the root. Each component is made in its parent
+// as opened with openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS): a
+// symbolic link in the root, in a bind or made by an earlier run, absolute
+// or relative or with "..", resolves inside the root, and a /proc magic
+// link (such as /proc/self/fd/N, a descriptor of the host) fails with
+// ELOOP instead of leading out (CVE-2024-21626, CVE-2024-45310).
 func addMkdirAll(p *spawn.Program, dir string, uid, gid int) {
-	cur := ""
-	for _, part := range strings.Split(strings.TrimPrefix(path.Clean(dir), "/"), "/") {
-		if part == "" {
+	parent := "/"
+	for _, name := range strings.Split(strings.TrimPrefix(path.Clean(dir), "/"), "/") {
+		if name == "" {
 			continue
 		}
-		cur += "/" + part
+		display := path.Join(parent, name)
+		p.OpenInRoot(parent, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regDir)
 		if uid < 0 {
-			p.Mkdir(cur, 0o755, true)
+			p.MkdirAt(regDir, name, 0o755, display)
 		} else {
-			p.MkdirOwned(cur, 0o755, uid, gid)
+			p.MkdirOwnedAt(regDir, name, 0o755, uid, gid, display)
 		}
+		p.Close(regDir)
+		parent = display
 	}
 }
 
@@ -390,11 +459,15 @@ func (s *Sandbox) addReadOnlyRoot(p *spawn.Program) {
 }
 
 // addWorkdir appends the ops that create the working directory, component
-// by component, and change into it. Directories it creates belong to the
-// sandbox's user, so a program running as a user can write where it starts.
+// by component, and change into it, all resolved inside the root (see
+// addMkdirAll): the program's working directory is always inside the
+// root. Directories it creates belong to the sandbox's user, so a program
+// running as a user can write where it starts.
 func (s *Sandbox) addWorkdir(p *spawn.Program) {
 	addMkdirAll(p, s.workdir, s.uid, s.gid)
-	p.Chdir(s.workdir)
+	p.OpenInRoot(s.workdir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regDir)
+	p.Fchdir(regDir, s.workdir)
+	p.Close(regDir)
 }
 
 // sandboxPath turns a path of the assembled root into the path the sandbox

@@ -159,3 +159,198 @@ func TestMountBadInputListsEveryProblem(t *testing.T) {
 	assert.Empty(t, testutil.SandboxCgroups(t), "nothing half-made is left")
 	assert.False(t, errors.Is(err, fs.ErrPermission))
 }
+
+// magicLinkForms are ways to name a descriptor of the child, or its own
+// directories, through /proc: each is a magic link that would lead from
+// inside the sandbox to a directory of the host (CVE-2024-21626).
+func magicLinkForms(fd int) []string {
+	return []string{
+		fmt.Sprintf("/proc/self/fd/%d", fd),
+		fmt.Sprintf("/proc/self/fd/%d/sub", fd),
+		fmt.Sprintf("/proc/thread-self/fd/%d", fd),
+		fmt.Sprintf("/proc/1/fd/%d", fd),
+		fmt.Sprintf("/dev/fd/%d", fd),
+	}
+}
+
+// hostDirs returns the host directories an escape through a descriptor
+// would most likely write in, to check that nothing appeared there.
+func hostDirs(root string) []string {
+	return []string{"/", "/tmp", os.TempDir(), root, filepath.Dir(root), "/run/sandboxkit", "/run/sandboxkit/scratch"}
+}
+
+// requireRefused fails unless err refuses a path as unsafe, or as missing:
+// a link to a descriptor the child no longer holds names nothing.
+func requireRefused(t *testing.T, err error, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	require.Error(t, err, msg)
+	if !errors.Is(err, fs.ErrNotExist) {
+		require.ErrorIs(t, err, sandbox.ErrUnsafePath, msg)
+	}
+}
+
+// requireNoHostEntry fails if name exists in any of dirs.
+func requireNoHostEntry(t *testing.T, name string, dirs []string) {
+	t.Helper()
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if _, err := os.Lstat(p); err == nil {
+			os.RemoveAll(p)
+			t.Fatalf("the sandbox created %s on the host", p)
+		}
+	}
+}
+
+// variants returns sb as it is and in a user namespace.
+func variants(sb *sandbox.Sandbox) map[string]*sandbox.Sandbox {
+	return map[string]*sandbox.Sandbox{"plain": sb, "userns": sb.WithUserNamespace()}
+}
+
+func TestWorkdirThroughAMagicLinkIsRefused(t *testing.T) {
+	sb, root := busybox(t)
+	// A directory of the host held open without close-on-exec, as a
+	// caller might: one more descriptor the child starts with.
+	leak, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(leak) })
+	maxFD := leak + 8
+	for name, sb := range variants(sb) {
+		for _, base := range []*sandbox.Sandbox{sb, sb.WithNetwork(sandbox.HostNetwork())} {
+			for fd := 3; fd <= maxFD; fd++ {
+				for _, dir := range magicLinkForms(fd) {
+					marker := fmt.Sprintf("escaped-%d-%d", os.Getpid(), fd)
+					res, err := base.WithWorkdir(dir).Run(testCtx(t), "/bin/sh", "-c", "touch "+marker+"; pwd")
+					requireRefused(t, err, "%s: WithWorkdir(%s) ran: %v", name, dir, res)
+					requireNoHostEntry(t, marker, hostDirs(root))
+				}
+			}
+		}
+	}
+}
+
+func TestHostileRootLinksStayInsideTheRoot(t *testing.T) {
+	sb, root := busybox(t)
+	marker := fmt.Sprintf("escaped-%d", os.Getpid())
+	// A hostile root, or a shared volume, plants links that lead to the
+	// descriptors the child holds while it sets the sandbox up.
+	for fd := 3; fd <= 12; fd++ {
+		link := fmt.Sprintf("fd%d", fd)
+		require.NoError(t, os.Symlink(fmt.Sprintf("/proc/self/fd/%d", fd), filepath.Join(root, link)))
+		require.NoError(t, os.Symlink(fmt.Sprintf("/proc/self/fd/%d/..", fd), filepath.Join(root, link+"up")))
+		require.NoError(t, os.Symlink(fmt.Sprintf("../proc/self/fd/%d", fd), filepath.Join(root, "etc", link)))
+	}
+	require.NoError(t, os.Symlink("/proc", filepath.Join(root, "toproc")))
+	require.NoError(t, os.Symlink("../sys", filepath.Join(root, "etc", "tosys")))
+	src := t.TempDir()
+	srcFile := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(srcFile, []byte("x"), 0o644))
+
+	type attempt struct {
+		what string
+		sb   *sandbox.Sandbox
+	}
+	for name, sb := range variants(sb) {
+		var attempts []attempt
+		for fd := 3; fd <= 12; fd++ {
+			for _, link := range []string{fmt.Sprintf("/fd%d", fd), fmt.Sprintf("/fd%dup", fd), fmt.Sprintf("/etc/fd%d", fd)} {
+				attempts = append(attempts,
+					attempt{"workdir " + link, sb.WithWorkdir(link)},
+					attempt{"workdir under " + link, sb.WithWorkdir(link + "/" + marker)},
+					attempt{"bind under " + link, sb.WithBind(src, link+"/"+marker+"/y")},
+					attempt{"file bind under " + link, sb.WithBind(srcFile, link+"/"+marker)},
+					attempt{"tmpfs under " + link, sb.WithTmpfs(link+"/"+marker, 1<<20)},
+					attempt{"file under " + link, sb.WithFile(link+"/"+marker+"/f", []byte("x"), 0o644)},
+				)
+			}
+		}
+		// Links that carry a target onto /proc or /sys, where a literal
+		// target is refused.
+		attempts = append(attempts,
+			attempt{"bind through a link to /proc", sb.WithBind(src, "/toproc/sys")},
+			attempt{"file bind through a link to /proc", sb.WithBind(srcFile, "/toproc/sysrq-trigger")},
+			attempt{"tmpfs through a link to /proc", sb.WithTmpfs("/toproc/sys", 1<<20)},
+			attempt{"bind through a relative link to /sys", sb.WithBind(src, "/etc/tosys/kernel")},
+			attempt{"file through a link to /proc", sb.WithWritableProc().WithFile("/toproc/self/comm", []byte("x"), 0o644)},
+		)
+		for _, a := range attempts {
+			res, err := a.sb.Run(testCtx(t), "/bin/sh", "-c", "pwd; touch "+marker)
+			requireRefused(t, err, "%s: %s: want the run refused, got %v", name, a.what, res)
+			requireNoHostEntry(t, marker, hostDirs(root))
+		}
+	}
+}
+
+func TestLinkPlantedInABindByAnEarlierRunStaysInside(t *testing.T) {
+	sb, root := busybox(t)
+	share := t.TempDir()
+	require.NoError(t, os.Chmod(share, 0o777))
+	for name, sb := range variants(sb.WithBind(share, "/share")) {
+		// The first run, untrusted code, plants links in the volume.
+		sh(t, sb, "for fd in 3 4 5 6 7 8 9 10 11 12; do ln -sf /proc/self/fd/$fd /share/w$fd; ln -sf ../proc/self/cwd /share/cwd; done")
+		// A later run uses them, as a caller that trusts the volume would.
+		for fd := 3; fd <= 12; fd++ {
+			for _, later := range []*sandbox.Sandbox{
+				sb.WithWorkdir(fmt.Sprintf("/share/w%d", fd)),
+				sb.WithWorkdir(fmt.Sprintf("/share/w%d/sub", fd)),
+				sb.WithTmpfs(fmt.Sprintf("/share/w%d/t", fd), 1<<20),
+				sb.WithWorkdir("/share/cwd"),
+			} {
+				res, err := later.Run(testCtx(t), "/bin/sh", "-c", "touch escaped-by-link")
+				requireRefused(t, err, "%s: a link planted in a bind by an earlier run: got %v", name, res)
+				requireNoHostEntry(t, "escaped-by-link", hostDirs(root))
+			}
+		}
+	}
+}
+
+func TestRootWithSymlinkedMountPointsIsRefused(t *testing.T) {
+	for _, dir := range []string{"proc", "dev", "sys", "tmp"} {
+		t.Run(dir, func(t *testing.T) {
+			sb, root := busybox(t)
+			// /proc -> /tmp would put procfs, and its masks, on the wrong
+			// file system (CVE-2019-16884).
+			require.NoError(t, os.RemoveAll(filepath.Join(root, dir)))
+			require.NoError(t, os.Symlink("/etc", filepath.Join(root, dir)))
+			for name, sb := range variants(sb) {
+				_, err := sb.Run(testCtx(t), "/bin/true")
+				require.ErrorIs(t, err, sandbox.ErrUnsafePath, "%s: a root whose /%s is a symbolic link", name, dir)
+				assert.ErrorContains(t, err, "/"+dir)
+			}
+		})
+	}
+}
+
+func TestUserNamespaceWithHostNetworkShowsNoHostCgroups(t *testing.T) {
+	sb, _ := busybox(t)
+	res := sh(t, sb.WithUserNamespace().WithNetwork(sandbox.HostNetwork()),
+		`grep ' /sys' /proc/mounts | cut -d' ' -f2,3,4 | cut -d, -f1; ls /sys/fs/cgroup | wc -l; touch /sys/kernel/x 2>&1 | grep -o 'Read-only file system'`)
+	assert.Equal(t, "/sys sysfs ro\n/sys/firmware tmpfs ro\n0\nRead-only file system\n", string(res.Stdout),
+		"the host's sysfs, read only, and none of the host's cgroup mounts below it; stderr: %s", res.Stderr)
+}
+
+func TestDockersMaskedPathsAreMasked(t *testing.T) {
+	sb, _ := busybox(t)
+	// Docker's current masked paths (moby oci/defaults.go): files read
+	// empty, directories list nothing. Paths this kernel lacks are absent
+	// in the sandbox too.
+	files := []string{"/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug"}
+	dirs := []string{"/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+	script, want := "", ""
+	for _, f := range files {
+		script += fmt.Sprintf("[ -e %[1]s ] && echo %[1]s $(wc -c < %[1]s);", f)
+		if _, err := os.Stat(f); err == nil {
+			want += f + " 0\n"
+		}
+	}
+	for _, d := range dirs {
+		script += fmt.Sprintf("[ -e %[1]s ] && echo %[1]s $(ls -A %[1]s | wc -l);", d)
+		if _, err := os.Stat(d); err == nil {
+			want += d + " 0\n"
+		}
+	}
+	for name, sb := range variants(sb) {
+		assert.Equal(t, want, string(sh(t, sb, script+"true").Stdout), "%s: every masked path reads empty", name)
+	}
+}

@@ -36,7 +36,13 @@ func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, r
 	addDieWithCaller(p) // first: a caller that dies while the child waits takes it along
 	if release >= 0 {
 		p.WaitByte(spawn.Step{Op: "wait for the parent", Path: "user namespace ID maps"}, release)
+		p.CloseFD(release)
 	}
+	// A session keyring of its own: the caller's keys stay out of reach
+	// even of a profile that allows keyctl. Made while the child is still
+	// the host's root, so that it counts against root's key quota and not
+	// against the mapped user's 200 keys.
+	p.Syscall(spawn.Step{Op: "keyctl", Path: "join a new session keyring"}, unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0)
 	if root != "" {
 		// Still as the host's root, whose directories these may be.
 		p.OpenAs(root, unix.O_PATH|unix.O_DIRECTORY, rootFD, spawn.Reg(0))
@@ -48,10 +54,12 @@ func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, r
 	}
 	for _, fd := range cgroupProcs {
 		p.Write(spawn.Step{Op: "join cgroup", Path: fmt.Sprint("fd ", fd)}, fd, []byte("0"))
+		p.CloseFD(fd)
 	}
 	p.Syscall(spawn.Step{Op: "unshare", Path: "cgroup namespace"}, unix.SYS_UNSHARE, unix.CLONE_NEWCGROUP)
 	if netnsFD >= 0 {
 		p.Syscall(spawn.Step{Op: "setns", Path: "bridge network namespace"}, unix.SYS_SETNS, uintptr(netnsFD), unix.CLONE_NEWNET)
+		p.CloseFD(netnsFD)
 	}
 	p.Syscall(spawn.Step{Op: "setsid"}, unix.SYS_SETSID)
 	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0)

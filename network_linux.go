@@ -123,18 +123,9 @@ func (b *bridgeRun) sysfs() (int, error) {
 		return -1, nil
 	}
 	mnt := -1
-	err := netsetup.InNetns(b.netns, func() error {
-		ctx, err := unix.Fsopen("sysfs", unix.FSOPEN_CLOEXEC)
-		if err != nil {
-			return os.NewSyscallError("fsopen sysfs", err)
-		}
-		defer unix.Close(ctx)
-		if err := unix.FsconfigCreate(ctx); err != nil {
-			return os.NewSyscallError("fsconfig sysfs", err)
-		}
-		mnt, err = unix.Fsmount(ctx, unix.FSMOUNT_CLOEXEC,
-			unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
-		return os.NewSyscallError("fsmount sysfs", err)
+	err := netsetup.InNetns(b.netns, func() (err error) {
+		mnt, err = newSysfs()
+		return err
 	})
 	if err != nil && mnt >= 0 { // made, but the thread could not return
 		unix.Close(mnt)

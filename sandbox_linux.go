@@ -31,6 +31,9 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		return nil, fmt.Errorf("sandbox: root: %w", err)
 	}
 	defer closeFD(&base)
+	if err := checkMountPoints(base); err != nil {
+		return nil, fmt.Errorf("sandbox: root %s: %w", s.root, err)
+	}
 	if s.userns != nil && s.network.kind == networkBridge {
 		if err := checkEtcDir(base); err != nil {
 			return nil, fmt.Errorf("sandbox: root: %w", err)
@@ -103,13 +106,18 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	}
 
 	joinNetns, sysfs := bridge.netnsFD(), -1
-	if s.userns != nil && bridge != nil {
+	switch {
+	case s.userns != nil && bridge != nil:
 		joinNetns = -1 // born in it instead: see startInNetns
 		if sysfs, err = bridge.sysfs(); err != nil {
 			return nil, fmt.Errorf("sandbox: bridge network: %w", err)
 		}
-		defer closeFD(&sysfs)
+	case s.userns != nil && s.network.kind == networkHost:
+		if sysfs, err = newSysfs(); err != nil {
+			return nil, fmt.Errorf("sandbox: host network: %w", err)
+		}
 	}
+	defer closeFD(&sysfs)
 	etc := bridge.etcFiles()
 	var p spawn.Program
 	reopen := s.root.path
@@ -305,6 +313,11 @@ func startError(err error) error {
 	if errors.As(err, &se) {
 		c := *se
 		c.Step.Path = sandboxPath(c.Step.Path)
+		if c.Errno == unix.ELOOP || c.Step.Op == "check file system of" {
+			// A path resolved inside the root met a magic link, or a
+			// target landed on /proc or /sys (see addMkdirAll).
+			return fmt.Errorf("%w (%w)", &c, ErrUnsafePath)
+		}
 		return &c
 	}
 	return err

@@ -26,6 +26,8 @@ func runtime_AfterForkInChild()
 
 func bytesPtr(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
 
+func statfsPtr(st *unix.Statfs_t) uintptr { return uintptr(unsafe.Pointer(st)) }
+
 func ptrvPtr(v []*byte) uintptr { return uintptr(unsafe.Pointer(&v[0])) }
 
 func atFDCWD() uintptr {
@@ -245,6 +247,10 @@ func forkAndRun(p *Program, args *cloneArgs, pidfd *int32, errfd uintptr) (pid u
 		}
 		if o.want >= 0 && int64(r1) != o.want {
 			e = syscall.EPIPE
+			goto failed
+		}
+		if o.deny != nil && (o.deny.st.Type == o.deny.values[0] || o.deny.st.Type == o.deny.values[1]) {
+			e = syscall.EPERM
 			goto failed
 		}
 		if o.regOut > 0 {

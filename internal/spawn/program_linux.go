@@ -28,6 +28,15 @@ type op struct {
 	jump   int32 // on success continue at op jump-1; 0 for the next op
 	next   bool  // on ENOENT, ENOTDIR or EACCES go on with the next op
 	want   int64 // required return value; -1 for any
+	// deny, when set, fails the op with EPERM if the int64 at deny.addr
+	// holds one of deny.values once the call succeeded: a check of what a
+	// call wrote, such as the file system type fstatfs reports.
+	deny *denyCheck
+}
+
+type denyCheck struct {
+	st     *unix.Statfs_t // written by the op's fstatfs; kept alive by the op
+	values [2]int64
 }
 
 // Step describes an op for error messages: the operation and the path or
@@ -172,6 +181,56 @@ func (p *Program) FsconfigCreate(r Reg) {
 func (p *Program) Fsmount(r Reg, attrs uintptr, out Reg) {
 	p.add(op{nr: unix.SYS_FSMOUNT, args: [6]uintptr{uintptr(r), unix.FSMOUNT_CLOEXEC, attrs}, regIn: 1, regOut: int8(out) + 1},
 		Step{"fsmount", ""})
+}
+
+// MkdirAt appends mkdirat(2) of name in the directory open in register
+// dir; an existing entry of that name is not an error. display names the
+// directory in errors.
+func (p *Program) MkdirAt(dir Reg, name string, mode uint32, display string) {
+	p.add(op{nr: unix.SYS_MKDIRAT, args: [6]uintptr{uintptr(dir), p.str(name), uintptr(mode)}, regIn: 1, okErr: syscall.EEXIST},
+		Step{"mkdir", display})
+}
+
+// MkdirOwnedAt is MkdirAt followed, only if it created the directory, by
+// fchownat(2) of it to uid and gid, never through a symbolic link.
+func (p *Program) MkdirOwnedAt(dir Reg, name string, mode uint32, uid, gid int, display string) {
+	p.add(op{nr: unix.SYS_MKDIRAT, args: [6]uintptr{uintptr(dir), p.str(name), uintptr(mode)}, regIn: 1, okErr: syscall.EEXIST, skip: 1},
+		Step{"mkdir", display})
+	p.add(op{nr: unix.SYS_FCHOWNAT, args: [6]uintptr{uintptr(dir), p.str(name), uintptr(uid), uintptr(gid), unix.AT_SYMLINK_NOFOLLOW}, regIn: 1},
+		Step{"chown", display})
+}
+
+// MknodAt appends mknodat(2) of name in the directory open in register
+// dir, for a file that may already exist (such as an empty regular file to
+// mount a file on).
+func (p *Program) MknodAt(dir Reg, name string, mode uint32, display string) {
+	p.add(op{nr: unix.SYS_MKNODAT, args: [6]uintptr{uintptr(dir), p.str(name), uintptr(mode)}, regIn: 1, okErr: syscall.EEXIST},
+		Step{"mknod", display})
+}
+
+// Fchdir appends fchdir(2) to the directory open in register r.
+func (p *Program) Fchdir(r Reg, display string) {
+	p.add(op{nr: unix.SYS_FCHDIR, args: [6]uintptr{uintptr(r)}, regIn: 1}, Step{"chdir", display})
+}
+
+// DenyFS appends fstatfs(2) of the descriptor in r and fails with EPERM
+// when its file system is of one of the types (magic numbers) given, one
+// or two: a check that a path resolved inside the root did not lead onto
+// procfs or sysfs. display names the path in errors.
+func (p *Program) DenyFS(r Reg, display string, types ...int64) {
+	d := &denyCheck{st: new(unix.Statfs_t)}
+	copy(d.values[:], types)
+	if len(types) == 1 {
+		d.values[1] = types[0]
+	}
+	p.add(op{nr: unix.SYS_FSTATFS, args: [6]uintptr{uintptr(r), statfsPtr(d.st)}, regIn: 1, deny: d},
+		Step{"check file system of", display})
+}
+
+// CloseFD appends close(2) of the descriptor number fd, one the child got
+// from the parent and needs no longer.
+func (p *Program) CloseFD(fd int) {
+	p.add(op{nr: unix.SYS_CLOSE, args: [6]uintptr{uintptr(fd)}}, Step{"close", fmt.Sprint("fd ", fd)})
 }
 
 // Close appends close(2) of the descriptor in r.
