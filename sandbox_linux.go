@@ -224,7 +224,10 @@ func (s *Sandbox) wait(ctx context.Context, proc *spawn.Process) (ws unix.WaitSt
 		return ws, nil, false
 	case <-timeout:
 		kill()
-		return <-done, nil, true
+		// The program may have ended by itself as the timer fired, before
+		// the kill could reach it: only a run the kill ended timed out.
+		ws = <-done
+		return ws, nil, ws.Signaled() && ws.Signal() == unix.SIGKILL
 	case <-ctx.Done():
 		kill()
 		return <-done, ctx.Err(), false

@@ -352,3 +352,24 @@ func TestRunStdioIsBlocking(t *testing.T) {
 		}
 	}
 }
+
+func TestRunEndingAtItsDeadlineIsNotTimedOut(t *testing.T) {
+	sb, _ := busybox(t)
+	sb = sb.WithTimeout(100 * time.Millisecond)
+	// Programs that end within a millisecond or two of the deadline: a
+	// run the timeout did not stop must not say it did.
+	var timedOut, finished int
+	for range 30 {
+		res, err := sb.Run(testCtx(t), "sleep", "0.099")
+		require.NoError(t, err)
+		if res.TimedOut {
+			timedOut++
+			assert.Equal(t, syscall.SIGKILL, res.Signal, "TimedOut must mean the timeout killed the run: %+v", res)
+			assert.Equal(t, -1, res.ExitCode)
+		} else {
+			finished++
+			assert.Equal(t, 0, res.ExitCode, "a run that was not stopped ended by itself: %+v", res)
+		}
+	}
+	t.Logf("%d timed out, %d finished", timedOut, finished)
+}
