@@ -33,13 +33,8 @@ func commandPaths(name string, env []string) []string {
 	if strings.Contains(name, "/") {
 		return []string{name}
 	}
-	pathVar := DefaultPath
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			pathVar = v
-		}
-	}
 	var paths []string
+	pathVar := pathOf(env)
 	for _, dir := range strings.Split(pathVar, ":") {
 		if dir == "" {
 			dir = "."
@@ -48,3 +43,17 @@ func commandPaths(name string, env []string) []string {
 	}
 	return paths
 }
+
+// pathOf returns the PATH of the environment env, or DefaultPath.
+func pathOf(env []string) string {
+	pathVar := DefaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar = v
+		}
+	}
+	return pathVar
+}
+
+// pathVar returns the PATH the sandbox's program gets.
+func (s *Sandbox) pathVar() string { return pathOf(s.env) }

@@ -94,16 +94,24 @@ func (s *Sandbox) invalid(field string, value any, reason string) {
 	s.problems = append(s.problems, &FieldError{Field: field, Value: value, Reason: reason})
 }
 
+// MinMemory is the smallest memory limit WithMemory takes, as Docker's:
+// under a smaller one the kernel cannot even start a program.
+const MinMemory = 6 << 20
+
 // WithMemory returns a copy of s whose processes may use at most bytes of
 // memory, all together, with no swap beyond it (memory.max and
 // memory.swap.max on cgroup v2, memory.limit_in_bytes and
 // memory.memsw.limit_in_bytes on v1). A run that exceeds it is killed and
-// its [Result] has OOMKilled set. bytes must be positive; the last call
-// wins. By default there is no limit.
+// its [Result] has OOMKilled set. bytes must be at least [MinMemory]; the
+// last call wins. By default there is no limit.
 func (s *Sandbox) WithMemory(bytes int64) *Sandbox {
 	c := s.clone()
-	if bytes <= 0 {
+	switch {
+	case bytes <= 0:
 		c.invalid("memory", bytes, "must be positive")
+		return c
+	case bytes < MinMemory:
+		c.invalid("memory", bytes, fmt.Sprintf("must be at least %d bytes (6 MiB): less cannot start a program", MinMemory))
 		return c
 	}
 	c.memory = bytes

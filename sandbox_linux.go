@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -150,7 +151,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 		s.trace(steps, p.Trace)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: start %s: %w", argv[0], startError(err))
+		return nil, fmt.Errorf("sandbox: start %s: %w", argv[0], s.startError(err, argv[0]))
 	}
 	// The child has what it needed of these; the network namespace now
 	// lives exactly as long as the sandbox.
@@ -310,20 +311,26 @@ func closeFD(fd *int) error {
 }
 
 // startError rewrites the paths of a failed step of the child to those the
-// sandbox sees.
-func startError(err error) error {
+// sandbox sees, and says what a failed exec of command meant.
+func (s *Sandbox) startError(err error, command string) error {
 	var se *spawn.Error
-	if errors.As(err, &se) {
-		c := *se
-		c.Step.Path = sandboxPath(c.Step.Path)
-		if c.Errno == unix.ELOOP || c.Step.Op == "check file system of" {
-			// A path resolved inside the root met a magic link, or a
-			// target landed on /proc or /sys (see addMkdirAll).
-			return fmt.Errorf("%w (%w)", &c, ErrUnsafePath)
-		}
-		return &c
+	if !errors.As(err, &se) {
+		return err
 	}
-	return err
+	c := *se
+	c.Step.Path = sandboxPath(c.Step.Path)
+	switch {
+	case c.Errno == unix.ELOOP || c.Step.Op == "check file system of":
+		// A path resolved inside the root met a magic link, or a
+		// target landed on /proc or /sys (see addMkdirAll).
+		return fmt.Errorf("%w (%w)", &c, ErrUnsafePath)
+	case c.Step.Op == "exec" && c.Exec && c.Errno == unix.ENOENT:
+		// The file is there: what is missing is what it names.
+		return fmt.Errorf("%w (its #! interpreter or ELF loader is missing)", &c)
+	case c.Step.Op == "exec" && !c.Exec && c.Errno == unix.ENOENT && !strings.Contains(command, "/"):
+		return fmt.Errorf("%w (%q is in no directory of PATH=%s)", &c, command, s.pathVar())
+	}
+	return &c
 }
 
 // randomID returns 16 random hex digits.

@@ -211,7 +211,8 @@ func TestRunCommandNotFound(t *testing.T) {
 	require.Error(t, err)
 	assert.Nil(t, res)
 	assert.ErrorIs(t, err, fs.ErrNotExist)
-	assert.Contains(t, err.Error(), "no-such-command")
+	assert.Contains(t, err.Error(), `"no-such-command" is in no directory of PATH=`+sandbox.DefaultPath,
+		"the error names every directory tried, not only the last")
 	assert.Empty(t, testutil.SandboxCgroups(t), "a failed start must remove its cgroup")
 }
 
@@ -372,4 +373,48 @@ func TestRunEndingAtItsDeadlineIsNotTimedOut(t *testing.T) {
 		}
 	}
 	t.Logf("%d timed out, %d finished", timedOut, finished)
+}
+
+func TestRunReportsWhyTheExecFailed(t *testing.T) {
+	sb, root := busybox(t)
+	write := func(name, data string, mode os.FileMode) {
+		require.NoError(t, os.WriteFile(filepath.Join(root, name), []byte(data), mode))
+	}
+	require.NoError(t, os.Mkdir(filepath.Join(root, "adir"), 0o755))
+	write("noshebang", "echo hi\n", 0o755)
+	write("badinterp", "#!/no/such/interpreter\necho hi\n", 0o755)
+	write("garbage", "\x7fELF\x02\x01\x01garbage that is no executable", 0o755)
+	write("noexec", "#!/bin/sh\necho hi\n", 0o644)
+	tests := []struct {
+		argv []string
+		want error
+		msg  string
+	}{
+		{[]string{"/adir"}, syscall.EACCES, "exec /adir: permission denied"},
+		{[]string{"/noshebang"}, syscall.ENOEXEC, "exec /noshebang: exec format error"},
+		{[]string{"/badinterp"}, syscall.ENOENT, "exec /badinterp: no such file or directory (its #! interpreter or ELF loader is missing)"},
+		{[]string{"/garbage"}, syscall.ENOEXEC, "exec /garbage: exec format error"},
+		{[]string{"/noexec"}, syscall.EACCES, "exec /noexec: permission denied"},
+	}
+	for _, tt := range tests {
+		for name, sb := range variants(sb) {
+			res, err := sb.Run(testCtx(t), tt.argv...)
+			require.ErrorIs(t, err, tt.want, "%s: Run(%v) must say why, not exit 127 silently: %v", name, tt.argv, res)
+			assert.ErrorContains(t, err, tt.msg, name)
+		}
+	}
+}
+
+func TestRunWithTooLittleMemoryToStartIsRefused(t *testing.T) {
+	sb, _ := busybox(t)
+	// 4096 bytes once gave a silent exit 127: the child could not even
+	// report its failure. Such a limit is refused, as Docker refuses one
+	// under 6 MiB; at the minimum a program starts.
+	_, err := sb.WithMemory(4096).Run(testCtx(t), "/bin/true")
+	var fe *sandbox.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "memory", fe.Field)
+	res, err := sb.WithMemory(sandbox.MinMemory).Run(testCtx(t), "/bin/true")
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.ExitCode, "/bin/true under the smallest memory limit: %+v", res)
 }

@@ -1,8 +1,11 @@
 package execstub_test
 
 import (
+	"encoding/binary"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"testing"
@@ -61,4 +64,75 @@ func TestStubIsSealed(t *testing.T) {
 func TestELFRejectsUnknownArch(t *testing.T) {
 	_, err := execstub.ELF("mips")
 	assert.ErrorIs(t, err, execstub.ErrUnsupportedArch)
+}
+
+// stubCommand returns a command that runs the stub for goarch: natively
+// for this machine's, under qemu's user-mode emulator for the other one
+// when it is installed (qemu-user-static), else nil.
+func stubCommand(t *testing.T, goarch string, args ...string) *exec.Cmd {
+	if goarch == runtime.GOARCH {
+		return &exec.Cmd{Path: stubPath(t), Args: args}
+	}
+	emu, err := exec.LookPath("qemu-" + map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[goarch] + "-static")
+	if err != nil {
+		return nil
+	}
+	b, err := execstub.ELF(goarch)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "stub")
+	require.NoError(t, os.WriteFile(path, b, 0o755))
+	// qemu's -0 sets the argv[0] it passes, which the stub executes.
+	return exec.Command(emu, append([]string{"-0", args[0], path}, args[1:]...)...)
+}
+
+func TestStubReportsWhyItsExecFailed(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "script")
+	require.NoError(t, os.WriteFile(script, []byte("echo no interpreter line\n"), 0o755))
+	tests := []struct {
+		name, path string
+		want       unix.Errno
+	}{
+		{"missing", "/no/such/file", unix.ENOENT},
+		{"directory", dir, unix.EACCES},
+		{"script without #!", script, unix.ENOEXEC},
+	}
+	for _, goarch := range []string{"amd64", "arm64"} {
+		for _, tt := range tests {
+			t.Run(goarch+" "+tt.name, func(t *testing.T) {
+				cmd := stubCommand(t, goarch, tt.path, "x")
+				if cmd == nil {
+					t.Skip("no qemu-user-static to run the " + goarch + " stub; run: apt-get install qemu-user-static")
+				}
+				r, w, err := os.Pipe()
+				require.NoError(t, err)
+				defer r.Close()
+				cmd.ExtraFiles = []*os.File{w} // descriptor 3
+				require.NoError(t, cmd.Start())
+				w.Close()
+				got, err := io.ReadAll(r)
+				require.NoError(t, err)
+				var ee *exec.ExitError
+				require.ErrorAs(t, cmd.Wait(), &ee)
+				assert.Equal(t, 127, ee.ExitCode())
+				require.Len(t, got, 8, "the stub writes one record to descriptor 3")
+				assert.Equal(t, uint32(execstub.ExecFailed), binary.NativeEndian.Uint32(got[0:]))
+				assert.Equal(t, tt.want, unix.Errno(binary.NativeEndian.Uint32(got[4:])))
+			})
+		}
+	}
+}
+
+func TestStubClosesDescriptor3WhenItsExecSucceeds(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	cmd := &exec.Cmd{Path: stubPath(t), Args: []string{"/bin/sh", "sh", "-c", "readlink /proc/$$/fd/3 || echo closed"}}
+	cmd.ExtraFiles = []*os.File{w}
+	out, err := cmd.Output()
+	w.Close()
+	require.NoError(t, err)
+	assert.Equal(t, "closed\n", string(out), "the stub's descriptor 3 must close at the exec")
+	got, _ := io.ReadAll(r)
+	assert.Empty(t, got)
 }

@@ -132,23 +132,34 @@ func Start(p *Program, attr Attr) (*Process, error) {
 		}
 	}
 
-	var buf [8]byte
-	n, err := readFull(errR, buf[:])
-	if err == nil && n == 0 {
-		return &Process{PID: int(pid), PIDFD: int(pidfd)}, nil
+	chosen := -1 // the path an ExecSearch chose, when it said so
+	for {
+		var buf [8]byte
+		n, err := readFull(errR, buf[:])
+		if err == nil && n == 0 {
+			return &Process{PID: int(pid), PIDFD: int(pidfd)}, nil
+		}
+		idx := binary.NativeEndian.Uint32(buf[0:4])
+		e := syscall.Errno(binary.NativeEndian.Uint32(buf[4:8]))
+		if err == nil && n == len(buf) && idx == recordChose {
+			chosen = int(e)
+			continue
+		}
+		// The child failed before it executed its payload; it has
+		// exited or is about to.
+		reap(int(pid))
+		unix.Close(int(pidfd))
+		switch {
+		case err != nil || n != len(buf):
+			return nil, fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)
+		case idx == recordExecFailed && chosen >= 0 && chosen < len(p.execs):
+			i := p.execs[chosen]
+			return nil, &Error{Step: p.steps[i], Index: i, Errno: e, Exec: true}
+		case int(idx) >= len(p.ops):
+			return nil, fmt.Errorf("spawn: child reported op %d: %w", idx, e)
+		}
+		return nil, &Error{Step: p.steps[idx], Index: int(idx), Errno: e}
 	}
-	// The child failed before exec; it has exited or is about to.
-	reap(int(pid))
-	unix.Close(int(pidfd))
-	if err != nil || n != len(buf) {
-		return nil, fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)
-	}
-	idx := int(binary.NativeEndian.Uint32(buf[0:4]))
-	e := syscall.Errno(binary.NativeEndian.Uint32(buf[4:8]))
-	if idx < 0 || idx >= len(p.ops) {
-		return nil, fmt.Errorf("spawn: child reported op %d: %w", idx, e)
-	}
-	return nil, &Error{Step: p.steps[idx], Index: idx, Errno: e}
 }
 
 // reap waits for pid to exit and returns how it ended.
@@ -221,6 +232,7 @@ func forkAndRun(p *Program, args *cloneArgs, pidfd *int32, errfd uintptr) (pid u
 
 	// Child.
 	runtime_AfterForkInChild()
+	p.regs[RegErrPipe] = errfd
 	tracing = len(p.Trace) == len(p.ops)+1
 	if tracing {
 		syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, 1, uintptr(unsafe.Pointer(&ts)), 0)

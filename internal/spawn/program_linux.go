@@ -17,6 +17,18 @@ type Reg uint8
 // NumRegs is how many registers a program has.
 const NumRegs = 8
 
+// RegErrPipe holds, from the program's start, the descriptor of the pipe
+// the child reports a failure on (close-on-exec). Ops may read it, as
+// ExecSearch does; none may store into it.
+const RegErrPipe = Reg(NumRegs - 1)
+
+// Records on the error pipe besides a failing op's index: the path an
+// ExecSearch chose, and the exec stub's own failure (see internal/execstub).
+const (
+	recordChose      = 0xfffffffe
+	recordExecFailed = 0xffffffff
+)
+
 // Op is one system call of a [Program]. Build Ops with the Program's methods.
 type op struct {
 	nr     uintptr
@@ -56,6 +68,7 @@ type Program struct {
 	ptrs  [][]*byte
 	regs  [NumRegs]uintptr
 	fail  [2]uint32 // op index and errno, written by a failing child
+	execs []int     // the exec op of each path of ExecSearch, by index
 
 	// Trace, when it holds Len()+1 elements, receives CLOCK_MONOTONIC
 	// nanoseconds before the first op and after each op that the child
@@ -376,16 +389,26 @@ func (p *Program) ExecSearch(paths, argv, env []string, stubFD int) {
 		}
 		return
 	}
-	// checks[i] jumps to execs[i] when paths[i] is executable.
+	// The stub reports a failed exec of the payload on descriptor 3,
+	// which it makes close-on-exec first (see internal/execstub).
+	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(RegErrPipe), 3, 0}, regIn: 1}, Step{"dup3", "error pipe to fd 3"})
+	// checks[i] jumps to the record of paths[i]'s choice when it is
+	// executable; the exec of the stub follows it.
 	first := len(p.ops)
 	for i, path := range paths {
 		p.add(op{nr: unix.SYS_FACCESSAT, args: [6]uintptr{atFDCWD(), p.str(path), unix.X_OK},
-			next: i < len(paths)-1, jump: int32(first+len(paths)+i) + 1}, Step{"exec", path})
+			next: i < len(paths)-1, jump: int32(first+len(paths)+2*i) + 1}, Step{"exec", path})
 	}
 	empty := p.str("")
 	ev := p.strv(env)
-	for _, path := range paths {
+	p.execs = make([]int, len(paths))
+	for i, path := range paths {
+		rec := make([]byte, 8)
+		binary.NativeEndian.PutUint32(rec[0:], recordChose)
+		binary.NativeEndian.PutUint32(rec[4:], uint32(i))
+		p.add(op{nr: unix.SYS_WRITE, args: [6]uintptr{uintptr(RegErrPipe), p.Bytes(rec), 8}, regIn: 1, want: 8}, Step{"exec", path})
 		av := p.strv(append([]string{path}, argv...))
+		p.execs[i] = len(p.ops)
 		p.add(op{nr: unix.SYS_EXECVEAT, args: [6]uintptr{uintptr(stubFD), empty, ptrvPtr(av), ptrvPtr(ev), unix.AT_EMPTY_PATH}},
 			Step{"exec", path})
 	}
@@ -451,6 +474,10 @@ type Error struct {
 	Step  Step
 	Index int
 	Errno syscall.Errno
+	// Exec reports that the exec of the path an ExecSearch chose failed
+	// in the exec stub: the path was there and executable, and the kernel
+	// refused it (ENOEXEC, EACCES, ENOENT for a missing interpreter).
+	Exec bool
 }
 
 // Error reads like an fs.PathError: the step, its path and the errno.
