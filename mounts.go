@@ -180,6 +180,40 @@ func (s *Sandbox) WithFile(sandboxPath string, data []byte, mode fs.FileMode) *S
 	return c
 }
 
+// DefaultScratchSize is how many bytes the writable layer of the root, and
+// separately /tmp, may hold when neither WithScratchSize nor WithMemory is
+// given: 512 MiB each.
+const DefaultScratchSize = 512 << 20
+
+// WithScratchSize returns a copy of s whose writable layer of the root
+// (what the program writes outside binds and tmpfs mounts) and whose /tmp
+// may each hold at most bytes: a write past it fails with ENOSPC. Both are
+// in memory and their pages count against the memory limit. bytes must be
+// positive; the last call wins. By default each is [DefaultScratchSize],
+// or, with a memory limit (WithMemory), a quarter of that limit, so that
+// filling both leaves the processes half of it and a full disk is ENOSPC,
+// not an OOM kill.
+func (s *Sandbox) WithScratchSize(bytes int64) *Sandbox {
+	c := s.clone()
+	if bytes <= 0 {
+		c.invalid("scratch size", bytes, "must be positive")
+		return c
+	}
+	c.scratchSize = bytes
+	return c
+}
+
+// scratchBytes returns the size of the writable layer and of /tmp.
+func (s *Sandbox) scratchBytes() int64 {
+	switch {
+	case s.scratchSize > 0:
+		return s.scratchSize
+	case s.memory > 0:
+		return s.memory / 4
+	}
+	return DefaultScratchSize
+}
+
 // WithReadOnlyRoot returns a copy of s whose root is read only for its
 // program: writes anywhere but a tmpfs (including /tmp) or a writable bind
 // fail with EROFS. Mount points, files given with WithFile and the working

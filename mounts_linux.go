@@ -62,7 +62,10 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 	// later appears here.
 	p.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
 
-	p.Mount("tmpfs", scratchDir, "tmpfs", nosuidNodev, "mode=0755")
+	// The overlay's upper layer lives here: its size bounds what the
+	// program can write outside binds and tmpfs mounts.
+	size := ",size=" + strconv.FormatInt(s.scratchBytes(), 10)
+	p.Mount("tmpfs", scratchDir, "tmpfs", nosuidNodev, "mode=0755"+size)
 	for _, d := range []string{"upper", "work", "root"} {
 		p.Mkdir(scratchDir+"/"+d, 0o755, false)
 	}
@@ -118,7 +121,7 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 		p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
 	}
 	p.Mkdir(newRoot+"/tmp", 0o1777, true)
-	p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777")
+	p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777"+size)
 
 	if !s.bare {
 		s.addMasks(p)

@@ -354,3 +354,30 @@ func TestDockersMaskedPathsAreMasked(t *testing.T) {
 		assert.Equal(t, want, string(sh(t, sb, script+"true").Stdout), "%s: every masked path reads empty", name)
 	}
 }
+
+func TestScratchSpaceIsBounded(t *testing.T) {
+	sb, _ := busybox(t)
+	// Writes past the writable layer's or /tmp's size fail with ENOSPC;
+	// under a memory limit they must not turn into an OOM kill.
+	fill := `for d in /w /tmp; do dd if=/dev/zero of=$d/fill bs=1M count=%d 2>&1 | grep -o 'No space left on device'; rm -f $d/fill; done; df -k / /tmp | awk 'NR>1 {print $2}'`
+	tests := []struct {
+		name   string
+		sb     *sandbox.Sandbox
+		fillMB int
+		sizeKB int
+	}{
+		{"default", sb, 600, sandbox.DefaultScratchSize >> 10},
+		{"a quarter of the memory limit", sb.WithMemory(64 << 20), 40, 16 << 10},
+		{"WithScratchSize", sb.WithMemory(256 << 20).WithScratchSize(8 << 20), 16, 8 << 10},
+	}
+	for _, tt := range tests {
+		// /w is made by the sandbox, in the writable layer, and belongs
+		// to its user (a user namespace's root may not write in /root).
+		for name, sb := range variants(tt.sb.WithWorkdir("/w")) {
+			res := sh(t, sb, fmt.Sprintf(fill, tt.fillMB))
+			assert.False(t, res.OOMKilled, "%s %s: filling the scratch space must fail a write, not kill", tt.name, name)
+			assert.Equal(t, fmt.Sprintf("No space left on device\nNo space left on device\n%d\n%d\n", tt.sizeKB, tt.sizeKB),
+				string(res.Stdout), "%s %s: stderr %s", tt.name, name, res.Stderr)
+		}
+	}
+}

@@ -46,7 +46,8 @@ type Sandbox struct {
 	ports        []PublishedPort
 	mounts       []mount // binds and tmpfs, in call order
 	files        []file
-	readOnly     bool // the root is remounted read only before the exec
+	readOnly     bool  // the root is remounted read only before the exec
+	scratchSize  int64 // bytes of the writable layer and of /tmp each; 0: the default
 	writableProc bool
 	caps         []int
 	capsSet      bool
