@@ -119,6 +119,9 @@ func (s *Sandbox) addExec(p *spawn.Program, x execSetup, argv []string) {
 	for i, fd := range x.stdio {
 		p.Dup3(fd, i)
 	}
+	if x.statusFD >= 0 {
+		p.Dup3(x.statusFD, 4) // where the init reports the program's status
+	}
 	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0o022)
 	if hardened {
 		addSeccomp(p, x.filter)
@@ -129,8 +132,9 @@ func (s *Sandbox) addExec(p *spawn.Program, x execSetup, argv []string) {
 
 // execSetup is what the parent prepared for the end of the child's program.
 type execSetup struct {
-	stdio   [3]int
-	stubFD  int // sealed exec stub, or -1 where there is none
-	lastCap int
-	filter  []seccomp.Instruction
+	stdio    [3]int
+	stubFD   int // sealed exec stub or init, or -1 where there is none
+	statusFD int // with the init: the status pipe's write end (>= 10); else -1
+	lastCap  int
+	filter   []seccomp.Instruction
 }

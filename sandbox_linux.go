@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -80,11 +81,19 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	}
 	undo.PushErr(io.abort)
 
-	x := execSetup{stdio: io.childFDs(), lastCap: facts().lastCap, filter: filter}
-	if x.stubFD, err = openStub(); err != nil {
+	x := execSetup{stdio: io.childFDs(), lastCap: facts().lastCap, filter: filter, statusFD: -1}
+	if x.stubFD, err = s.openStub(); err != nil {
 		return nil, fmt.Errorf("sandbox: exec stub: %w", err)
 	}
 	defer closeFD(&x.stubFD)
+	status := -1 // the init's status pipe, read end
+	if s.init && x.stubFD >= 0 {
+		if status, x.statusFD, err = statusPipe(); err != nil {
+			return nil, fmt.Errorf("sandbox: init status pipe: %w", err)
+		}
+		defer closeFD(&status)
+		defer closeFD(&x.statusFD)
+	}
 
 	bridge, err := pending.wait()
 	if err != nil {
@@ -156,7 +165,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	// The child has what it needed of these; the network namespace now
 	// lives exactly as long as the sandbox.
 	mounts.close()
-	for _, fd := range []*int{&x.stubFD, &base, &sysfs, &wait, &attr.Release} {
+	for _, fd := range []*int{&x.stubFD, &x.statusFD, &base, &sysfs, &wait, &attr.Release} {
 		closeFD(fd)
 	}
 	bridge.closeNetns()
@@ -164,6 +173,9 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	io.started()
 
 	ws, ctxErr, timedOut := s.wait(ctx, proc)
+	if program, ok := readStatus(status); ok {
+		ws = program // the init's report of the program's own end
+	}
 	res = &Result{Wall: time.Since(start), TimedOut: timedOut, Network: bridge.info()}
 	io.finish(res)
 	switch {
@@ -290,14 +302,54 @@ func (r Root) open(detached bool) (int, error) {
 	return fd, nil
 }
 
-// openStub returns a sealed exec stub for this machine, or -1 (and no
-// error) where there is none; see internal/execstub.
-func openStub() (int, error) {
-	fd, err := execstub.Open()
+// openStub returns a sealed exec stub for this machine, the init unless
+// WithInit(false), or -1 (and no error) where there is none; see
+// internal/execstub.
+func (s *Sandbox) openStub() (int, error) {
+	open := execstub.OpenInit
+	if !s.init {
+		open = execstub.Open
+	}
+	fd, err := open()
 	if errors.Is(err, execstub.ErrUnsupportedArch) {
 		return -1, nil
 	}
 	return fd, err
+}
+
+// statusPipe returns the pipe the init writes the program's wait status
+// to. The write end is numbered above the descriptors the child sets up
+// (0 to 4), so that moving it to 4 never overwrites another.
+func statusPipe() (r, w int, err error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return -1, -1, err
+	}
+	w, err = unix.FcntlInt(uintptr(fds[1]), unix.F_DUPFD_CLOEXEC, 10)
+	unix.Close(fds[1])
+	if err != nil {
+		unix.Close(fds[0])
+		return -1, -1, err
+	}
+	return fds[0], w, nil
+}
+
+// readStatus returns the program's wait status as the init wrote it on
+// the pipe r, once the init has ended; ok is false when it wrote none (it
+// was killed, or r is -1).
+func readStatus(r int) (ws unix.WaitStatus, ok bool) {
+	if r < 0 {
+		return 0, false
+	}
+	var b [4]byte
+	n, err := unix.Read(r, b[:])
+	for err == unix.EINTR {
+		n, err = unix.Read(r, b[:])
+	}
+	if err != nil || n != len(b) {
+		return 0, false
+	}
+	return unix.WaitStatus(binary.NativeEndian.Uint32(b[:])), true
 }
 
 // closeFD closes *fd once and marks it closed.

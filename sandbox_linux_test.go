@@ -86,8 +86,10 @@ func TestRunIsolatesNamespaces(t *testing.T) {
 	sb = sb.WithHostname("box").WithEnv("ONLY=this")
 	t.Setenv("HOST_SECRET", "leak")
 	res := sh(t, sb, `echo pid=$$; hostname; echo /proc/[0-9]*; ls /sys/class/net; env | sort`)
-	assert.Equal(t, "pid=1\nbox\n/proc/1\nlo\nONLY=this\nPATH="+sandbox.DefaultPath+"\nPWD=/\nSHLVL=1\n", string(res.Stdout),
-		"the program must be PID 1, see only its own processes, only lo, and only the given environment")
+	assert.Equal(t, "pid=2\nbox\n/proc/1 /proc/2\nlo\nONLY=this\nPATH="+sandbox.DefaultPath+"\nPWD=/\nSHLVL=1\n", string(res.Stdout),
+		"the program must be the init's child, see only the init and its own processes, only lo, and only the given environment")
+	res = sh(t, sb.WithInit(false), `echo pid=$$; echo /proc/[0-9]*`)
+	assert.Equal(t, "pid=1\n/proc/1\n", string(res.Stdout), "WithInit(false): the program is PID 1")
 	assert.NotContains(t, string(res.Stdout), "HOST_SECRET")
 }
 
@@ -275,7 +277,7 @@ func TestRunConcurrentSandboxesAreIsolated(t *testing.T) {
 	wg.Wait()
 	for i := range n {
 		assert.NoError(t, errs[i])
-		assert.Equal(t, fmt.Sprintf("box%d %d 1\n", i, i), outs[i], "sandbox %d must see only its own hostname, env and /tmp", i)
+		assert.Equal(t, fmt.Sprintf("box%d %d 2\n", i, i), outs[i], "sandbox %d must see only its own hostname, env and /tmp", i)
 	}
 }
 
@@ -417,4 +419,33 @@ func TestRunWithTooLittleMemoryToStartIsRefused(t *testing.T) {
 	res, err := sb.WithMemory(sandbox.MinMemory).Run(testCtx(t), "/bin/true")
 	require.NoError(t, err)
 	assert.Equal(t, 0, res.ExitCode, "/bin/true under the smallest memory limit: %+v", res)
+}
+
+func TestRunProgramSignalsBehaveAsOutsideASandbox(t *testing.T) {
+	sb, _ := busybox(t)
+	tests := []struct {
+		name, script string
+		exit         int
+		signal       syscall.Signal
+		stdout       string
+	}{
+		// As PID 1 the program ignored these: the kernel drops a signal
+		// to a namespace's init that it has no handler for.
+		{"its own SIGABRT", "kill -ABRT $$; echo survived", -1, syscall.SIGABRT, ""},
+		{"its own SIGTERM", "kill -TERM $$; echo survived", -1, syscall.SIGTERM, ""},
+		{"a signal to PID 1 reaches it", "trap 'echo got TERM; exit 3' TERM; kill -TERM 1; sleep 5 & wait", 3, 0, "got TERM\n"},
+		// An orphan is reaped by the init, not left a zombie.
+		{"orphans are reaped", "(sleep 0.05 &); sleep 0.5; grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l", 0, 0, "0\n"},
+	}
+	for _, tt := range tests {
+		for name, sb := range variants(sb) {
+			res := sh(t, sb, tt.script)
+			assert.Equal(t, tt.exit, res.ExitCode, "%s %s: %+v", tt.name, name, res)
+			assert.Equal(t, tt.signal, res.Signal, "%s %s", tt.name, name)
+			assert.Equal(t, tt.stdout, string(res.Stdout), "%s %s", tt.name, name)
+		}
+	}
+	// Without the init, the program is PID 1 and the kernel shields it.
+	res := sh(t, sb.WithInit(false), "kill -ABRT $$; echo survived")
+	assert.Equal(t, "survived\n", string(res.Stdout), "WithInit(false): PID 1 ignores its own SIGABRT")
 }

@@ -109,7 +109,10 @@ var ErrUnsupportedArch = errors.New("execstub: no stub for this architecture")
 
 // ELF returns the stub as an ELF executable for goarch ("amd64" or
 // "arm64").
-func ELF(goarch string) ([]byte, error) {
+func ELF(goarch string) ([]byte, error) { return build(code, goarch) }
+
+// build wraps the machine code for goarch in an ELF executable.
+func build(code map[string][]byte, goarch string) ([]byte, error) {
 	c, ok := code[goarch]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnsupportedArch, goarch)

@@ -16,6 +16,20 @@ func Open() (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	return openSealed(elf)
+}
+
+// OpenInit is Open for the init (see InitELF).
+func OpenInit() (int, error) {
+	elf, err := InitELF(runtime.GOARCH)
+	if err != nil {
+		return -1, err
+	}
+	return openSealed(elf)
+}
+
+// openSealed returns a sealed, close-on-exec memfd holding elf.
+func openSealed(elf []byte) (int, error) {
 	const flags = unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
 	fd, err := unix.MemfdCreate("sandboxkit-exec", flags|unix.MFD_EXEC)
 	if errors.Is(err, unix.EINVAL) {

@@ -91,6 +91,16 @@ func Start(p *Program, attr Attr) (*Process, error) {
 	}
 	errR, errW := fds[0], fds[1]
 	defer unix.Close(errR)
+	// The child moves its end to descriptor 3 for the exec stub (see
+	// ExecSearch), after the program set up 0 to 4: keep it above them.
+	if errW < 10 {
+		high, err := unix.FcntlInt(uintptr(errW), unix.F_DUPFD_CLOEXEC, 10)
+		unix.Close(errW)
+		if err != nil {
+			return nil, fmt.Errorf("spawn: pipe: %w", err)
+		}
+		errW = high
+	}
 
 	// clone3 writes the pidfd to args.pidfd, an address it holds as an
 	// integer, which the stack copier does not update: forkAndRun takes

@@ -1,0 +1,140 @@
+package execstub_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/execstub"
+)
+
+// initCommand returns a command running the init for goarch with args
+// (args[0] the program's path), natively or under qemu-user-static.
+func initCommand(t *testing.T, goarch string, args ...string) *exec.Cmd {
+	b, err := execstub.InitELF(goarch)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "init")
+	require.NoError(t, os.WriteFile(path, b, 0o755))
+	if goarch == runtime.GOARCH {
+		return &exec.Cmd{Path: path, Args: args}
+	}
+	emu, err := exec.LookPath("qemu-" + map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[goarch] + "-static")
+	if err != nil {
+		t.Skip("no qemu-user-static to run the " + goarch + " init; run: apt-get install qemu-user-static")
+	}
+	return exec.Command(emu, append([]string{"-0", args[0], path}, args[1:]...)...)
+}
+
+// runInit runs the init with its two pipes and returns what came on the
+// error pipe, the program's wait status from the status pipe (or -1 when
+// none came) and the init's own exit code. signal, when not zero, is sent
+// to the init once the program runs.
+func runInit(t *testing.T, goarch string, signal syscall.Signal, args ...string) (errRec []byte, status int, code int) {
+	cmd := initCommand(t, goarch, args...)
+	errR, errW, err := os.Pipe()
+	require.NoError(t, err)
+	defer errR.Close()
+	stR, stW, err := os.Pipe()
+	require.NoError(t, err)
+	defer stR.Close()
+	cmd.ExtraFiles = []*os.File{errW, stW} // 3 and 4
+	require.NoError(t, cmd.Start())
+	errW.Close()
+	stW.Close()
+	errRec, err = io.ReadAll(errR) // EOF once the program's exec succeeded
+	require.NoError(t, err)
+	if signal != 0 {
+		time.Sleep(100 * time.Millisecond) // let sh start its sleep
+		require.NoError(t, cmd.Process.Signal(signal))
+	}
+	st, err := io.ReadAll(stR)
+	require.NoError(t, err)
+	status = -1
+	if len(st) == 4 {
+		status = int(binary.NativeEndian.Uint32(st))
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if err != nil {
+		require.ErrorAs(t, err, &ee)
+		return errRec, status, ee.ExitCode()
+	}
+	return errRec, status, 0
+}
+
+func TestInitReportsTheProgramsOwnStatus(t *testing.T) {
+	for _, goarch := range []string{"amd64", "arm64"} {
+		t.Run(goarch, func(t *testing.T) {
+			rec, st, code := runInit(t, goarch, 0, "/bin/sh", "sh", "-c", "exit 7")
+			assert.Empty(t, rec)
+			assert.Equal(t, 0, code, "the init exits 0 once it reported")
+			ws := unix.WaitStatus(st)
+			assert.True(t, ws.Exited() && ws.ExitStatus() == 7, "status %#x", st)
+
+			_, st, _ = runInit(t, goarch, 0, "/bin/sh", "sh", "-c", "kill -ABRT $$")
+			ws = unix.WaitStatus(st)
+			assert.True(t, ws.Signaled() && ws.Signal() == unix.SIGABRT, "a program's own SIGABRT: status %#x", st)
+		})
+	}
+}
+
+func TestInitForwardsSignals(t *testing.T) {
+	for _, goarch := range []string{"amd64", "arm64"} {
+		t.Run(goarch, func(t *testing.T) {
+			_, st, code := runInit(t, goarch, unix.SIGTERM, "/bin/sleep", "sleep", "10")
+			assert.Equal(t, 0, code)
+			ws := unix.WaitStatus(st)
+			assert.True(t, ws.Signaled() && ws.Signal() == unix.SIGTERM, "SIGTERM to the init reaches the program: status %#x", st)
+		})
+	}
+}
+
+func TestInitReportsAFailedExec(t *testing.T) {
+	for _, goarch := range []string{"amd64", "arm64"} {
+		t.Run(goarch, func(t *testing.T) {
+			rec, st, _ := runInit(t, goarch, 0, "/no/such/program", "x")
+			require.Len(t, rec, 8)
+			assert.Equal(t, uint32(execstub.ExecFailed), binary.NativeEndian.Uint32(rec[0:]))
+			assert.Equal(t, unix.ENOENT, unix.Errno(binary.NativeEndian.Uint32(rec[4:])))
+			ws := unix.WaitStatus(st)
+			assert.True(t, ws.Exited() && ws.ExitStatus() == 127, "status %#x", st)
+		})
+	}
+}
+
+// TestMachineCodeMatchesTheSources assembles testdata/init_*.s with GNU as
+// and compares the result with the machine code the package holds.
+func TestMachineCodeMatchesTheSources(t *testing.T) {
+	for _, c := range []struct{ goarch, as, objcopy string }{
+		{"amd64", "as", "objcopy"},
+		{"arm64", "aarch64-linux-gnu-as", "aarch64-linux-gnu-objcopy"},
+	} {
+		t.Run(c.goarch, func(t *testing.T) {
+			if _, err := exec.LookPath(c.as); err != nil {
+				t.Skipf("no %s; run: apt-get install binutils binutils-aarch64-linux-gnu", c.as)
+			}
+			dir := t.TempDir()
+			obj, bin := filepath.Join(dir, "o"), filepath.Join(dir, "bin")
+			out, err := exec.Command(c.as, "-o", obj, "testdata/init_"+c.goarch+".s").CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			out, err = exec.Command(c.objcopy, "-O", "binary", "-j", ".text", obj, bin).CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			want, err := os.ReadFile(bin)
+			require.NoError(t, err)
+			elf, err := execstub.InitELF(c.goarch)
+			require.NoError(t, err)
+			assert.True(t, bytes.HasSuffix(elf, want), "init.go's %s code must be what testdata/init_%s.s assembles to", c.goarch, c.goarch)
+		})
+	}
+}

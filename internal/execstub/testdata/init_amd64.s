@@ -1,0 +1,92 @@
+# The init: PID 1 of a sandbox, and the exec stub's caller side.
+# On entry: [rsp] argc, then argv (argv[0] the path to execute), NULL, envp.
+# Descriptor 3: the starter's error pipe; 4: the pipe the program's wait
+# status goes to. Assembled by TestMachineCodeMatchesTheSources.
+.intel_syntax noprefix
+.globl _start
+_start:
+	mov r12, rsp                # argc, argv, envp
+	sub rsp, 256                # [rsp] sigset, [rsp+8] status, [rsp+16] siginfo
+	mov qword ptr [rsp], -1
+	xor edi, edi                # rt_sigprocmask(SIG_BLOCK, all, NULL, 8)
+	mov rsi, rsp
+	xor edx, edx
+	mov r10d, 8
+	mov eax, 14
+	syscall
+	mov eax, 57                 # fork
+	syscall
+	test rax, rax
+	jnz parent
+	mov qword ptr [rsp], 0      # child: rt_sigprocmask(SIG_SETMASK, none, NULL, 8)
+	mov edi, 2
+	mov rsi, rsp
+	xor edx, edx
+	mov r10d, 8
+	mov eax, 14
+	syscall
+	mov edi, 4                  # close(4): the status pipe is the init's
+	mov eax, 3
+	syscall
+	mov edi, 3                  # fcntl(3, F_SETFD, FD_CLOEXEC)
+	mov esi, 2
+	mov edx, 1
+	mov eax, 72
+	syscall
+	mov rdi, [r12+8]            # execve(argv[0], argv+1, envp)
+	lea rsi, [r12+16]
+	mov rax, [r12]
+	lea rdx, [r12+rax*8+16]
+	mov eax, 59
+	syscall
+	neg eax                     # failed: write {0xffffffff, errno} to 3
+	mov dword ptr [rsp], -1
+	mov [rsp+4], eax
+	mov edi, 3
+	mov rsi, rsp
+	mov edx, 8
+	mov eax, 1
+	syscall
+	mov edi, 127                # exit_group(127)
+	mov eax, 231
+	syscall
+parent:
+	mov r13, rax                # the program's pid
+	mov edi, 3                  # close(3): only the program reports there
+	mov eax, 3
+	syscall
+wait:
+	mov rdi, rsp                # rt_sigtimedwait(all, &info, NULL, 8)
+	lea rsi, [rsp+16]
+	xor edx, edx
+	mov r10d, 8
+	mov eax, 128
+	syscall
+	cmp eax, 17                 # SIGCHLD
+	je reap
+	test eax, eax
+	js wait                     # interrupted: again
+	mov edi, r13d               # any other signal: kill(program, sig)
+	mov esi, eax
+	mov eax, 62
+	syscall
+	jmp wait
+reap:
+	mov rdi, -1                 # wait4(-1, &status, WNOHANG, NULL)
+	lea rsi, [rsp+8]
+	mov edx, 1
+	xor r10d, r10d
+	mov eax, 61
+	syscall
+	test rax, rax
+	jle wait                    # nothing more to reap for now
+	cmp rax, r13
+	jne reap                    # an orphan: reaped, next
+	mov edi, 4                  # the program ended: write its status to 4
+	lea rsi, [rsp+8]
+	mov edx, 4
+	mov eax, 1
+	syscall
+	xor edi, edi                # exit_group(0)
+	mov eax, 231
+	syscall

@@ -1,0 +1,94 @@
+// The init for arm64: see init_amd64.s.
+.globl _start
+_start:
+	mov x19, sp                 // argc, argv, envp
+	sub sp, sp, #256            // [sp] sigset, [sp+8] status, [sp+16] siginfo
+	mov x0, #-1
+	str x0, [sp]
+	mov x0, #0                  // rt_sigprocmask(SIG_BLOCK, all, NULL, 8)
+	mov x1, sp
+	mov x2, #0
+	mov x3, #8
+	mov x8, #135
+	svc #0
+	mov x0, #17                 // clone(SIGCHLD, 0, 0, 0, 0): a fork
+	mov x1, #0
+	mov x2, #0
+	mov x3, #0
+	mov x4, #0
+	mov x8, #220
+	svc #0
+	cbnz x0, parent
+	str xzr, [sp]               // child: rt_sigprocmask(SIG_SETMASK, none, NULL, 8)
+	mov x0, #2
+	mov x1, sp
+	mov x2, #0
+	mov x3, #8
+	mov x8, #135
+	svc #0
+	mov x0, #4                  // close(4)
+	mov x8, #57
+	svc #0
+	mov x0, #3                  // fcntl(3, F_SETFD, FD_CLOEXEC)
+	mov x1, #2
+	mov x2, #1
+	mov x8, #25
+	svc #0
+	ldr x0, [x19, #8]           // execve(argv[0], argv+1, envp)
+	add x1, x19, #16
+	ldr x2, [x19]
+	add x2, x19, x2, lsl #3
+	add x2, x2, #16
+	mov x8, #221
+	svc #0
+	neg w0, w0                  // failed: write {0xffffffff, errno} to 3
+	mov w1, #-1
+	str w1, [sp]
+	str w0, [sp, #4]
+	mov x0, #3
+	mov x1, sp
+	mov x2, #8
+	mov x8, #64
+	svc #0
+	mov x0, #127                // exit_group(127)
+	mov x8, #94
+	svc #0
+parent:
+	mov x20, x0                 // the program's pid
+	mov x0, #3                  // close(3)
+	mov x8, #57
+	svc #0
+wait:
+	mov x0, sp                  // rt_sigtimedwait(all, &info, NULL, 8)
+	add x1, sp, #16
+	mov x2, #0
+	mov x3, #8
+	mov x8, #137
+	svc #0
+	cmp x0, #17                 // SIGCHLD
+	b.eq reap
+	tbnz x0, #63, wait          // interrupted: again
+	mov x1, x0                  // any other signal: kill(program, sig)
+	mov x0, x20
+	mov x8, #129
+	svc #0
+	b wait
+reap:
+	mov x0, #-1                 // wait4(-1, &status, WNOHANG, NULL)
+	add x1, sp, #8
+	mov x2, #1
+	mov x3, #0
+	mov x8, #260
+	svc #0
+	cmp x0, #0
+	b.le wait                   // nothing more to reap for now
+	cmp x0, x20
+	b.ne reap                   // an orphan: reaped, next
+	mov x0, #4                  // the program ended: write its status to 4
+	add x1, sp, #8
+	mov x2, #4
+	mov x8, #64
+	svc #0
+	mov x0, #0                  // exit_group(0)
+	mov x8, #94
+	svc #0
