@@ -357,6 +357,9 @@ func argChecks(args []Arg) ([]Instruction, error) {
 					out = append(out, stmt(opJa, 0))
 					misses = append(misses, patch{len(out) - 1, 'k'})
 				case h.mask == 0: // nothing to compare
+				case h.mask == 0xffffffff: // the AND would change nothing
+					out = append(out, stmt(opLdAbs, h.off), jump(opJeqK, h.val, 0, 0))
+					misses = append(misses, patch{len(out) - 1, 'f'})
 				default:
 					out = append(out, stmt(opLdAbs, h.off), stmt(opAndK, h.mask), jump(opJeqK, h.val, 0, 0))
 					misses = append(misses, patch{len(out) - 1, 'f'})

@@ -179,6 +179,10 @@ func TestCompileCustom(t *testing.T) {
 		{"masked equal", argProfile(OpMaskedEqual, 0x10, 0xf0), "kill", []uint64{0x1f}, wantAllow},
 		{"masked equal mismatch", argProfile(OpMaskedEqual, 0x10, 0xf0), "kill", []uint64{0x2f}, wantEPERM},
 		{"masked value outside mask never matches", argProfile(OpMaskedEqual, 0x100, 0xf0), "kill", []uint64{0x100}, wantEPERM},
+		{"masked low half", argProfile(OpMaskedEqual, 7, 0xffffffff), "kill", []uint64{1<<32 | 7}, wantAllow},
+		{"masked low half mismatch", argProfile(OpMaskedEqual, 7, 0xffffffff), "kill", []uint64{8}, wantEPERM},
+		{"masked all bits", argProfile(OpMaskedEqual, 1<<32|7, ^uint64(0)), "kill", []uint64{1<<32 | 7}, wantAllow},
+		{"masked all bits upper half differs", argProfile(OpMaskedEqual, 1<<32|7, ^uint64(0)), "kill", []uint64{7}, wantEPERM},
 		{"args are ANDed", &Profile{Rules: []Rule{{Names: []string{"kill"}, Action: ActAllow, Args: []Arg{
 			{Index: 0, Value: 1}, {Index: 5, Value: 2},
 		}}}}, "kill", []uint64{1, 0, 0, 0, 0, 3}, wantEPERM},
@@ -195,6 +199,15 @@ func TestCompileCustom(t *testing.T) {
 				assert.Equal(t, tt.want, got, "%s(%#x): got %#x, want %#x", tt.syscall, tt.args, got, tt.want)
 			})
 		}
+	}
+}
+
+func TestCompileFullMaskNeedsNoAnd(t *testing.T) {
+	// A half whose mask keeps every bit is compared as loaded.
+	prog, err := argProfile(OpMaskedEqual, 1<<32|7, ^uint64(0)).Compile("amd64")
+	require.NoError(t, err)
+	for i, in := range prog {
+		assert.NotEqual(t, uint16(opAndK), in.Code, "instruction %d: AND with an all-ones mask", i)
 	}
 }
 
