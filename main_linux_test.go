@@ -126,6 +126,20 @@ func tryEscape(attempt string, args []string) string {
 			unix.Close(fd)
 		}
 		return "open: " + outcome(err)
+	case "socket":
+		fd, err := unix.Socket(atoi(arg(0)), socketType(atoi(arg(0)))|unix.SOCK_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return outcome(err)
+	case "io_uring_setup":
+		fd, _, err := ioUringSetup()
+		if err == nil {
+			unix.Close(fd)
+		}
+		return outcome(err)
+	case "io_uring-socket":
+		return ioUringSocket(atoi(arg(0)))
 	case "status":
 		b, err := os.ReadFile("/proc/self/status")
 		if err != nil {

@@ -125,6 +125,76 @@ func TestEscapeSuite(t *testing.T) {
 	}
 }
 
+// afVSOCK is the family of host/guest sockets, as the escape helper takes
+// it.
+var afVSOCK = strconv.Itoa(unix.AF_VSOCK)
+
+// rootAndUser returns sb as the sandbox's root and as user 1000.
+func rootAndUser(sb *sandbox.Sandbox) []struct {
+	name string
+	sb   *sandbox.Sandbox
+} {
+	return []struct {
+		name string
+		sb   *sandbox.Sandbox
+	}{{"root", sb}, {"uid 1000", sb.WithUser(1000, 1000)}}
+}
+
+// TestEscapeKernelSurface tries, as root and as a user, kernel interfaces
+// that no capability guards and the default filter refuses: io_uring,
+// whose requests the kernel runs where no seccomp filter sees them, and
+// AF_VSOCK sockets, which reach the host's virtual machines.
+func TestEscapeKernelSurface(t *testing.T) {
+	root := escapeRoot(t)
+	tests := []struct {
+		name    string
+		attempt string
+		args    []string
+		want    string
+	}{
+		{"io_uring_setup", "io_uring_setup", nil, "EPERM"},
+		{"an AF_VSOCK socket through io_uring", "io_uring-socket", []string{afVSOCK}, "setup: EPERM"},
+		{"an AF_VSOCK socket", "socket", []string{afVSOCK}, "EPERM"},
+	}
+	for _, u := range rootAndUser(sandbox.New(sandbox.Dir(root))) {
+		for _, tt := range tests {
+			t.Run(u.name+"/"+tt.name, func(t *testing.T) {
+				assert.Equal(t, tt.want, attempt(t, u.sb, tt.attempt, tt.args...))
+			})
+		}
+	}
+}
+
+// TestEscapeKernelSurfaceControl makes TestEscapeKernelSurface's attempts
+// where a filter lets them through, to show that its EPERMs are the
+// filter's and that the io_uring attempt is real: with no filter the
+// socket reaches the kernel, and with io_uring allowed IORING_OP_SOCKET gets
+// the AF_VSOCK socket that socket(2) gets without a filter, past the socket
+// rule that still refuses socket(2) itself.
+func TestEscapeKernelSurfaceControl(t *testing.T) {
+	root := escapeRoot(t)
+	if b, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled"); err == nil && strings.TrimSpace(string(b)) != "0" {
+		testutil.SkipOrFail(t, "io_uring is disabled on this host (kernel.io_uring_disabled="+strings.TrimSpace(string(b))+
+			"); run: sysctl kernel.io_uring_disabled=0")
+	}
+	withIOUring := sandbox.DefaultSeccompProfile().Allow("io_uring_setup", "io_uring_enter", "io_uring_register")
+	for _, u := range rootAndUser(sandbox.New(sandbox.Dir(root))) {
+		t.Run(u.name, func(t *testing.T) {
+			open := u.sb.WithSeccomp(nil)
+			vsock := attempt(t, open, "socket", afVSOCK)
+			t.Logf("without a filter: socket(AF_VSOCK) %s", vsock)
+			assert.NotEqual(t, "EPERM", vsock, "socket(AF_VSOCK) without a filter must reach the kernel")
+			assert.Equal(t, "ok", attempt(t, open, "io_uring_setup"), "io_uring_setup without a filter")
+
+			allowed := u.sb.WithSeccomp(withIOUring)
+			assert.Equal(t, "ok", attempt(t, allowed, "io_uring_setup"), "io_uring_setup under a profile that allows it")
+			assert.Equal(t, "EPERM", attempt(t, allowed, "socket", afVSOCK), "socket(AF_VSOCK) under that profile")
+			assert.Equal(t, vsock, attempt(t, allowed, "io_uring-socket", afVSOCK),
+				"IORING_OP_SOCKET(AF_VSOCK) under that profile must get what socket(2) gets without a filter")
+		})
+	}
+}
+
 func TestEscapeSetuidBinaryGainsNothing(t *testing.T) {
 	root := escapeRoot(t)
 	sb := sandbox.New(sandbox.Dir(root)).WithUser(1000, 1000)

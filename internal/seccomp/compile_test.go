@@ -72,6 +72,9 @@ func TestCompileDefault(t *testing.T) {
 		{"socket AF_INET6", "socket", []uint64{10}, wantAllow},
 		{"socket AF_VSOCK", "socket", []uint64{40}, wantEPERM},
 		{"socket AF_VSOCK upper bits", "socket", []uint64{1<<32 | 40}, wantEPERM},
+		{"io_uring_setup", "io_uring_setup", nil, wantEPERM},
+		{"io_uring_enter", "io_uring_enter", nil, wantEPERM},
+		{"io_uring_register", "io_uring_register", nil, wantEPERM},
 		{"mount", "mount", nil, wantEPERM},
 		{"unshare", "unshare", nil, wantEPERM},
 		{"keyctl", "keyctl", nil, wantEPERM},
@@ -105,6 +108,9 @@ var deniedSyscalls = []string{
 	"syslog", "uselib", "sysfs", "_sysctl", "chroot", "sethostname",
 	"setdomainname", "fanotify_init", "kcmp", "pidfd_getfd",
 	"process_madvise", "mbind", "set_mempolicy", "vhangup",
+	// io_uring runs requests in the kernel where the filter never sees
+	// them (an IORING_OP_SOCKET request ignores the socket rule).
+	"io_uring_setup", "io_uring_enter", "io_uring_register",
 }
 
 func TestCompileDefaultDenies(t *testing.T) {
@@ -126,6 +132,19 @@ func TestCompileDefaultDenies(t *testing.T) {
 				assert.Equal(t, uint32(wantEPERM), got, "%s on %s: got %#x, want ERRNO(EPERM)", name, goarch, got)
 			})
 		}
+	}
+}
+
+func TestCompileDefaultAllowsIOUringWhenAsked(t *testing.T) {
+	p := Default()
+	p.Allow = append(p.Allow, "io_uring_setup", "io_uring_enter", "io_uring_register")
+	for _, goarch := range Arches() {
+		prog, err := p.Compile(goarch)
+		require.NoError(t, err)
+		for _, name := range []string{"io_uring_setup", "io_uring_enter", "io_uring_register"} {
+			assert.Equal(t, uint32(wantAllow), eval(t, prog, goarch, name), "%s on %s with the calls added to Allow", name, goarch)
+		}
+		assert.Equal(t, uint32(wantEPERM), eval(t, prog, goarch, "socket", 40), "the socket rule still holds on %s", goarch)
 	}
 }
 

@@ -163,6 +163,8 @@ func probes() []probe {
 			}
 			return errnoOf(err)
 		}},
+		// No params: EFAULT should the filter let the call through.
+		{"io_uring_setup", raw(unix.SYS_IO_URING_SETUP, 1, 0)},
 	}
 }
 
@@ -289,6 +291,7 @@ func TestInstallDefault(t *testing.T) {
 		{"bpf", unix.EPERM}, {"perf_event_open", unix.EPERM},
 		{"reboot", unix.EPERM}, {"init_module", unix.EPERM},
 		{"socket_vsock", unix.EPERM},
+		{"io_uring_setup", unix.EPERM},
 	}
 	assertProbes(t, got, tests)
 }
@@ -305,7 +308,7 @@ func TestInstallDeniedByFilter(t *testing.T) {
 		{"setns", mark}, {"clone_newns", mark}, {"clone_newuser", mark},
 		{"keyctl", mark}, {"add_key", mark}, {"request_key", mark},
 		{"bpf", mark}, {"perf_event_open", mark}, {"reboot", mark},
-		{"init_module", mark},
+		{"init_module", mark}, {"io_uring_setup", mark},
 		{"clone3", unix.ENOSYS},      // explicit rule
 		{"socket_vsock", unix.EPERM}, // explicit rule
 	}
