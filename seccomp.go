@@ -22,8 +22,10 @@ type SeccompProfile struct {
 // and clock-setting calls, bpf, perf_event_open, open_by_handle_at,
 // userfaultfd and the new mount API; clone may not create namespaces;
 // clone3 fails with ENOSYS so that C libraries fall back to clone; socket
-// fails with EPERM for AF_VSOCK; and the filter kills a process that uses another architecture's calling
-// convention (such as i386 or x32 on amd64).
+// fails with EPERM for the address families Docker refuses (AF_ALG,
+// AF_VSOCK, the families current Linux has removed, and every family from
+// 46 up); and the filter kills a process that uses another architecture's
+// calling convention (such as i386 or x32 on amd64).
 //
 // io_uring_setup, io_uring_enter and io_uring_register fail with EPERM, as
 // in Docker. A ring's requests run in the kernel, where no seccomp filter

@@ -125,9 +125,11 @@ func TestEscapeSuite(t *testing.T) {
 	}
 }
 
-// afVSOCK is the family of host/guest sockets, as the escape helper takes
-// it.
-var afVSOCK = strconv.Itoa(unix.AF_VSOCK)
+// Socket families as the escape helper takes them.
+var (
+	afVSOCK = strconv.Itoa(unix.AF_VSOCK) // host/guest sockets, not namespaced
+	afALG   = strconv.Itoa(unix.AF_ALG)   // the kernel's crypto API
+)
 
 // rootAndUser returns sb as the sandbox's root and as user 1000.
 func rootAndUser(sb *sandbox.Sandbox) []struct {
@@ -143,7 +145,7 @@ func rootAndUser(sb *sandbox.Sandbox) []struct {
 // TestEscapeKernelSurface tries, as root and as a user, kernel interfaces
 // that no capability guards and the default filter refuses: io_uring,
 // whose requests the kernel runs where no seccomp filter sees them, and
-// AF_VSOCK sockets, which reach the host's virtual machines.
+// the socket families Docker refuses.
 func TestEscapeKernelSurface(t *testing.T) {
 	root := escapeRoot(t)
 	tests := []struct {
@@ -155,6 +157,7 @@ func TestEscapeKernelSurface(t *testing.T) {
 		{"io_uring_setup", "io_uring_setup", nil, "EPERM"},
 		{"an AF_VSOCK socket through io_uring", "io_uring-socket", []string{afVSOCK}, "setup: EPERM"},
 		{"an AF_VSOCK socket", "socket", []string{afVSOCK}, "EPERM"},
+		{"an AF_ALG socket", "socket", []string{afALG}, "EPERM"},
 	}
 	for _, u := range rootAndUser(sandbox.New(sandbox.Dir(root))) {
 		for _, tt := range tests {
@@ -168,7 +171,7 @@ func TestEscapeKernelSurface(t *testing.T) {
 // TestEscapeKernelSurfaceControl makes TestEscapeKernelSurface's attempts
 // where a filter lets them through, to show that its EPERMs are the
 // filter's and that the io_uring attempt is real: with no filter the
-// socket reaches the kernel, and with io_uring allowed IORING_OP_SOCKET gets
+// sockets reach the kernel, and with io_uring allowed IORING_OP_SOCKET gets
 // the AF_VSOCK socket that socket(2) gets without a filter, past the socket
 // rule that still refuses socket(2) itself.
 func TestEscapeKernelSurfaceControl(t *testing.T) {
@@ -182,8 +185,10 @@ func TestEscapeKernelSurfaceControl(t *testing.T) {
 		t.Run(u.name, func(t *testing.T) {
 			open := u.sb.WithSeccomp(nil)
 			vsock := attempt(t, open, "socket", afVSOCK)
-			t.Logf("without a filter: socket(AF_VSOCK) %s", vsock)
+			alg := attempt(t, open, "socket", afALG)
+			t.Logf("without a filter: socket(AF_VSOCK) %s, socket(AF_ALG) %s", vsock, alg)
 			assert.NotEqual(t, "EPERM", vsock, "socket(AF_VSOCK) without a filter must reach the kernel")
+			assert.NotEqual(t, "EPERM", alg, "socket(AF_ALG) without a filter must reach the kernel")
 			assert.Equal(t, "ok", attempt(t, open, "io_uring_setup"), "io_uring_setup without a filter")
 
 			allowed := u.sb.WithSeccomp(withIOUring)

@@ -72,6 +72,9 @@ func TestCompileDefault(t *testing.T) {
 		{"socket AF_INET6", "socket", []uint64{10}, wantAllow},
 		{"socket AF_VSOCK", "socket", []uint64{40}, wantEPERM},
 		{"socket AF_VSOCK upper bits", "socket", []uint64{1<<32 | 40}, wantEPERM},
+		{"socket AF_ALG", "socket", []uint64{38}, wantEPERM},
+		{"socket AF_ALG upper bits", "socket", []uint64{0xffffffff<<32 | 38}, wantEPERM},
+		{"socket AF_INET upper bits", "socket", []uint64{1<<32 | 2}, wantAllow},
 		{"io_uring_setup", "io_uring_setup", nil, wantEPERM},
 		{"io_uring_enter", "io_uring_enter", nil, wantEPERM},
 		{"io_uring_register", "io_uring_register", nil, wantEPERM},
@@ -131,6 +134,36 @@ func TestCompileDefaultDenies(t *testing.T) {
 				got := eval(t, prog, goarch, name)
 				assert.Equal(t, uint32(wantEPERM), got, "%s on %s: got %#x, want ERRNO(EPERM)", name, goarch, got)
 			})
+		}
+	}
+}
+
+// dockerDeniedFamilies are the socket families below AF_MAX (46) that
+// Docker's current default profile refuses: those Linux has removed or is
+// removing (DECnet 12, Econet 19, ATM SVC 20, IrDA 23, WAN pipe 25, ISDN
+// 34, CAIF 37), AF_ALG 38 and AF_VSOCK 40. It refuses every family from 46
+// up as well.
+var dockerDeniedFamilies = map[uint64]bool{12: true, 19: true, 20: true, 23: true, 25: true, 34: true, 37: true, 38: true, 40: true}
+
+func TestCompileDefaultSocketFamilies(t *testing.T) {
+	families := []uint64{0x7fff, 0x7fffffff, 0xffffffff}
+	for f := range uint64(80) {
+		families = append(families, f)
+	}
+	for _, goarch := range Arches() {
+		prog, err := Default().Compile(goarch)
+		require.NoError(t, err)
+		for _, f := range families {
+			want := uint32(wantAllow)
+			if dockerDeniedFamilies[f] || f >= 46 {
+				want = wantEPERM
+			}
+			// The kernel reads the family as an int: the upper half of the
+			// register must change nothing.
+			for _, upper := range []uint64{0, 1 << 32, 0xffffffff << 32} {
+				got := eval(t, prog, goarch, "socket", upper|f, 1)
+				assert.Equal(t, want, got, "socket(%#x) on %s: got %#x, want %#x", upper|f, goarch, got, want)
+			}
 		}
 	}
 }
