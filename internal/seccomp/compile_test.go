@@ -263,6 +263,74 @@ func TestCompileFullMaskNeedsNoAnd(t *testing.T) {
 	}
 }
 
+func TestCompileWordRuns(t *testing.T) {
+	// Rules that compare one half of an argument whole, with one action,
+	// share a load and a return; the answers must be those of the rules
+	// taken one by one.
+	low := func(v uint64, a Action) Rule {
+		return Rule{Names: []string{"kill"}, Action: a, Args: []Arg{{Index: 0, Op: OpMaskedEqual, Mask: 0xffffffff, Value: v}}}
+	}
+	high := func(v uint64, a Action) Rule {
+		return Rule{Names: []string{"kill"}, Action: a, Args: []Arg{{Index: 1, Op: OpMaskedEqual, Mask: 0xffffffff << 32, Value: v << 32}}}
+	}
+	p := &Profile{DefaultAction: ActErrno, DefaultErrno: errnoENOSYS, Rules: []Rule{
+		low(1, ActErrno), low(2, ActErrno), low(3, ActErrno), // a run of three
+		low(4, ActAllow), low(2, ActAllow), // another action: a second run, 2 unreachable in it
+		low(1<<32|5, ActAllow),             // value outside the mask: never matches
+		high(6, ActTrap), high(7, ActTrap), // the upper half of another argument
+		low(8, ActErrno), // a run of one
+	}}
+	tests := []struct {
+		name string
+		args []uint64
+		want uint32
+	}{
+		{"first of a run", []uint64{1}, wantEPERM},
+		{"last of a run", []uint64{3}, wantEPERM},
+		{"upper bits ignored", []uint64{0xffffffff<<32 | 2}, wantEPERM},
+		{"second run", []uint64{4}, wantAllow},
+		{"outside the mask", []uint64{5}, wantENOSYS},
+		{"upper half", []uint64{0, 7 << 32}, retTrap},
+		{"upper half, lower bits ignored", []uint64{0, 6<<32 | 9}, retTrap},
+		{"lower half of the upper-half rule", []uint64{0, 7}, wantENOSYS},
+		{"run of one", []uint64{8}, wantEPERM},
+		{"no rule", []uint64{9}, wantENOSYS},
+	}
+	for _, goarch := range Arches() {
+		prog, err := p.Compile(goarch)
+		require.NoError(t, err)
+		for _, tt := range tests {
+			t.Run(goarch+"/"+tt.name, func(t *testing.T) {
+				got := eval(t, prog, goarch, "kill", tt.args...)
+				assert.Equal(t, tt.want, got, "kill(%#x): got %#x, want %#x", tt.args, got, tt.want)
+			})
+		}
+	}
+	code, err := ruleCode(p.Rules[:3], retErrno|errnoENOSYS)
+	require.NoError(t, err)
+	assert.Len(t, code, 6, "a run of three: one load, three comparisons, one return, then the default")
+}
+
+func TestCompileLongWordRun(t *testing.T) {
+	// More rules than a conditional jump can cross: the run is split.
+	p := &Profile{}
+	for v := range uint64(600) {
+		p.Rules = append(p.Rules, Rule{Names: []string{"kill"}, Action: ActAllow,
+			Args: []Arg{{Index: 0, Op: OpMaskedEqual, Mask: 0xffffffff, Value: 2 * v}}})
+	}
+	for _, goarch := range Arches() {
+		prog, err := p.Compile(goarch)
+		require.NoError(t, err)
+		for v := range uint64(1202) {
+			want := uint32(wantEPERM)
+			if v%2 == 0 && v < 1200 {
+				want = wantAllow
+			}
+			require.Equal(t, want, eval(t, prog, goarch, "kill", v), "kill(%d) on %s", v, goarch)
+		}
+	}
+}
+
 func argProfile(op Op, value, mask uint64) *Profile {
 	return &Profile{Rules: []Rule{{Names: []string{"kill"}, Action: ActAllow, Args: []Arg{
 		{Index: 0, Op: op, Value: value, Mask: mask},
