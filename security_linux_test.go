@@ -70,6 +70,15 @@ func masked(path string) string {
 	return "read 0 bytes"
 }
 
+// maskedDir returns what listing the masked directory path gives in a
+// sandbox: no entries, or ENOENT where the host's kernel lacks it.
+func maskedDir(path string) string {
+	if _, err := os.Stat(path); err != nil {
+		return "ENOENT"
+	}
+	return "0 entries"
+}
+
 // readOnly returns what writing the read-only file path gives in a
 // sandbox: EROFS, or ENOENT where the host's kernel lacks the file.
 func readOnly(path string) string {
@@ -108,6 +117,14 @@ func TestEscapeSuite(t *testing.T) {
 		{"read /proc/kcore", "read", []string{"/proc/kcore"}, masked("/proc/kcore")},
 		{"read /proc/keys", "read", []string{"/proc/keys"}, masked("/proc/keys")},
 		{"read /proc/timer_list", "read", []string{"/proc/timer_list"}, masked("/proc/timer_list")},
+		{"read /proc/latency_stats", "read", []string{"/proc/latency_stats"}, masked("/proc/latency_stats")},
+		{"read /proc/timer_stats", "read", []string{"/proc/timer_stats"}, masked("/proc/timer_stats")},
+		{"read /proc/sched_debug", "read", []string{"/proc/sched_debug"}, masked("/proc/sched_debug")},
+		{"list /proc/acpi", "list", []string{"/proc/acpi"}, maskedDir("/proc/acpi")},
+		{"list /proc/asound", "list", []string{"/proc/asound"}, maskedDir("/proc/asound")},
+		{"list /proc/scsi", "list", []string{"/proc/scsi"}, maskedDir("/proc/scsi")},
+		{"list /sys/firmware", "list", []string{"/sys/firmware"}, maskedDir("/sys/firmware")},
+		{"list /sys/devices/virtual/powercap", "list", []string{"/sys/devices/virtual/powercap"}, maskedDir("/sys/devices/virtual/powercap")},
 		{"write /proc/sysrq-trigger", "write", []string{"/proc/sysrq-trigger"}, readOnly("/proc/sysrq-trigger")},
 		{"write /proc/sys", "write", []string{"/proc/sys/kernel/hostname"}, "EROFS"},
 		{"write /sys", "write", []string{"/sys/kernel/profiling"}, "EROFS"},
