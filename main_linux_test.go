@@ -104,6 +104,12 @@ func tryEscape(attempt string, args []string) string {
 		return fmt.Sprintf("read %d bytes", len(b))
 	case "write":
 		return outcome(os.WriteFile(arg(0), []byte("h"), 0o644))
+	case "list":
+		entries, err := os.ReadDir(arg(0))
+		if err != nil {
+			return outcome(err)
+		}
+		return fmt.Sprintf("%d entries", len(entries))
 	case "finit_module":
 		fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
 		if err != nil {
@@ -138,6 +144,20 @@ func tryEscape(attempt string, args []string) string {
 			return "read: " + outcome(err)
 		}
 		return "found " + string(buf[:min(n, len(buf))])
+	case "socket":
+		fd, err := unix.Socket(atoi(arg(0)), socketType(atoi(arg(0)))|unix.SOCK_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return outcome(err)
+	case "io_uring_setup":
+		fd, _, err := ioUringSetup()
+		if err == nil {
+			unix.Close(fd)
+		}
+		return outcome(err)
+	case "io_uring-socket":
+		return ioUringSocket(atoi(arg(0)))
 	case "status":
 		b, err := os.ReadFile("/proc/self/status")
 		if err != nil {

@@ -21,9 +21,23 @@ type SeccompProfile struct {
 // pivot_root, unshare, setns, reboot, kexec_load, the module, keyring, swap
 // and clock-setting calls, bpf, perf_event_open, open_by_handle_at,
 // userfaultfd and the new mount API; clone may not create namespaces;
-// clone3 fails with ENOSYS so that C libraries fall back to clone; and the
-// filter kills a process that uses another architecture's calling
-// convention (such as i386 or x32 on amd64).
+// clone3 fails with ENOSYS so that C libraries fall back to clone; socket
+// fails with EPERM for the address families Docker refuses (AF_ALG,
+// AF_VSOCK, the families current Linux has removed, and every family from
+// 46 up); and the filter kills a process that uses another architecture's
+// calling convention (such as i386 or x32 on amd64).
+//
+// io_uring_setup, io_uring_enter and io_uring_register fail with EPERM, as
+// in Docker. A ring's requests run in the kernel, where no seccomp filter
+// sees them: a program that has a ring can do what the ring's operations
+// do (open files, connect, make an AF_VSOCK socket with IORING_OP_SOCKET)
+// whatever the filter says of the matching system calls. A program that
+// needs io_uring gets it with
+//
+//	DefaultSeccompProfile().Allow("io_uring_setup", "io_uring_enter", "io_uring_register")
+//
+// and with it, every argument check of the profile stops holding for the
+// operations io_uring offers.
 func DefaultSeccompProfile() *SeccompProfile {
 	return &SeccompProfile{p: seccomp.Default()}
 }

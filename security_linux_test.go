@@ -70,6 +70,15 @@ func masked(path string) string {
 	return "read 0 bytes"
 }
 
+// maskedDir returns what listing the masked directory path gives in a
+// sandbox: no entries, or ENOENT where the host's kernel lacks it.
+func maskedDir(path string) string {
+	if _, err := os.Stat(path); err != nil {
+		return "ENOENT"
+	}
+	return "0 entries"
+}
+
 // readOnly returns what writing the read-only file path gives in a
 // sandbox: EROFS, or ENOENT where the host's kernel lacks the file.
 func readOnly(path string) string {
@@ -108,6 +117,14 @@ func TestEscapeSuite(t *testing.T) {
 		{"read /proc/kcore", "read", []string{"/proc/kcore"}, masked("/proc/kcore")},
 		{"read /proc/keys", "read", []string{"/proc/keys"}, masked("/proc/keys")},
 		{"read /proc/timer_list", "read", []string{"/proc/timer_list"}, masked("/proc/timer_list")},
+		{"read /proc/latency_stats", "read", []string{"/proc/latency_stats"}, masked("/proc/latency_stats")},
+		{"read /proc/timer_stats", "read", []string{"/proc/timer_stats"}, masked("/proc/timer_stats")},
+		{"read /proc/sched_debug", "read", []string{"/proc/sched_debug"}, masked("/proc/sched_debug")},
+		{"list /proc/acpi", "list", []string{"/proc/acpi"}, maskedDir("/proc/acpi")},
+		{"list /proc/asound", "list", []string{"/proc/asound"}, maskedDir("/proc/asound")},
+		{"list /proc/scsi", "list", []string{"/proc/scsi"}, maskedDir("/proc/scsi")},
+		{"list /sys/firmware", "list", []string{"/sys/firmware"}, maskedDir("/sys/firmware")},
+		{"list /sys/devices/virtual/powercap", "list", []string{"/sys/devices/virtual/powercap"}, maskedDir("/sys/devices/virtual/powercap")},
 		{"write /proc/sysrq-trigger", "write", []string{"/proc/sysrq-trigger"}, readOnly("/proc/sysrq-trigger")},
 		{"write /proc/sys", "write", []string{"/proc/sys/kernel/hostname"}, "EROFS"},
 		{"write /sys", "write", []string{"/sys/kernel/profiling"}, "EROFS"},
@@ -121,6 +138,81 @@ func TestEscapeSuite(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, attempt(t, sb, tt.attempt, tt.args...))
+		})
+	}
+}
+
+// Socket families as the escape helper takes them.
+var (
+	afVSOCK = strconv.Itoa(unix.AF_VSOCK) // host/guest sockets, not namespaced
+	afALG   = strconv.Itoa(unix.AF_ALG)   // the kernel's crypto API
+)
+
+// rootAndUser returns sb as the sandbox's root and as user 1000.
+func rootAndUser(sb *sandbox.Sandbox) []struct {
+	name string
+	sb   *sandbox.Sandbox
+} {
+	return []struct {
+		name string
+		sb   *sandbox.Sandbox
+	}{{"root", sb}, {"uid 1000", sb.WithUser(1000, 1000)}}
+}
+
+// TestEscapeKernelSurface tries, as root and as a user, kernel interfaces
+// that no capability guards and the default filter refuses: io_uring,
+// whose requests the kernel runs where no seccomp filter sees them, and
+// the socket families Docker refuses.
+func TestEscapeKernelSurface(t *testing.T) {
+	root := escapeRoot(t)
+	tests := []struct {
+		name    string
+		attempt string
+		args    []string
+		want    string
+	}{
+		{"io_uring_setup", "io_uring_setup", nil, "EPERM"},
+		{"an AF_VSOCK socket through io_uring", "io_uring-socket", []string{afVSOCK}, "setup: EPERM"},
+		{"an AF_VSOCK socket", "socket", []string{afVSOCK}, "EPERM"},
+		{"an AF_ALG socket", "socket", []string{afALG}, "EPERM"},
+	}
+	for _, u := range rootAndUser(sandbox.New(sandbox.Dir(root))) {
+		for _, tt := range tests {
+			t.Run(u.name+"/"+tt.name, func(t *testing.T) {
+				assert.Equal(t, tt.want, attempt(t, u.sb, tt.attempt, tt.args...))
+			})
+		}
+	}
+}
+
+// TestEscapeKernelSurfaceControl makes TestEscapeKernelSurface's attempts
+// where a filter lets them through, to show that its EPERMs are the
+// filter's and that the io_uring attempt is real: with no filter the
+// sockets reach the kernel, and with io_uring allowed IORING_OP_SOCKET gets
+// the AF_VSOCK socket that socket(2) gets without a filter, past the socket
+// rule that still refuses socket(2) itself.
+func TestEscapeKernelSurfaceControl(t *testing.T) {
+	root := escapeRoot(t)
+	if b, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled"); err == nil && strings.TrimSpace(string(b)) != "0" {
+		testutil.SkipOrFail(t, "io_uring is disabled on this host (kernel.io_uring_disabled="+strings.TrimSpace(string(b))+
+			"); run: sysctl kernel.io_uring_disabled=0")
+	}
+	withIOUring := sandbox.DefaultSeccompProfile().Allow("io_uring_setup", "io_uring_enter", "io_uring_register")
+	for _, u := range rootAndUser(sandbox.New(sandbox.Dir(root))) {
+		t.Run(u.name, func(t *testing.T) {
+			open := u.sb.WithSeccomp(nil)
+			vsock := attempt(t, open, "socket", afVSOCK)
+			alg := attempt(t, open, "socket", afALG)
+			t.Logf("without a filter: socket(AF_VSOCK) %s, socket(AF_ALG) %s", vsock, alg)
+			assert.NotEqual(t, "EPERM", vsock, "socket(AF_VSOCK) without a filter must reach the kernel")
+			assert.NotEqual(t, "EPERM", alg, "socket(AF_ALG) without a filter must reach the kernel")
+			assert.Equal(t, "ok", attempt(t, open, "io_uring_setup"), "io_uring_setup without a filter")
+
+			allowed := u.sb.WithSeccomp(withIOUring)
+			assert.Equal(t, "ok", attempt(t, allowed, "io_uring_setup"), "io_uring_setup under a profile that allows it")
+			assert.Equal(t, "EPERM", attempt(t, allowed, "socket", afVSOCK), "socket(AF_VSOCK) under that profile")
+			assert.Equal(t, vsock, attempt(t, allowed, "io_uring-socket", afVSOCK),
+				"IORING_OP_SOCKET(AF_VSOCK) under that profile must get what socket(2) gets without a filter")
 		})
 	}
 }

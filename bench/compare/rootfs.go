@@ -181,9 +181,13 @@ func ociSeccomp() *specs.LinuxSeccomp {
 			sc.ErrnoRet = errnoRet(r.Errno)
 		}
 		for _, a := range r.Args {
-			sc.Args = append(sc.Args, specs.LinuxSeccompArg{
-				Index: uint(a.Index), Value: a.Value, ValueTwo: a.Mask, Op: specs.LinuxSeccompOperator(a.Op.String()),
-			})
+			arg := specs.LinuxSeccompArg{Index: uint(a.Index), Value: a.Value, Op: specs.LinuxSeccompOperator(a.Op.String())}
+			if a.Op == seccomp.OpMaskedEqual {
+				// libseccomp's order, which runc keeps: the mask first,
+				// then the value the masked argument must equal.
+				arg.Value, arg.ValueTwo = a.Mask, a.Value
+			}
+			sc.Args = append(sc.Args, arg)
 		}
 		out.Syscalls = append(out.Syscalls, sc)
 	}

@@ -308,18 +308,80 @@ func treeSize(segs []segment) int {
 // the default return. The code is position independent.
 func ruleCode(rules []Rule, defaultRet uint32) ([]Instruction, error) {
 	var out []Instruction
-	for _, r := range rules {
+	for i := 0; i < len(rules); {
+		r := rules[i]
 		ret := stmt(opRetK, retValue(r.Action, r.Errno))
 		if len(r.Args) == 0 {
 			return append(out, ret), nil // later rules are unreachable
+		}
+		if n := wordRun(rules[i:]); n > 1 {
+			out = append(out, wordRunCode(rules[i:i+n])...)
+			i += n
+			continue
 		}
 		block, err := argChecks(r.Args)
 		if err != nil {
 			return nil, err
 		}
 		out = append(append(out, block...), ret)
+		i++
 	}
 	return append(out, stmt(opRetK, defaultRet)), nil
+}
+
+// wholeWord reports whether r's only condition compares one 32-bit half
+// of an argument, whole, with a value, and returns the half's offset in
+// seccomp_data and the value: an OpMaskedEqual whose mask keeps every bit
+// of one half and none of the other, and whose value lies in the kept half.
+func wholeWord(r Rule) (off, val uint32, ok bool) {
+	if len(r.Args) != 1 || r.Args[0].Op != OpMaskedEqual {
+		return 0, 0, false
+	}
+	a := r.Args[0]
+	lo := uint32(offArgs + 8*int(a.Index))
+	switch {
+	case a.Mask == 0xffffffff && a.Value>>32 == 0:
+		return lo, uint32(a.Value), true
+	case a.Mask == 0xffffffff<<32 && uint32(a.Value) == 0:
+		return lo + 4, uint32(a.Value >> 32), true
+	}
+	return 0, 0, false
+}
+
+// wordRun returns how many rules at the start of rules compare the same
+// half whole (see wholeWord) and take the same action: at most maxJumpOf,
+// so that the first comparison reaches the shared return; 0 if the first
+// rule does not.
+func wordRun(rules []Rule) int {
+	off, _, ok := wholeWord(rules[0])
+	if !ok {
+		return 0
+	}
+	ret := retValue(rules[0].Action, rules[0].Errno)
+	n := 1
+	for ; n < len(rules) && n < maxJumpOf; n++ {
+		o, _, ok := wholeWord(rules[n])
+		if !ok || o != off || retValue(rules[n].Action, rules[n].Errno) != ret {
+			break
+		}
+	}
+	return n
+}
+
+// wordRunCode emits a run of rules found by wordRun as one load, a
+// comparison per rule that jumps to one shared return, and that return,
+// which a miss of the last comparison skips. Since the rules share their
+// action, matching any of them is what matching the first that matches
+// would do.
+func wordRunCode(rules []Rule) []Instruction {
+	off, _, _ := wholeWord(rules[0])
+	out := []Instruction{stmt(opLdAbs, off)}
+	for i, r := range rules {
+		_, val, _ := wholeWord(r)
+		out = append(out, jump(opJeqK, val, uint8(len(rules)-1-i), 0))
+	}
+	out[len(out)-1].Jf = 1
+	return append(out, stmt(opRetK, retValue(rules[0].Action, rules[0].Errno)))
 }
 
 // argChecks emits code that falls through when every condition holds and
@@ -357,6 +419,9 @@ func argChecks(args []Arg) ([]Instruction, error) {
 					out = append(out, stmt(opJa, 0))
 					misses = append(misses, patch{len(out) - 1, 'k'})
 				case h.mask == 0: // nothing to compare
+				case h.mask == 0xffffffff: // the AND would change nothing
+					out = append(out, stmt(opLdAbs, h.off), jump(opJeqK, h.val, 0, 0))
+					misses = append(misses, patch{len(out) - 1, 'f'})
 				default:
 					out = append(out, stmt(opLdAbs, h.off), stmt(opAndK, h.mask), jump(opJeqK, h.val, 0, 0))
 					misses = append(misses, patch{len(out) - 1, 'f'})

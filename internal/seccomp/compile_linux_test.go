@@ -31,6 +31,8 @@ func TestOpcodesMatchUnix(t *testing.T) {
 		{"EPERM", errnoEPERM, uint32(unix.EPERM)},
 		{"ENOSYS", errnoENOSYS, uint32(unix.ENOSYS)},
 		{"AF_VSOCK", afVSOCK, unix.AF_VSOCK},
+		{"AF_ALG", afALG, unix.AF_ALG},
+		{"AF_MAX", afMax, unix.AF_MAX},
 		{"namespace flags", namespaceFlags, unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC |
 			unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP},
 		{"audit arch x86_64", amd64.audit, unix.AUDIT_ARCH_X86_64},
@@ -42,4 +44,6 @@ func TestOpcodesMatchUnix(t *testing.T) {
 			assert.Equal(t, tt.want, tt.got)
 		})
 	}
+	assert.Equal(t, []uint64{unix.AF_DECnet, unix.AF_ECONET, unix.AF_ATMSVC, unix.AF_IRDA, unix.AF_WANPIPE,
+		unix.AF_ISDN, unix.AF_CAIF, unix.AF_ALG, unix.AF_VSOCK}, deniedFamilies, "deniedFamilies, by name")
 }

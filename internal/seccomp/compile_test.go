@@ -72,6 +72,12 @@ func TestCompileDefault(t *testing.T) {
 		{"socket AF_INET6", "socket", []uint64{10}, wantAllow},
 		{"socket AF_VSOCK", "socket", []uint64{40}, wantEPERM},
 		{"socket AF_VSOCK upper bits", "socket", []uint64{1<<32 | 40}, wantEPERM},
+		{"socket AF_ALG", "socket", []uint64{38}, wantEPERM},
+		{"socket AF_ALG upper bits", "socket", []uint64{0xffffffff<<32 | 38}, wantEPERM},
+		{"socket AF_INET upper bits", "socket", []uint64{1<<32 | 2}, wantAllow},
+		{"io_uring_setup", "io_uring_setup", nil, wantEPERM},
+		{"io_uring_enter", "io_uring_enter", nil, wantEPERM},
+		{"io_uring_register", "io_uring_register", nil, wantEPERM},
 		{"mount", "mount", nil, wantEPERM},
 		{"unshare", "unshare", nil, wantEPERM},
 		{"keyctl", "keyctl", nil, wantEPERM},
@@ -105,6 +111,9 @@ var deniedSyscalls = []string{
 	"syslog", "uselib", "sysfs", "_sysctl", "chroot", "sethostname",
 	"setdomainname", "fanotify_init", "kcmp", "pidfd_getfd",
 	"process_madvise", "mbind", "set_mempolicy", "vhangup",
+	// io_uring runs requests in the kernel where the filter never sees
+	// them (an IORING_OP_SOCKET request ignores the socket rule).
+	"io_uring_setup", "io_uring_enter", "io_uring_register",
 }
 
 func TestCompileDefaultDenies(t *testing.T) {
@@ -126,6 +135,49 @@ func TestCompileDefaultDenies(t *testing.T) {
 				assert.Equal(t, uint32(wantEPERM), got, "%s on %s: got %#x, want ERRNO(EPERM)", name, goarch, got)
 			})
 		}
+	}
+}
+
+// dockerDeniedFamilies are the socket families below AF_MAX (46) that
+// Docker's current default profile refuses: those Linux has removed or is
+// removing (DECnet 12, Econet 19, ATM SVC 20, IrDA 23, WAN pipe 25, ISDN
+// 34, CAIF 37), AF_ALG 38 and AF_VSOCK 40. It refuses every family from 46
+// up as well.
+var dockerDeniedFamilies = map[uint64]bool{12: true, 19: true, 20: true, 23: true, 25: true, 34: true, 37: true, 38: true, 40: true}
+
+func TestCompileDefaultSocketFamilies(t *testing.T) {
+	families := []uint64{0x7fff, 0x7fffffff, 0xffffffff}
+	for f := range uint64(80) {
+		families = append(families, f)
+	}
+	for _, goarch := range Arches() {
+		prog, err := Default().Compile(goarch)
+		require.NoError(t, err)
+		for _, f := range families {
+			want := uint32(wantAllow)
+			if dockerDeniedFamilies[f] || f >= 46 {
+				want = wantEPERM
+			}
+			// The kernel reads the family as an int: the upper half of the
+			// register must change nothing.
+			for _, upper := range []uint64{0, 1 << 32, 0xffffffff << 32} {
+				got := eval(t, prog, goarch, "socket", upper|f, 1)
+				assert.Equal(t, want, got, "socket(%#x) on %s: got %#x, want %#x", upper|f, goarch, got, want)
+			}
+		}
+	}
+}
+
+func TestCompileDefaultAllowsIOUringWhenAsked(t *testing.T) {
+	p := Default()
+	p.Allow = append(p.Allow, "io_uring_setup", "io_uring_enter", "io_uring_register")
+	for _, goarch := range Arches() {
+		prog, err := p.Compile(goarch)
+		require.NoError(t, err)
+		for _, name := range []string{"io_uring_setup", "io_uring_enter", "io_uring_register"} {
+			assert.Equal(t, uint32(wantAllow), eval(t, prog, goarch, name), "%s on %s with the calls added to Allow", name, goarch)
+		}
+		assert.Equal(t, uint32(wantEPERM), eval(t, prog, goarch, "socket", 40), "the socket rule still holds on %s", goarch)
 	}
 }
 
@@ -179,6 +231,10 @@ func TestCompileCustom(t *testing.T) {
 		{"masked equal", argProfile(OpMaskedEqual, 0x10, 0xf0), "kill", []uint64{0x1f}, wantAllow},
 		{"masked equal mismatch", argProfile(OpMaskedEqual, 0x10, 0xf0), "kill", []uint64{0x2f}, wantEPERM},
 		{"masked value outside mask never matches", argProfile(OpMaskedEqual, 0x100, 0xf0), "kill", []uint64{0x100}, wantEPERM},
+		{"masked low half", argProfile(OpMaskedEqual, 7, 0xffffffff), "kill", []uint64{1<<32 | 7}, wantAllow},
+		{"masked low half mismatch", argProfile(OpMaskedEqual, 7, 0xffffffff), "kill", []uint64{8}, wantEPERM},
+		{"masked all bits", argProfile(OpMaskedEqual, 1<<32|7, ^uint64(0)), "kill", []uint64{1<<32 | 7}, wantAllow},
+		{"masked all bits upper half differs", argProfile(OpMaskedEqual, 1<<32|7, ^uint64(0)), "kill", []uint64{7}, wantEPERM},
 		{"args are ANDed", &Profile{Rules: []Rule{{Names: []string{"kill"}, Action: ActAllow, Args: []Arg{
 			{Index: 0, Value: 1}, {Index: 5, Value: 2},
 		}}}}, "kill", []uint64{1, 0, 0, 0, 0, 3}, wantEPERM},
@@ -194,6 +250,83 @@ func TestCompileCustom(t *testing.T) {
 				got := eval(t, prog, goarch, tt.syscall, tt.args...)
 				assert.Equal(t, tt.want, got, "%s(%#x): got %#x, want %#x", tt.syscall, tt.args, got, tt.want)
 			})
+		}
+	}
+}
+
+func TestCompileFullMaskNeedsNoAnd(t *testing.T) {
+	// A half whose mask keeps every bit is compared as loaded.
+	prog, err := argProfile(OpMaskedEqual, 1<<32|7, ^uint64(0)).Compile("amd64")
+	require.NoError(t, err)
+	for i, in := range prog {
+		assert.NotEqual(t, uint16(opAndK), in.Code, "instruction %d: AND with an all-ones mask", i)
+	}
+}
+
+func TestCompileWordRuns(t *testing.T) {
+	// Rules that compare one half of an argument whole, with one action,
+	// share a load and a return; the answers must be those of the rules
+	// taken one by one.
+	low := func(v uint64, a Action) Rule {
+		return Rule{Names: []string{"kill"}, Action: a, Args: []Arg{{Index: 0, Op: OpMaskedEqual, Mask: 0xffffffff, Value: v}}}
+	}
+	high := func(v uint64, a Action) Rule {
+		return Rule{Names: []string{"kill"}, Action: a, Args: []Arg{{Index: 1, Op: OpMaskedEqual, Mask: 0xffffffff << 32, Value: v << 32}}}
+	}
+	p := &Profile{DefaultAction: ActErrno, DefaultErrno: errnoENOSYS, Rules: []Rule{
+		low(1, ActErrno), low(2, ActErrno), low(3, ActErrno), // a run of three
+		low(4, ActAllow), low(2, ActAllow), // another action: a second run, 2 unreachable in it
+		low(1<<32|5, ActAllow),             // value outside the mask: never matches
+		high(6, ActTrap), high(7, ActTrap), // the upper half of another argument
+		low(8, ActErrno), // a run of one
+	}}
+	tests := []struct {
+		name string
+		args []uint64
+		want uint32
+	}{
+		{"first of a run", []uint64{1}, wantEPERM},
+		{"last of a run", []uint64{3}, wantEPERM},
+		{"upper bits ignored", []uint64{0xffffffff<<32 | 2}, wantEPERM},
+		{"second run", []uint64{4}, wantAllow},
+		{"outside the mask", []uint64{5}, wantENOSYS},
+		{"upper half", []uint64{0, 7 << 32}, retTrap},
+		{"upper half, lower bits ignored", []uint64{0, 6<<32 | 9}, retTrap},
+		{"lower half of the upper-half rule", []uint64{0, 7}, wantENOSYS},
+		{"run of one", []uint64{8}, wantEPERM},
+		{"no rule", []uint64{9}, wantENOSYS},
+	}
+	for _, goarch := range Arches() {
+		prog, err := p.Compile(goarch)
+		require.NoError(t, err)
+		for _, tt := range tests {
+			t.Run(goarch+"/"+tt.name, func(t *testing.T) {
+				got := eval(t, prog, goarch, "kill", tt.args...)
+				assert.Equal(t, tt.want, got, "kill(%#x): got %#x, want %#x", tt.args, got, tt.want)
+			})
+		}
+	}
+	code, err := ruleCode(p.Rules[:3], retErrno|errnoENOSYS)
+	require.NoError(t, err)
+	assert.Len(t, code, 6, "a run of three: one load, three comparisons, one return, then the default")
+}
+
+func TestCompileLongWordRun(t *testing.T) {
+	// More rules than a conditional jump can cross: the run is split.
+	p := &Profile{}
+	for v := range uint64(600) {
+		p.Rules = append(p.Rules, Rule{Names: []string{"kill"}, Action: ActAllow,
+			Args: []Arg{{Index: 0, Op: OpMaskedEqual, Mask: 0xffffffff, Value: 2 * v}}})
+	}
+	for _, goarch := range Arches() {
+		prog, err := p.Compile(goarch)
+		require.NoError(t, err)
+		for v := range uint64(1202) {
+			want := uint32(wantEPERM)
+			if v%2 == 0 && v < 1200 {
+				want = wantAllow
+			}
+			require.Equal(t, want, eval(t, prog, goarch, "kill", v), "kill(%d) on %s", v, goarch)
 		}
 	}
 }

@@ -9,7 +9,11 @@ const (
 
 // Argument values used by the default profile.
 const (
+	afALG   = 38 // AF_ALG
 	afVSOCK = 40 // AF_VSOCK
+
+	// afMax is AF_MAX of Linux 6.18, one past the highest address family.
+	afMax = 46
 
 	// namespaceFlags are the clone flags that create namespaces:
 	// CLONE_NEWNS|CLONE_NEWCGROUP|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWUSER|
@@ -19,42 +23,93 @@ const (
 )
 
 // Default returns the profile Docker applies to a container that has no
-// extra capabilities (moby's profiles/seccomp/default.json, including the
-// calls moby added for kernels up to 6.7): calls outside the allowlist fail
-// with EPERM, clone may not create namespaces, clone3 fails with ENOSYS so
-// that libcs fall back to clone, personality accepts only the values Docker
-// allows, and socket refuses AF_VSOCK. ptrace, process_vm_readv and
-// process_vm_writev are allowed, as Docker does on kernels 4.8 and later.
+// extra capabilities (moby's default seccomp profile, including the calls
+// moby added for kernels up to 6.7): calls outside the allowlist fail with
+// EPERM, clone may not create namespaces, clone3 fails with ENOSYS so that
+// libcs fall back to clone, personality accepts only the values Docker
+// allows, and socket refuses the address families Docker refuses (see
+// deniedFamilies), AF_ALG and AF_VSOCK among them, with EPERM. ptrace,
+// process_vm_readv and process_vm_writev are allowed, as Docker does on
+// kernels 4.8 and later. io_uring_setup, io_uring_enter and
+// io_uring_register are not allowed, as in Docker since 25.0: the kernel
+// runs a ring's requests where no filter sees them, so a ring would undo
+// the socket rule (IORING_OP_SOCKET) and every other argument check. A
+// caller who needs io_uring adds the three names to Allow, and gives that
+// up.
 //
-// It is stricter than Docker in two respects: adjtimex, clock_adjtime and
-// name_to_handle_at are denied, and the AF_VSOCK check looks only at the
-// low 32 bits of socket's family argument, as the kernel does. Everything that needs a capability Docker
-// drops by default (mount, unshare, setns, bpf, perf_event_open, reboot,
-// the module, keyring, swap and clock-setting calls, ...) is denied.
+// It is stricter than Docker in three respects: adjtimex, clock_adjtime and
+// name_to_handle_at are denied; the family checks look only at the low 32
+// bits of socket's first argument, as the kernel does, so that upper bits
+// cannot hide a refused family; and every family from AF_MAX of Linux 6.18
+// (46) up is refused, not only those a newer Docker profile knows of.
+// Everything that needs a capability Docker drops by default (mount,
+// unshare, setns, bpf, perf_event_open, reboot, the module, keyring, swap
+// and clock-setting calls, ...) is denied.
 //
 // Each call returns a new Profile that the caller may modify.
 func Default() *Profile {
+	rules := []Rule{
+		{Names: []string{"clone"}, Action: ActAllow, Args: []Arg{
+			{Index: 0, Op: OpMaskedEqual, Mask: namespaceFlags, Value: 0},
+		}},
+		{Names: []string{"clone3"}, Action: ActErrno, Errno: errnoENOSYS},
+	}
+	rules = append(rules, socketRules()...)
+	rules = append(rules,
+		personality(0x0),        // PER_LINUX
+		personality(0x8),        // PER_LINUX32
+		personality(0x20000),    // UNAME26
+		personality(0x20008),    // UNAME26|PER_LINUX32
+		personality(0xffffffff), // query the current persona
+	)
 	return &Profile{
 		DefaultAction: ActErrno,
 		DefaultErrno:  errnoEPERM,
 		Allow:         defaultAllow(),
-		Rules: []Rule{
-			{Names: []string{"clone"}, Action: ActAllow, Args: []Arg{
-				{Index: 0, Op: OpMaskedEqual, Mask: namespaceFlags, Value: 0},
-			}},
-			{Names: []string{"clone3"}, Action: ActErrno, Errno: errnoENOSYS},
-			// socket's family is an int: compare only the low 32 bits, so
-			// that setting upper bits cannot sneak AF_VSOCK past the rule.
-			{Names: []string{"socket"}, Action: ActErrno, Errno: errnoEPERM, Args: []Arg{
-				{Index: 0, Op: OpMaskedEqual, Mask: 0xffffffff, Value: afVSOCK},
-			}},
-			personality(0x0),        // PER_LINUX
-			personality(0x8),        // PER_LINUX32
-			personality(0x20000),    // UNAME26
-			personality(0x20008),    // UNAME26|PER_LINUX32
-			personality(0xffffffff), // query the current persona
-		},
+		Rules:         rules,
 	}
+}
+
+// deniedFamilies are the address families below afMax that Docker's
+// default profile refuses (moby/profiles, seccomp/default_linux.go):
+// AF_ALG, the kernel's crypto API, which containers have no need of and
+// whose algif_aead code let any user write to the page cache
+// (CVE-2026-31431); AF_VSOCK, which by default reaches the host's virtual
+// machines from every network namespace; and the families that current
+// Linux no longer implements, though an older kernel such as 6.18 may.
+var deniedFamilies = []uint64{
+	12,      // AF_DECnet, removed in Linux 6.1
+	19,      // AF_ECONET, removed in 3.5
+	20,      // AF_ATMSVC, removed in 7.2
+	23,      // AF_IRDA, removed in 4.17
+	25,      // AF_WANPIPE, without code since before 2.6.12
+	34,      // AF_ISDN, removed in 7.1
+	37,      // AF_CAIF, removed in 7.1
+	afALG,   // 38
+	afVSOCK, // 40
+}
+
+// socketRules refuse deniedFamilies and every family from afMax up, and
+// allow socket for the others. socket's family is an int: each check
+// compares the low 32 bits only, so that setting upper bits can neither
+// hide a refused family nor turn an allowed one into a refusal. socket is
+// not in the allowlist; a family the rules do not allow gets the default
+// action.
+func socketRules() []Rule {
+	family := func(mask, value uint64) []Arg {
+		return []Arg{{Index: 0, Op: OpMaskedEqual, Mask: mask, Value: value}}
+	}
+	var rules []Rule
+	for _, f := range deniedFamilies {
+		rules = append(rules, Rule{Names: []string{"socket"}, Action: ActErrno, Errno: errnoEPERM, Args: family(0xffffffff, f)})
+	}
+	// 46 and 47, then 48 to 63; 64 and above fail the allow rule's mask.
+	rules = append(rules,
+		Rule{Names: []string{"socket"}, Action: ActErrno, Errno: errnoEPERM, Args: family(0xfffffffe, afMax)},
+		Rule{Names: []string{"socket"}, Action: ActErrno, Errno: errnoEPERM, Args: family(0xfffffff0, 48)},
+		Rule{Names: []string{"socket"}, Action: ActAllow, Args: family(0xffffffc0, 0)},
+	)
+	return rules
 }
 
 func personality(persona uint64) Rule {
@@ -95,8 +150,7 @@ func defaultAllow() []string {
 		"inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch",
 		"io_cancel", "ioctl", "io_destroy", "io_getevents", "io_pgetevents",
 		"io_pgetevents_time64", "ioprio_get", "ioprio_set", "io_setup",
-		"io_submit", "io_uring_enter", "io_uring_register", "io_uring_setup",
-		"ipc", "kill",
+		"io_submit", "ipc", "kill",
 		"landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self",
 		"lchown", "lchown32", "lgetxattr", "link", "linkat", "listen",
 		"listxattr", "llistxattr", "_llseek", "lremovexattr", "lseek",
@@ -136,7 +190,7 @@ func defaultAllow() []string {
 		"setreuid32", "setrlimit", "set_robust_list", "setsid", "setsockopt",
 		"set_thread_area", "set_tid_address", "setuid", "setuid32", "setxattr",
 		"shmat", "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack",
-		"signalfd", "signalfd4", "sigprocmask", "sigreturn", "socket", "socketcall",
+		"signalfd", "signalfd4", "sigprocmask", "sigreturn", "socketcall",
 		"socketpair", "splice", "stat", "stat64", "statfs", "statfs64",
 		"statx", "symlink", "symlinkat", "sync", "sync_file_range", "syncfs",
 		"sysinfo",

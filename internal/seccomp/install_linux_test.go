@@ -163,6 +163,15 @@ func probes() []probe {
 			}
 			return errnoOf(err)
 		}},
+		{"socket_alg", func() unix.Errno {
+			fd, err := unix.Socket(unix.AF_ALG, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return errnoOf(err)
+		}},
+		// No params: EFAULT should the filter let the call through.
+		{"io_uring_setup", raw(unix.SYS_IO_URING_SETUP, 1, 0)},
 	}
 }
 
@@ -288,7 +297,8 @@ func TestInstallDefault(t *testing.T) {
 		{"keyctl", unix.EPERM}, {"add_key", unix.EPERM}, {"request_key", unix.EPERM},
 		{"bpf", unix.EPERM}, {"perf_event_open", unix.EPERM},
 		{"reboot", unix.EPERM}, {"init_module", unix.EPERM},
-		{"socket_vsock", unix.EPERM},
+		{"socket_vsock", unix.EPERM}, {"socket_alg", unix.EPERM},
+		{"io_uring_setup", unix.EPERM},
 	}
 	assertProbes(t, got, tests)
 }
@@ -305,9 +315,10 @@ func TestInstallDeniedByFilter(t *testing.T) {
 		{"setns", mark}, {"clone_newns", mark}, {"clone_newuser", mark},
 		{"keyctl", mark}, {"add_key", mark}, {"request_key", mark},
 		{"bpf", mark}, {"perf_event_open", mark}, {"reboot", mark},
-		{"init_module", mark},
+		{"init_module", mark}, {"io_uring_setup", mark},
 		{"clone3", unix.ENOSYS},      // explicit rule
 		{"socket_vsock", unix.EPERM}, // explicit rule
+		{"socket_alg", unix.EPERM},   // explicit rule
 	}
 	assertProbes(t, got, tests)
 }
