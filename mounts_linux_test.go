@@ -337,6 +337,9 @@ func TestDockersMaskedPathsAreMasked(t *testing.T) {
 	files := []string{"/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
 		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug"}
 	dirs := []string{"/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+	thermal, err := filepath.Glob("/sys/devices/system/cpu/cpu[0-9]*/thermal_throttle")
+	require.NoError(t, err)
+	dirs = append(dirs, thermal...)
 	script, want := "", ""
 	for _, f := range files {
 		script += fmt.Sprintf("[ -e %[1]s ] && echo %[1]s $(wc -c < %[1]s);", f)
