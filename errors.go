@@ -28,7 +28,11 @@ type FieldError struct {
 
 // Error says which setting is wrong, its value and why.
 func (e *FieldError) Error() string {
-	return fmt.Sprintf("%s %v: %s", e.Field, e.Value, e.Reason)
+	v := fmt.Sprint(e.Value)
+	if v == "" {
+		v = `""` // an empty value still shows
+	}
+	return fmt.Sprintf("%s %s: %s", e.Field, v, e.Reason)
 }
 
 // Unwrap returns the underlying error, so that a missing host path matches

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"fmt"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -55,6 +56,8 @@ func (r Root) check() string {
 		return "must be made by Dir or HostRoot"
 	case r.kind == rootHost:
 		return ""
+	case r.path == "":
+		return "must not be empty: Dir needs the absolute path of a root directory"
 	case !filepath.IsAbs(r.path):
 		return "must be an absolute path"
 	case strings.IndexByte(r.path, 0) >= 0:
@@ -171,7 +174,7 @@ func (s *Sandbox) WithFile(sandboxPath string, data []byte, mode fs.FileMode) *S
 		ok = false
 	}
 	if mode&^fs.ModePerm != 0 {
-		c.invalid("file", mode, "mode may hold only permission bits")
+		c.invalid("file", sandboxPath, fmt.Sprintf("mode %#o may hold only permission bits (0o777): no setuid, setgid or sticky bit, no file type", uint32(mode)))
 		ok = false
 	}
 	if ok {

@@ -350,7 +350,11 @@ func (s *Sandbox) addMounts(p *spawn.Program, h *hostMounts) {
 		p.DenyFS(regTarget, m.target, procfsMagic, sysfsMagic)
 		switch m.kind {
 		case mountBind:
-			p.MoveMount(h.trees[i], regTarget, m.target)
+			what := "bind directory"
+			if !h.dirs[i] {
+				what = "bind file"
+			}
+			p.MoveMount(h.trees[i], regTarget, spawn.Step{Op: what + " " + m.source + " onto", Path: m.target})
 			p.CloseFD(h.trees[i])
 		case mountTmpfs:
 			p.Fsopen("tmpfs", regFS)

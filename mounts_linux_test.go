@@ -150,7 +150,7 @@ func TestMountBadInputListsEveryProblem(t *testing.T) {
 	for _, p := range ce.Problems {
 		got = append(got, fmt.Sprintf("%s %v", p.Field, p.Value))
 	}
-	assert.Equal(t, []string{"bind relative", "bind ", "bind /", "tmpfs /proc/x", "file urwxr-xr-x", "mount /dup"}, got)
+	assert.Equal(t, []string{"bind relative", "bind ", "bind /", "tmpfs /proc/x", "file /f", "mount /dup"}, got)
 
 	_, err = sb.WithBind(missing, "/a").Run(testCtx(t), "/bin/true")
 	assert.ErrorIs(t, err, sandbox.ErrInvalidConfig)
@@ -383,4 +383,16 @@ func TestScratchSpaceIsBounded(t *testing.T) {
 				string(res.Stdout), "%s %s: stderr %s", tt.name, name, res.Stderr)
 		}
 	}
+}
+
+func TestBindOfAFileOntoADirectoryIsAClearError(t *testing.T) {
+	sb, _ := busybox(t)
+	file := filepath.Join(t.TempDir(), "config")
+	require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
+	_, err := sb.WithBind(file, "/etc").Run(testCtx(t), "/bin/true")
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "bind file "+file+" onto /etc: the target is a directory, and a file can only be bound onto a file")
+	_, err = sb.WithBind(t.TempDir(), "/etc/passwd").Run(testCtx(t), "/bin/true")
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "onto /etc/passwd: the target is a file, and a directory can only be bound onto a directory")
 }

@@ -27,7 +27,7 @@ const DefaultOutputLimit = 1 << 20
 // many goroutines derive from and run at the same time.
 //
 // A With method given a bad value records the problem and returns; Validate,
-// Run and Start report every recorded problem at once as a [*ConfigError].
+// Run reports every recorded problem at once as a [*ConfigError].
 type Sandbox struct {
 	root         Root
 	memory       int64 // bytes; 0: no limit
@@ -244,7 +244,9 @@ func (s *Sandbox) WithUser(uid, gid int) *Sandbox {
 }
 
 // WithStdin returns a copy of s whose program reads r as its standard
-// input. An *os.File is handed to the program directly; any other reader is
+// input. An *os.File is handed to the program directly: Run duplicates it
+// as it starts, so keep it open until Run has returned (a file closed
+// before is an error naming it); any other reader is
 // copied through a pipe by a goroutine, which Run does not wait for: a
 // reader that never ends (a connection, say) does not hold Run up, and the
 // goroutine ends at its next Read that returns. The last call wins; by
@@ -256,8 +258,8 @@ func (s *Sandbox) WithStdin(r io.Reader) *Sandbox {
 }
 
 // WithStdout returns a copy of s whose program's standard output goes to w
-// instead of Result.Stdout. An *os.File is handed to the program directly;
-// any other writer is fed through a pipe, and Run returns only after every
+// instead of Result.Stdout. An *os.File is handed to the program directly
+// (keep it open until Run has returned, as with WithStdin); any other writer is fed through a pipe, and Run returns only after every
 // byte was written to it. The last call wins; nil restores capturing.
 func (s *Sandbox) WithStdout(w io.Writer) *Sandbox {
 	c := s.clone()
@@ -321,7 +323,7 @@ func (s *Sandbox) WithInit(on bool) *Sandbox {
 // Validate reports every problem in the definition as one [*ConfigError]
 // (which matches [ErrInvalidConfig]), or nil. It checks only the definition;
 // what needs the host (does the root exist, is a controller available) is
-// checked by Run and Start.
+// checked by Run.
 func (s *Sandbox) Validate() error {
 	problems := slices.Clone(s.problems)
 	if reason := s.root.check(); reason != "" {
@@ -336,7 +338,7 @@ func (s *Sandbox) Validate() error {
 	return &ConfigError{Problems: problems}
 }
 
-// validateRun checks what Run and Start receive besides the definition.
+// validateRun checks what Run receives besides the definition.
 func (s *Sandbox) validateRun(ctx context.Context, argv []string) error {
 	err := s.Validate()
 	var problems []*FieldError
@@ -350,7 +352,7 @@ func (s *Sandbox) validateRun(ctx context.Context, argv []string) error {
 	case len(argv) == 0:
 		problems = append(problems, &FieldError{Field: "argv", Value: argv, Reason: "must name a command"})
 	case argv[0] == "":
-		problems = append(problems, &FieldError{Field: "argv", Value: argv, Reason: "command must not be empty"})
+		problems = append(problems, &FieldError{Field: "argv", Value: fmt.Sprintf("%q", argv), Reason: "command must not be empty"})
 	}
 	for _, a := range argv {
 		if strings.IndexByte(a, 0) >= 0 {
@@ -383,7 +385,8 @@ func checkSandboxPath(p string) string {
 type Result struct {
 	// ExitCode is the program's exit status, or -1 if a signal killed it.
 	ExitCode int
-	// Signal is the signal that killed the program, or 0.
+	// Signal is the signal that killed the program, or 0 when it exited
+	// (syscall.Signal prints 0 as "signal 0": String says "exit N").
 	Signal syscall.Signal
 	// Stdout and Stderr hold what the program wrote, up to the output
 	// limit, when no writer was set for them.
@@ -407,6 +410,33 @@ type Result struct {
 	// Network is the sandbox's address, gateway and published ports on a
 	// Bridge network; nil for other networks.
 	Network *NetworkInfo
+}
+
+// String sums the outcome up in a line, such as "exit 0",
+// "killed by SIGABRT", "killed by SIGKILL (timed out)" or "exit 1 (out of
+// memory)", for logs and messages.
+func (r *Result) String() string {
+	if r == nil {
+		return "no result"
+	}
+	out := fmt.Sprintf("exit %d", r.ExitCode)
+	if r.Signal != 0 {
+		out = "killed by " + signalName(r.Signal)
+	}
+	var why []string
+	if r.TimedOut {
+		why = append(why, "timed out")
+	}
+	if r.OOMKilled {
+		why = append(why, "out of memory")
+	}
+	if r.StdoutTruncated || r.StderrTruncated {
+		why = append(why, "output truncated")
+	}
+	if len(why) > 0 {
+		out += " (" + strings.Join(why, ", ") + ")"
+	}
+	return out
 }
 
 // Run starts argv in a new sandbox as defined by s, waits for it to end,

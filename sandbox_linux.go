@@ -376,6 +376,13 @@ func (s *Sandbox) startError(err error, command string) error {
 		// A path resolved inside the root met a magic link, or a
 		// target landed on /proc or /sys (see addMkdirAll).
 		return fmt.Errorf("%w (%w)", &c, ErrUnsafePath)
+	case c.Errno == unix.EINVAL && strings.HasPrefix(c.Step.Op, "bind file "):
+		// move_mount's EINVAL for a file onto the directory that was there.
+		return &fs.PathError{Op: c.Step.Op, Path: c.Step.Path,
+			Err: fmt.Errorf("the target is a directory, and a file can only be bound onto a file: %w", c.Errno)}
+	case c.Errno == unix.EINVAL && strings.HasPrefix(c.Step.Op, "bind directory "):
+		return &fs.PathError{Op: c.Step.Op, Path: c.Step.Path,
+			Err: fmt.Errorf("the target is a file, and a directory can only be bound onto a directory: %w", c.Errno)}
 	case c.Step.Op == "exec" && c.Exec && c.Errno == unix.ENOENT:
 		// The file is there: what is missing is what it names.
 		return fmt.Errorf("%w (its #! interpreter or ELF loader is missing)", &c)

@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,4 +99,44 @@ func TestRunContextAlreadyDone(t *testing.T) {
 	res, err := sandbox.New(sandbox.HostRoot()).WithTimeout(time.Second).Run(ctx, "/bin/true")
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Nil(t, res, "nothing started, so there is no Result")
+}
+
+func TestErrorMessagesNameWhatIsWrong(t *testing.T) {
+	root := sandbox.Dir("/srv/root")
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"empty root", sandbox.New(sandbox.Dir("")).Validate(),
+			`root "": must not be empty: Dir needs the absolute path of a root directory`},
+		{"file mode", sandbox.New(root).WithFile("/x", nil, 0o4755).Validate(),
+			"file /x: mode 04755 may hold only permission bits (0o777): no setuid, setgid or sticky bit, no file type"},
+		{"memory too small", sandbox.New(root).WithMemory(4096).Validate(),
+			"memory 4096: must be at least 6291456 bytes (6 MiB): less cannot start a program"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.EqualError(t, tt.err, "sandbox: invalid configuration: "+tt.want)
+		})
+	}
+	_, err := sandbox.New(root).Run(t.Context(), "")
+	assert.EqualError(t, err, `sandbox: invalid configuration: argv [""]: command must not be empty`)
+}
+
+func TestResultString(t *testing.T) {
+	tests := []struct {
+		res  *sandbox.Result
+		want string
+	}{
+		{&sandbox.Result{}, "exit 0"},
+		{&sandbox.Result{ExitCode: 3}, "exit 3"},
+		{&sandbox.Result{ExitCode: -1, Signal: syscall.SIGABRT}, "killed by SIGABRT"},
+		{&sandbox.Result{ExitCode: -1, Signal: syscall.SIGKILL, TimedOut: true}, "killed by SIGKILL (timed out)"},
+		{&sandbox.Result{ExitCode: -1, Signal: syscall.SIGKILL, OOMKilled: true, StdoutTruncated: true}, "killed by SIGKILL (out of memory, output truncated)"},
+		{nil, "no result"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, tt.res.String())
+	}
 }

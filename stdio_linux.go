@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -124,6 +125,9 @@ func pipe(parentReads bool) (r, w *os.File, err error) {
 // dupFile duplicates f's descriptor, close-on-exec, so the run owns its copy.
 func dupFile(f *os.File) (*os.File, error) {
 	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if errors.Is(err, unix.EBADF) {
+		return nil, &os.PathError{Op: "dup", Path: f.Name(), Err: fmt.Errorf("the *os.File was closed before Run used it (close it only once Run has returned): %w", err)}
+	}
 	if err != nil {
 		return nil, &os.PathError{Op: "dup", Path: f.Name(), Err: err}
 	}

@@ -149,11 +149,11 @@ func (p *Program) OpenAs(path string, flags int, fd int, r Reg) {
 }
 
 // MoveMount appends move_mount(2) of the detached mount tree fromFD onto
-// the directory or file open in register to; path names it in errors.
-func (p *Program) MoveMount(fromFD int, to Reg, path string) {
+// the directory or file open in register to; s names the step in errors.
+func (p *Program) MoveMount(fromFD int, to Reg, s Step) {
 	empty := p.str("")
 	p.add(op{nr: unix.SYS_MOVE_MOUNT, args: [6]uintptr{uintptr(fromFD), empty, uintptr(to), empty,
-		unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH}, regIn: 1 << 2}, Step{"mount", path})
+		unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH}, regIn: 1 << 2}, s)
 }
 
 // MoveMountTo appends move_mount(2) of the detached mount tree fromFD onto
