@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sandboxkit/sandbox"
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
@@ -112,4 +117,48 @@ func TestNoLeaksAfterManyRuns(t *testing.T) {
 	assert.LessOrEqual(t, after.Threads, before.Threads+4, "threads after %d runs: a goroutine per run must not linger", runs)
 	t.Logf("runs: %d ok, %d failed, %d timed out, %d cancelled, %d not found", ok, failed, timedOut, cancelled, notFound)
 	assert.Equal(t, runs, ok+failed+timedOut+cancelled+notFound)
+}
+
+func TestTeardownFailureKeepsTheResult(t *testing.T) {
+	sb, _ := busybox(t)
+	share := t.TempDir()
+	// A host process the test moves into the sandbox's cgroup while the
+	// program runs: the cgroup cannot be removed after it, a teardown
+	// failure that must not hide the program's result.
+	squatter := exec.Command("sleep", "60")
+	require.NoError(t, squatter.Start())
+	t.Cleanup(func() { squatter.Process.Kill(); squatter.Wait() })
+	type done struct {
+		res *sandbox.Result
+		err error
+	}
+	finished := make(chan done, 1)
+	go func() {
+		res, err := sb.WithBind(share, "/share").Run(testCtx(t), "/bin/sh", "-c",
+			"touch /share/running; while [ ! -e /share/go ]; do sleep 0.02; done; echo result; exit 3")
+		finished <- done{res, err}
+	}()
+	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(share, "running")); return err == nil },
+		10*time.Second, 10*time.Millisecond)
+	cgroups := testutil.SandboxCgroups(t)
+	require.NotEmpty(t, cgroups)
+	for _, cg := range cgroups {
+		require.NoError(t, os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(squatter.Process.Pid)), 0o644))
+	}
+	t.Cleanup(func() {
+		// Out of the cgroups, which then go.
+		for _, cg := range cgroups {
+			os.WriteFile(filepath.Join(filepath.Dir(cg), "cgroup.procs"), []byte(strconv.Itoa(squatter.Process.Pid)), 0o644)
+			os.Remove(cg)
+		}
+		assert.Empty(t, testutil.SandboxCgroups(t))
+	})
+	require.NoError(t, os.WriteFile(filepath.Join(share, "go"), nil, 0o644))
+	d := <-finished
+	require.NoError(t, d.err, "a teardown failure is not an error of the run")
+	require.NotNil(t, d.res)
+	assert.Equal(t, 3, d.res.ExitCode, "the program's own outcome stays valid")
+	assert.Equal(t, "result\n", string(d.res.Stdout))
+	require.Error(t, d.res.TeardownErr, "the cgroup could not be removed: Result.TeardownErr says so")
+	assert.ErrorContains(t, d.res.TeardownErr, "remove cgroup")
 }

@@ -30,7 +30,12 @@ func ExampleSandbox_Run() {
 	case err != nil: // the host could not run the sandbox; err names what failed
 		log.Fatal(err)
 	case res.TimedOut, res.OOMKilled, res.ExitCode != 0: // the program failed
-		fmt.Printf("failed: exit %d, timed out %v, OOM %v\n", res.ExitCode, res.TimedOut, res.OOMKilled)
+		fmt.Println("failed:", res) // e.g. "killed by SIGKILL (timed out)"
+	}
+	if res.TeardownErr != nil {
+		// The result above is valid; what the run held may be left over
+		// (a cgroup it could not remove, say): log it, and Collect later.
+		log.Printf("teardown: %v", res.TeardownErr)
 	}
 	fmt.Printf("%s(cpu %v, memory peak %d bytes)\n", res.Stdout, res.CPU, res.MemoryPeak)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/sandboxkit/sandbox/internal/cleanup"
 	"github.com/sandboxkit/sandbox/internal/netsetup"
-	"github.com/sandboxkit/sandbox/internal/spawn"
 )
 
 // bridgeRun is a run's place on a bridge: the network namespace made for
@@ -31,26 +30,6 @@ func (s *Sandbox) attachBridge(ctx context.Context, undo *cleanup.Stack) (*bridg
 	undo.PushErr(b.closeNetns)
 	undo.Push(b.att.Detach)
 	return b, nil
-}
-
-// startInNetns clones the child from a thread that has joined netns, so
-// that the child is born in it. A child in a new user namespace cannot
-// join a namespace made outside it (setns needs CAP_SYS_ADMIN over the
-// namespace's owner), but it inherits the thread's namespace. Its root then
-// holds no capability over its network: Attach's sysctls let it bind any
-// port and ping all the same. The thread stays reserved for the run until
-// release (see netsetup.InNetnsHeld).
-func startInNetns(p *spawn.Program, attr spawn.Attr, netns *os.File) (proc *spawn.Process, release func(), err error) {
-	release, err = netsetup.InNetnsHeld(netns, func() (err error) {
-		proc, err = spawn.Start(p, attr)
-		return err
-	})
-	if proc != nil {
-		// Started: a thread that could not leave netns is discarded at
-		// release, which is no failure of the run.
-		return proc, release, nil
-	}
-	return nil, release, err
 }
 
 // pendingBridge is a bridge attachment being made on its own goroutine

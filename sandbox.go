@@ -410,6 +410,12 @@ type Result struct {
 	// Network is the sandbox's address, gateway and published ports on a
 	// Bridge network; nil for other networks.
 	Network *NetworkInfo
+	// TeardownErr, when not nil, says what could not be done after the
+	// program ended: reading its usage (CPU and MemoryPeak are then zero),
+	// removing its cgroup or detaching its network. The program's outcome
+	// above is valid all the same, and Run's error stays nil for it: log
+	// it, and call Collect to remove what was left.
+	TeardownErr error
 }
 
 // String sums the outcome up in a line, such as "exit 0",
@@ -448,7 +454,8 @@ func (r *Result) String() string {
 // argv[0] is looked up in the sandbox's PATH unless it contains a slash.
 //
 // The error is nil whenever the program ran, whatever its outcome (see
-// [Result]). Otherwise it matches [ErrInvalidConfig] for a bad definition,
+// [Result]), and even when releasing what the run held failed afterwards
+// (see Result.TeardownErr). Otherwise it matches [ErrInvalidConfig] for a bad definition,
 // fs.ErrPermission when the caller lacks the privileges (root),
 // fs.ErrNotExist for a missing root or command, errors.ErrUnsupported for a
 // kernel or OS without the needed features, or names the operation and path

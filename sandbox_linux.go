@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -149,8 +148,7 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	if s.trace != nil {
 		p.Trace = make([]int64, p.Len()+1)
 	}
-	proc, release, err := s.start(&p, attr, bridge)
-	defer release()
+	proc, err := s.startChild(&p, attr, bridge)
 	if s.trace != nil {
 		steps := make([]string, p.Len())
 		for i := range steps {
@@ -203,20 +201,11 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (res *Result, err erro
 	if ctxErr != nil {
 		ctxErr = fmt.Errorf("sandbox: run %s: %w", argv[0], ctxErr)
 	}
-	return res, errors.Join(ctxErr, uerr, derr, nerr)
-}
-
-// start clones the child and runs p in it. The child dies with the thread
-// that cloned it (PR_SET_PDEATHSIG), so that thread stays reserved for the
-// run until release is called, once the run is over: no other goroutine
-// can take the thread and end it.
-func (s *Sandbox) start(p *spawn.Program, attr spawn.Attr, bridge *bridgeRun) (proc *spawn.Process, release func(), err error) {
-	if s.userns != nil && bridge != nil {
-		return startInNetns(p, attr, bridge.netns)
-	}
-	runtime.LockOSThread()
-	proc, err = spawn.Start(p, attr)
-	return proc, runtime.UnlockOSThread, err
+	// The program ran: what its teardown could not do goes with its
+	// result, which is valid, rather than in an error beside it that an
+	// "if err != nil { return err }" would throw away with the result.
+	res.TeardownErr = errors.Join(uerr, derr, nerr)
+	return res, ctxErr
 }
 
 // wait waits for the sandbox's PID 1 to end, killing it (and with it every
@@ -224,7 +213,14 @@ func (s *Sandbox) start(p *spawn.Program, attr spawn.Attr, bridge *bridgeRun) (p
 func (s *Sandbox) wait(ctx context.Context, proc *spawn.Process) (ws unix.WaitStatus, ctxErr error, timedOut bool) {
 	defer unix.Close(proc.PIDFD)
 	done := make(chan unix.WaitStatus, 1)
-	go func() { done <- proc.Wait() }()
+	go func() {
+		ws, err := proc.WaitPolled()
+		if err != nil {
+			// Not pollable (it should be, since Linux 5.3): wait in a thread.
+			ws = proc.Wait()
+		}
+		done <- ws
+	}()
 	var timeout <-chan time.Time
 	if s.timeout > 0 {
 		t := time.NewTimer(s.timeout)

@@ -449,3 +449,62 @@ func TestRunProgramSignalsBehaveAsOutsideASandbox(t *testing.T) {
 	res := sh(t, sb.WithInit(false), "kill -ABRT $$; echo survived")
 	assert.Equal(t, "survived\n", string(res.Stdout), "WithInit(false): PID 1 ignores its own SIGABRT")
 }
+
+// threads returns how many OS threads this process has.
+func threads(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatal("no Threads: line in /proc/self/status")
+	return 0
+}
+
+func TestManyRunningSandboxesUseFewThreads(t *testing.T) {
+	sb, root := busybox(t)
+	share := t.TempDir()
+	sb = sb.WithBind(share, "/share")
+	const n = 200
+	before := threads(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	// Starts overlap 8 at a time: a burst of 200 would leave the runtime
+	// with a thread per start blocked in a system call, idle afterwards,
+	// which says nothing of what a running sandbox holds.
+	started := func(i int) bool {
+		_, err := os.Stat(filepath.Join(share, strconv.Itoa(i)))
+		return err == nil
+	}
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i >= 8 && !started(i-8) {
+				time.Sleep(time.Millisecond)
+			}
+			// Each says it runs, then waits for the test to let it go.
+			_, err := sb.Run(testCtx(t), "/bin/sh", "-c",
+				fmt.Sprintf("touch /share/%d; while [ ! -e /share/stop ]; do sleep 0.05; done", i))
+			errs <- err
+		}()
+	}
+	t.Cleanup(func() { os.WriteFile(filepath.Join(share, "stop"), nil, 0o644); wg.Wait() })
+	require.Eventually(t, func() bool {
+		entries, _ := os.ReadDir(share)
+		return len(entries) == n
+	}, 60*time.Second, 20*time.Millisecond, "all %d sandboxes must start", n)
+	during := threads(t)
+	require.NoError(t, os.WriteFile(filepath.Join(share, "stop"), nil, 0o644))
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	t.Logf("threads: %d before, %d with %d sandboxes running (root %s)", before, during, n, root)
+	assert.LessOrEqual(t, during-before, 16, "running sandboxes must not each hold an OS thread of the caller")
+}

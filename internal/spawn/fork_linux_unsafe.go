@@ -5,6 +5,7 @@ package spawn
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"syscall"
 	"unsafe"
 
@@ -184,8 +185,53 @@ func reap(pid int) unix.WaitStatus {
 }
 
 // Wait waits for the process to exit, reaps it and returns how it ended.
-// Its PIDFD stays open for the caller to close.
+// Its PIDFD stays open for the caller to close. The calling thread blocks
+// in wait4 meanwhile; WaitPolled does not.
 func (p *Process) Wait() unix.WaitStatus { return reap(p.PID) }
+
+// WaitPolled is Wait without holding an OS thread while the process runs:
+// the runtime's poller watches a duplicate of its pidfd, which becomes
+// readable when the process exits, and only then is it reaped. Many
+// sandboxes can wait at once at the cost of goroutines alone.
+func (p *Process) WaitPolled() (unix.WaitStatus, error) {
+	fd, err := unix.FcntlInt(uintptr(p.PIDFD), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("spawn: dup pidfd: %w", err)
+	}
+	// O_NONBLOCK, which the duplicate shares with PIDFD, lets os.NewFile
+	// give the descriptor to the poller; it changes nothing else of a
+	// pidfd that is only polled and signalled.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return 0, fmt.Errorf("spawn: pidfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("spawn: pidfd: %w", err)
+	}
+	var ws unix.WaitStatus
+	var werr error
+	err = rc.Read(func(uintptr) bool {
+		pid, err := unix.Wait4(p.PID, &ws, unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+			return false
+		case err != nil:
+			werr = err
+			return true
+		}
+		return pid == p.PID // 0: still running; wait for the pidfd
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("spawn: wait for pid %d: %w", p.PID, err)
+	}
+	return ws, nil
+}
 
 func readFull(fd int, b []byte) (int, error) {
 	n := 0
