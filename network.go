@@ -62,6 +62,11 @@ const (
 // sandboxes of several processes share a bridge safely; a lease is freed
 // when its run ends, and reclaimed when the process that took it died.
 //
+// Only IPv4 is configured. A sandbox holding CAP_NET_RAW (the default
+// without a user namespace) can send any frame on its bridge, so neither
+// the host's side of the bridge nor a sandbox's eth0 takes addresses or
+// routes from IPv6 router advertisements (accept_ra=0).
+//
 // In the sandbox's network namespace any user may bind any port and open
 // ping sockets (Docker's sysctls). With WithUserNamespace, the namespace
 // is still made by the host, outside the sandbox's user namespace: the

@@ -98,7 +98,7 @@ func TestAttach(t *testing.T) {
 		}
 		return nil
 	}))
-	assert.Equal(t, []string{"0", "0 2147483647"}, sysctls, "any user may bind any port and ping")
+	assert.Equal(t, []string{"0", "0 2147483647", "0"}, sysctls, "any user may bind any port and ping; no interface made later takes IPv6 router advertisements")
 
 	// State: one lease file naming this process as holder.
 	files := leaseFiles(t, cfg)
@@ -467,4 +467,37 @@ func TestAttachNewFailureLeavesNoNamespace(t *testing.T) {
 	require.ErrorAs(t, err, &inUse)
 	assert.Nil(t, a)
 	assert.Nil(t, ns)
+}
+
+// TestBridgeRefusesRouterAdvertisements checks the host side's IPv6
+// settings of a bridge Attach made, and of one made by an earlier version,
+// whose record lacks them: the next Attach sets them.
+func TestBridgeRefusesRouterAdvertisements(t *testing.T) {
+	cfg := testConfig(t)
+	attach(t, cfg, newNetns(t))
+	read := func() []string {
+		var got []string
+		for _, name := range []string{"accept_ra", "autoconf"} {
+			b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + cfg.Bridge + "/" + name)
+			require.NoError(t, err)
+			got = append(got, strings.TrimSpace(string(b)))
+		}
+		return got
+	}
+	assert.Equal(t, []string{"0", "0"}, read(), "accept_ra and autoconf of a new bridge")
+
+	for _, name := range []string{"accept_ra", "autoconf"} {
+		require.NoError(t, os.WriteFile("/proc/sys/net/ipv6/conf/"+cfg.Bridge+"/"+name, []byte("1"), 0o644))
+	}
+	recPath := filepath.Join(cfg.StateDir, cfg.Bridge, "bridge.json")
+	rec, err := readBridgeRecord(recPath)
+	require.NoError(t, err)
+	require.True(t, rec.RAOff)
+	rec.RAOff = false
+	require.NoError(t, writeBridgeRecord(recPath, rec))
+	attach(t, cfg, newNetns(t))
+	assert.Equal(t, []string{"0", "0"}, read(), "accept_ra and autoconf of a bridge made before they were set")
+	rec, err = readBridgeRecord(recPath)
+	require.NoError(t, err)
+	assert.True(t, rec.RAOff, "the record says they are set")
 }

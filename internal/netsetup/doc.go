@@ -50,7 +50,8 @@
 // Linux 4.11 or later with veth, bridge, nf_tables, nft_nat, nft_masq and
 // nft_fib, CAP_NET_ADMIN and CAP_SYS_ADMIN in the initial user namespace
 // (unshare and setns of network namespaces), and a writable StateDir.
-// Only IPv4 is configured: the sandbox gets no routable IPv6 address.
+// Only IPv4 is configured: the sandbox gets no routable IPv6 address, and
+// takes none from router advertisements (see Security).
 //
 // # Errors
 //
@@ -82,5 +83,9 @@
 // accepts traffic from sandboxes to the host only when it is addressed to the
 // gateway address; its published ports are served by the userland proxy alone.
 // Sandboxes on the same bridge can always reach each other: they share one
-// layer-2 segment.
+// layer-2 segment, on which a sandbox holding CAP_NET_RAW (the default
+// outside a user namespace) can send any frame. So that none can hand out
+// IPv6 addresses and routes with a router advertisement, the host's side of
+// every bridge ignores them (accept_ra=0 and autoconf=0, as Docker sets),
+// and so does every sandbox's eth0 (accept_ra=0 in its namespace).
 package netsetup
