@@ -31,11 +31,18 @@ import (
 // a check that nothing of it is left but the bridge.
 func testBridge(t *testing.T, opts ...sandbox.BridgeOption) (sandbox.Network, netip.Prefix) {
 	t.Helper()
+	return testBridgeBits(t, 24, opts...)
+}
+
+// testBridgeBits is testBridge with a subnet of prefix length bits, 24 to
+// 30: the first of a random 10.211.x.0/24.
+func testBridgeBits(t *testing.T, bits int, opts ...sandbox.BridgeOption) (sandbox.Network, netip.Prefix) {
+	t.Helper()
 	var b [2]byte
 	var subnet netip.Prefix
 	for {
 		rand.Read(b[:])
-		subnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 211, b[0], 0}), 24)
+		subnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 211, b[0], 0}), bits)
 		if !routed(t, subnet) { // another bridge of this test may have it
 			break
 		}
@@ -482,4 +489,49 @@ func TestBridgeWithUserNamespace(t *testing.T) {
 	assert.Equal(t, uint32(100000), fi.Sys().(*syscall.Stat_t).Uid, "the sandbox's root is the mapped host user")
 	require.Eventually(t, func() bool { return bridgePorts(t, n) == 0 }, 30*time.Second, 20*time.Millisecond,
 		"the veth must die with the namespace")
+}
+
+// TestBridgeReusedAddressIsReachableAtOnce runs sandboxes one after another
+// on a /30, whose one address each of them gets. The host, which talked to
+// the previous sandbox at that address, must reach the next one at once:
+// what it learnt of the previous one's link-layer address must not send
+// the next one's traffic astray. Every dial of the sandbox's address must
+// be answered, by the server or, while it starts, by a refusal, within
+// 900 ms, before TCP's first retransmission.
+func TestBridgeReusedAddressIsReachableAtOnce(t *testing.T) {
+	sb, _ := busybox(t)
+	n, subnet := testBridgeBits(t, 30)
+	addr := netip.AddrPortFrom(subnet.Addr().Next().Next(), 7000).String() // the only one
+	share := t.TempDir()
+	hostPort := freePort(t)
+	for i := range 4 {
+		up, stop := filepath.Join(share, "up"), filepath.Join(share, "stop")
+		require.NoError(t, os.RemoveAll(up))
+		require.NoError(t, os.RemoveAll(stop))
+		wait := runInBackground(t, sb.WithNetwork(n).WithPublish(hostPort, 7000).WithBind(share, "/share").WithTimeout(30*time.Second),
+			`touch /share/up; nc -ll -p 7000 -e cat & while [ ! -e /share/stop ]; do sleep 0.05; done`)
+		require.Eventually(t, func() bool { _, err := os.Stat(up); return err == nil }, 10*time.Second, time.Millisecond,
+			"run %d did not start", i)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp4", addr, 900*time.Millisecond)
+			if err == nil {
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				fmt.Fprintln(c, "hi")
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				c.Close()
+				assert.Equal(t, "hi\n", line, "run %d: the server at %s echoes", i, addr)
+				break
+			}
+			require.ErrorIs(t, err, syscall.ECONNREFUSED, "run %d: dial %s: the host must reach the sandbox at once", i, addr)
+			require.True(t, time.Now().Before(deadline), "run %d: the server at %s did not start", i, addr)
+			time.Sleep(5 * time.Millisecond) // the server is starting
+		}
+		assert.Equal(t, "via proxy", echo(fmt.Sprintf("127.0.0.1:%d", hostPort), "via proxy"), "run %d: through the published port", i)
+		require.NoError(t, os.WriteFile(stop, nil, 0o644))
+		res, err := wait()
+		require.NoError(t, err, "run %d", i)
+		require.NotNil(t, res.Network)
+		assert.Equal(t, addr, netip.AddrPortFrom(res.Network.IP, 7000).String(), "run %d has the subnet's only address", i)
+	}
 }

@@ -162,7 +162,7 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 	a.netns = in.ns
 	var ethIndex int
 	err = withFd(in.ns, func(fd int) (err error) {
-		ethIndex, err = createVeth(s, a.veth, bridgeIndex, fd)
+		ethIndex, err = createVeth(s, a.veth, bridgeIndex, a.ip, fd)
 		return err
 	})
 	if errors.Is(err, os.ErrClosed) {

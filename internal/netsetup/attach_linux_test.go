@@ -74,6 +74,8 @@ func TestAttach(t *testing.T) {
 	eth, err := h.LinkByName("eth0")
 	require.NoError(t, err, "eth0 in sandbox")
 	assert.NotZero(t, eth.Attrs().Flags&net.FlagUp, "eth0 up")
+	mac := sandboxMAC(a.IP())
+	assert.Equal(t, net.HardwareAddr(mac[:]).String(), eth.Attrs().HardwareAddr.String(), "eth0's MAC is fixed by its address")
 	eaddrs, err := h.AddrList(eth, netlink.FAMILY_V4)
 	require.NoError(t, err)
 	require.Len(t, eaddrs, 1)

@@ -36,8 +36,11 @@
 //   - bridge Config.Bridge (default "sbx0") holding the first address of
 //     Config.Subnet (default 10.209.240.0/20) as the gateway;
 //   - per sandbox a veth pair: "sbx" + 8 hex digits on the host, enslaved to
-//     the bridge, and "eth0" inside the sandbox with the leased address and a
-//     default route via the gateway;
+//     the bridge, and "eth0" inside the sandbox with the leased address, a
+//     MAC address made of it (02:53 and the address's four bytes, so that
+//     the host's and the peers' neighbour entries stay right when the
+//     address passes to the next sandbox) and a default route via the
+//     gateway;
 //   - the nftables table "ip sandboxkit_<bridge>" (see nft_linux.go for the
 //     rules) holding the masquerade rule, the published-port map and, for an
 //     isolated bridge, the isolation rules;

@@ -26,12 +26,13 @@ func newVethName() string {
 }
 
 // createVeth creates the veth pair in one netlink request: host side name,
-// up and enslaved to the bridge bridgeIndex; peer "eth0", created directly
-// in the network namespace nsfd. (netlink.LinkAdd would need two more round
-// trips to look up the index and set the master.) It returns the peer's
-// index inside nsfd, taken from the kernel's echo of the new link (Linux
-// 6.3 and later), or 0 if the kernel sent none.
-func createVeth(s *nlSocket, name string, bridgeIndex, nsfd int) (int, error) {
+// up and enslaved to the bridge bridgeIndex; peer "eth0", with the MAC
+// address sandboxMAC(ip), created directly in the network namespace nsfd.
+// (netlink.LinkAdd would need two more round trips to look up the index and
+// set the master.) It returns the peer's index inside nsfd, taken from the
+// kernel's echo of the new link (Linux 6.3 and later), or 0 if the kernel
+// sent none.
+func createVeth(s *nlSocket, name string, bridgeIndex int, ip netip.Addr, nsfd int) (int, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ECHO)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
@@ -45,6 +46,8 @@ func createVeth(s *nlSocket, name string, bridgeIndex, nsfd int) (int, error) {
 	// registered fails with ENOTCONN. configureSandbox brings it up.
 	nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
 	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(sandboxIfName))
+	mac := sandboxMAC(ip)
+	peer.AddRtAttr(unix.IFLA_ADDRESS, mac[:])
 	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(nsfd)))
 	req.AddData(info)
 	data, err := s.do(req)
@@ -57,6 +60,26 @@ func createVeth(s *nlSocket, name string, bridgeIndex, nsfd int) (int, error) {
 		}
 	}
 	return 0, nil
+}
+
+// sandboxMAC returns the MAC address of the eth0 that has ip: 02:53 (a
+// locally administered unicast prefix) and the four bytes of ip, as
+// Docker's bridge driver long did (with 02:42).
+//
+// An address is leased to one sandbox after another, and the host (and
+// every peer that talked to the previous holder) keeps its neighbour entry
+// for the address for a while; while the previous holder talked to it
+// within the last second (locktime), it even ignores the new holder's ARP
+// announcements. With a random MAC, the host's traffic went to the
+// previous holder's MAC for 12 to 16 seconds, until the entry expired. With
+// the MAC fixed by the address, the entry stays right, at no cost.
+// Sending gratuitous ARPs from the namespace instead would cost a packet
+// socket, whose close waits for an RCU grace period (about 7 ms here), and
+// deleting the host's entry would leave the peers' entries wrong.
+// Leases keep addresses, and so MACs, unique on a bridge.
+func sandboxMAC(ip netip.Addr) [6]byte {
+	a := ip.As4()
+	return [6]byte{0x02, 0x53, a[0], a[1], a[2], a[3]}
 }
 
 // deleteLink deletes the link called name in the caller's namespace, looked
