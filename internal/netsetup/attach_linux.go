@@ -214,16 +214,19 @@ func (a *Attachment) acquireLease(ctx context.Context, s *nlSocket, self procID)
 	if err != nil {
 		return 0, err
 	}
+	var unreclaimed []error
 	for _, name := range scan.stale {
-		if err := reclaim(cfg.Bridge, dir, name); err != nil {
+		if err := reclaim(cfg, dir, name); err != nil {
 			// Keep the address out of use; its remains may still route.
 			ip, _, _ := parseLeaseFileName(name)
 			scan.taken[ip] = true
+			unreclaimed = append(unreclaimed, fmt.Errorf("reclaim %s: %w", ip, err))
 		}
 	}
 	ip, ok := pickAddress(cfg.Subnet, scan.taken)
 	if !ok {
-		return 0, &OpError{Op: "allocate address on", Name: cfg.Bridge, Err: ErrNoAddress}
+		// Say why dead holders' addresses are still taken.
+		return 0, &OpError{Op: "allocate address on", Name: cfg.Bridge, Err: errors.Join(append([]error{ErrNoAddress}, unreclaimed...)...)}
 	}
 	name := leaseFileName(ip, self)
 	rec := leaseRecord{IP: ip, Holder: self, Veth: a.veth, Ports: a.ports, Created: time.Now().UTC()}
@@ -234,15 +237,18 @@ func (a *Attachment) acquireLease(ctx context.Context, s *nlSocket, self procID)
 	return bridgeIndex, nil
 }
 
-// reclaim frees a stale lease: its port mappings, its veth if the kernel has
-// not already destroyed it with the namespace, then its file.
+// reclaim frees a stale lease of cfg's bridge: its port mappings (an
+// isolated bridge has none), its veth if the kernel has not already
+// destroyed it with the namespace, then its file.
 // Preconditions: the state lock is held.
-func reclaim(bridge, dir, name string) error {
+func reclaim(cfg Config, dir, name string) error {
 	path := filepath.Join(dir, name)
 	rec, err := readLease(path)
 	if err == nil {
-		if err := deletePortsTo(bridge, rec.IP); err != nil {
-			return err
+		if !cfg.Isolated {
+			if err := deletePortsTo(cfg.Bridge, rec.IP); err != nil {
+				return err
+			}
 		}
 		if rec.Veth != "" {
 			if err := deleteLink(rec.Veth); err != nil {

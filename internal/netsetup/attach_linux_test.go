@@ -198,53 +198,73 @@ func deadProc(t testing.TB) procID {
 }
 
 func TestAttachReclaimsStaleLease(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Subnet = netip.MustParsePrefix(cfg.Subnet.Addr().String() + "/30") // one address
-	cfg.Publish = []Port{{Proto: "tcp", SandboxPort: 80}}
-	cfg.DNAT = true // the kernel mapping is what this checks
-
-	// A holder that crashed: its lease names a dead process, and its port
-	// mapping and veth are still there; its namespace lives on (standing in
-	// for a sandbox process the holder left behind).
-	oldNs := newNetns(t)
-	old, err := Attach(testCtx(t), cfg, oldNs)
-	require.NoError(t, err)
-	t.Cleanup(func() { old.Detach(context.Background()) }) // if the test fails before the reclaim
-	for _, p := range old.proxies {
-		p.close() // the crashed holder's sockets are gone with it
+	tests := []struct {
+		name     string
+		isolated bool // no DNAT map at all
+	}{
+		{"dnat", false},
+		{"isolated", true},
 	}
-	dead := deadProc(t)
-	rec, err := readLease(old.lease)
-	require.NoError(t, err)
-	rec.Holder = dead
-	dir := filepath.Join(cfg.StateDir, cfg.Bridge)
-	require.NoError(t, writeLease(dir, leaseFileName(rec.IP, dead), rec))
-	require.NoError(t, os.Remove(old.lease))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Subnet = netip.MustParsePrefix(cfg.Subnet.Addr().String() + "/30") // one address
+			cfg.Publish = []Port{{Proto: "tcp", SandboxPort: 80}}
+			cfg.DNAT = true // the kernel mapping is what this checks; isolated bridges have none
+			cfg.Isolated = tt.isolated
 
-	// The subnet is full only if the stale lease counts.
-	a := attach(t, cfg, newNetns(t))
-	assert.Equal(t, old.IP(), a.IP(), "the stale lease's address is reused")
-	files := leaseFiles(t, cfg)
-	require.Len(t, files, 1)
-	_, holder, ok := parseLeaseFileName(filepath.Base(files[0]))
-	require.True(t, ok)
-	assert.Equal(t, os.Getpid(), holder.PID, "new lease holder")
+			// A holder that crashed: its lease names a dead process, and its port
+			// mapping and veth are still there; its namespace lives on (standing in
+			// for a sandbox process the holder left behind).
+			oldNs := newNetns(t)
+			old, err := Attach(testCtx(t), cfg, oldNs)
+			require.NoError(t, err)
+			t.Cleanup(func() { old.Detach(context.Background()) }) // if the test fails before the reclaim
+			for _, p := range old.proxies {
+				p.close() // the crashed holder's sockets are gone with it
+			}
+			dead := deadProc(t)
+			rec, err := readLease(old.lease)
+			require.NoError(t, err)
+			rec.Holder = dead
+			dir := filepath.Join(cfg.StateDir, cfg.Bridge)
+			require.NoError(t, writeLease(dir, leaseFileName(rec.IP, dead), rec))
+			require.NoError(t, os.Remove(old.lease))
 
-	_, err = netlink.LinkByName(old.Veth())
-	assert.Error(t, err, "the stale lease's veth %s is deleted", old.Veth())
-	_, err = netnsHandle(t, oldNs).LinkByName("eth0")
-	assert.Error(t, err, "the stale lease's eth0 is gone from its namespace")
+			// The subnet is full only if the stale lease counts.
+			a, err := Attach(testCtx(t), cfg, newNetns(t))
+			require.NoError(t, err, "Attach on a subnet whose one address a dead holder leased")
+			t.Cleanup(func() { assert.NoError(t, a.Detach(context.Background()), "Detach") })
+			assert.Equal(t, old.IP(), a.IP(), "the stale lease's address is reused")
+			files := leaseFiles(t, cfg)
+			require.Len(t, files, 1)
+			_, holder, ok := parseLeaseFileName(filepath.Base(files[0]))
+			require.True(t, ok)
+			assert.Equal(t, os.Getpid(), holder.PID, "new lease holder")
 
-	c, err := nftables.New()
-	require.NoError(t, err)
-	els, err := c.GetSetElements(publishedMap(tableName(cfg.Bridge)))
-	require.NoError(t, err)
-	require.Len(t, els, 1, "only the new mapping remains")
-	assert.Equal(t, mapElements(a.IP(), a.Ports())[0].Key, els[0].Key)
+			_, err = netlink.LinkByName(old.Veth())
+			assert.Error(t, err, "the stale lease's veth %s is deleted", old.Veth())
+			_, err = netnsHandle(t, oldNs).LinkByName("eth0")
+			assert.Error(t, err, "the stale lease's eth0 is gone from its namespace")
 
-	// A live holder's lease is never reclaimed: the subnet is now full.
-	_, err = Attach(testCtx(t), cfg, newNetns(t))
-	assert.ErrorIs(t, err, ErrNoAddress, "Attach on a full subnet")
+			c, err := nftables.New()
+			require.NoError(t, err)
+			els, err := c.GetSetElements(publishedMap(tableName(cfg.Bridge)))
+			if tt.isolated {
+				assert.Error(t, err, "an isolated bridge has no map")
+				assert.NoError(t, deletePortsTo(cfg.Bridge, a.IP()), "deleting mappings from a missing map")
+				assert.NoError(t, deletePortsTo("sbxt-none", a.IP()), "deleting mappings from a missing table")
+			} else {
+				require.NoError(t, err)
+				require.Len(t, els, 1, "only the new mapping remains")
+				assert.Equal(t, mapElements(a.IP(), a.Ports())[0].Key, els[0].Key)
+			}
+
+			// A live holder's lease is never reclaimed: the subnet is now full.
+			_, err = Attach(testCtx(t), cfg, newNetns(t))
+			assert.ErrorIs(t, err, ErrNoAddress, "Attach on a full subnet")
+		})
+	}
 }
 
 func TestAttachPublish(t *testing.T) {

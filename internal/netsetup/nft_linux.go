@@ -165,15 +165,33 @@ func ensureTable(bridge string, subnet netip.Prefix, isolated bool) error {
 // NFT_MSG_GETTABLE on a plain netlink socket: nftables.Conn would take
 // several times as long to set up its connection for this single question.
 func tableExists(name string) (bool, error) {
+	return nftExists(unix.NFT_MSG_GETTABLE, nl.NewRtAttr(unix.NFTA_TABLE_NAME, nl.ZeroTerminated(name)))
+}
+
+// setExists reports whether the IPv4 nft table table exists with a set or
+// map called set, with one NFT_MSG_GETSET. nftables.Conn's own calls lose
+// the errno that tells a missing set from a failure (they format it with
+// %v).
+func setExists(table, set string) (bool, error) {
+	return nftExists(unix.NFT_MSG_GETSET,
+		nl.NewRtAttr(unix.NFTA_SET_TABLE, nl.ZeroTerminated(table)),
+		nl.NewRtAttr(unix.NFTA_SET_NAME, nl.ZeroTerminated(set)))
+}
+
+// nftExists sends the nf_tables GET request msg with attrs for the IPv4
+// family, and reports whether the object exists (ENOENT: it does not).
+func nftExists(msg int, attrs ...*nl.RtAttr) (bool, error) {
 	s, err := openNetlink(unix.NETLINK_NETFILTER)
 	if err != nil {
 		return false, err
 	}
 	defer s.Close()
-	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETTABLE, 0)
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|msg, 0)
 	// struct nfgenmsg: family, version, resource ID (big endian).
 	req.AddRawData([]byte{unix.NFPROTO_IPV4, unix.NFNETLINK_V0, 0, 0})
-	req.AddRawData(nl.NewRtAttr(unix.NFTA_TABLE_NAME, nl.ZeroTerminated(name)).Serialize())
+	for _, a := range attrs {
+		req.AddRawData(a.Serialize())
+	}
 	_, err = s.do(req)
 	if errors.Is(err, unix.ENOENT) {
 		return false, nil
@@ -235,7 +253,9 @@ func deletePorts(bridge string, ip netip.Addr, ports []Port) error {
 }
 
 // deletePortsTo removes every published-map element whose target is ip: the
-// mappings a crashed holder left behind. Preconditions: the state lock is held.
+// mappings a crashed holder left behind. A missing map (an isolated
+// bridge's table has none; someone may have deleted the table) holds none.
+// Preconditions: the state lock is held.
 func deletePortsTo(bridge string, ip netip.Addr) error {
 	name := tableName(bridge)
 	c, err := nftables.New()
@@ -244,10 +264,11 @@ func deletePortsTo(bridge string, ip netip.Addr) error {
 	}
 	m := publishedMap(name)
 	els, err := c.GetSetElements(m)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
 	if err != nil {
+		// The error has lost its errno: ask whether the map exists.
+		if ok, xerr := setExists(name, mapName); xerr == nil && !ok {
+			return nil
+		}
 		return &OpError{Op: "list nft map elements", Name: name, Err: err}
 	}
 	a := ip.As4()
