@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -105,7 +104,7 @@ func TestBridgeIgnoresRouterAdvertisements(t *testing.T) {
 	root := escapeRoot(t)
 	sb := sandbox.New(sandbox.Dir(root))
 	n, subnet := testBridge(t)
-	bridge := strings.TrimPrefix(n.String(), "bridge ")
+	bridge := bridgeName(n)
 	const prefix = "2001:db8:5a:1::"
 	advertised := netip.PrefixFrom(netip.MustParseAddr(prefix), 64)
 	share := t.TempDir()

@@ -166,8 +166,9 @@ func (b *bridgeRun) info() *NetworkInfo {
 	return n
 }
 
-// detach releases the lease, rules and proxies after the run; the veth
-// died with the namespace.
+// detach releases the lease, rules and proxies after the run, once the
+// kernel has deleted the veth with the namespace (see
+// netsetup.Attachment.Detach).
 func (b *bridgeRun) detach(ctx context.Context) error {
 	if b == nil {
 		return nil

@@ -76,9 +76,12 @@ func routed(t *testing.T, subnet netip.Prefix) bool {
 	return false
 }
 
+// bridgeName returns the name of n's bridge.
+func bridgeName(n sandbox.Network) string { return strings.TrimPrefix(n.String(), "bridge ") }
+
 // bridgePorts counts the interfaces attached to n's bridge.
 func bridgePorts(t *testing.T, n sandbox.Network) int {
-	br, err := netlink.LinkByName(strings.TrimPrefix(n.String(), "bridge "))
+	br, err := netlink.LinkByName(bridgeName(n))
 	require.NoError(t, err, "the bridge of %v must exist: its ports are counted", n)
 	var links []netlink.Link
 	require.NoError(t, netsetup.RetryDump(func() (err error) {
@@ -143,12 +146,11 @@ func TestBridgeEndToEnd(t *testing.T) {
 	assert.Equal(t, ip, srv.Network.IP.String())
 
 	// Everything of the run is gone: the proxy's port is free again and
-	// the veths died with the namespaces.
+	// the veths died with the namespaces before Run returned.
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort))
 	require.NoError(t, err, "the published port must be free after the run")
 	l.Close()
-	require.Eventually(t, func() bool { return bridgePorts(t, n) == 0 }, 30*time.Second, 10*time.Millisecond,
-		"the veths must die with the namespaces")
+	assert.Zero(t, bridgePorts(t, n), "the veths must be gone when Run returns")
 }
 
 // echo sends msg to addr and returns the first line it gets back.
@@ -287,13 +289,8 @@ func TestBridgeLeavesNothingAfterManyRuns(t *testing.T) {
 	assert.Equal(t, before.Mounts, after.Mounts)
 	assert.Empty(t, after.Cgroups)
 	assert.LessOrEqual(t, after.Threads, before.Threads+4, "no proxy goroutine may linger")
-	// The kernel destroys dead network namespaces in batches, on a work
-	// queue shared with every other namespace this suite made.
-	start := time.Now()
-	require.Eventually(t, func() bool { return bridgePorts(t, n) == 0 }, 30*time.Second, 20*time.Millisecond,
-		"veths must die with their namespaces")
-	t.Logf("the kernel removed the last veth %v after the last run", time.Since(start).Round(time.Millisecond))
-	leases, err := filepath.Glob("/run/sandboxkit/net/*/*.lease")
+	assert.Zero(t, bridgePorts(t, n), "the veths must be gone when Run returns")
+	leases, err := filepath.Glob(filepath.Join("/run/sandboxkit/net", bridgeName(n), "*.lease"))
 	require.NoError(t, err)
 	assert.Empty(t, leases, "every lease must be freed")
 }
@@ -422,7 +419,7 @@ func TestBridgeFailedStartLeavesNothing(t *testing.T) {
 	_, err := sb.WithNetwork(n).WithPublish(0, 80).Run(testCtx(t), "no-such-command")
 	require.ErrorIs(t, err, os.ErrNotExist)
 	assert.Equal(t, 0, bridgePorts(t, n), "no veth may stay on the bridge")
-	leases, err := filepath.Glob("/run/sandboxkit/net/*/*.lease")
+	leases, err := filepath.Glob(filepath.Join("/run/sandboxkit/net", bridgeName(n), "*.lease"))
 	require.NoError(t, err)
 	assert.Empty(t, leases, "the lease must be freed")
 	after := testutil.SnapshotHost(t)
@@ -487,8 +484,7 @@ func TestBridgeWithUserNamespace(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(share, "ready"))
 	require.NoError(t, err)
 	assert.Equal(t, uint32(100000), fi.Sys().(*syscall.Stat_t).Uid, "the sandbox's root is the mapped host user")
-	require.Eventually(t, func() bool { return bridgePorts(t, n) == 0 }, 30*time.Second, 20*time.Millisecond,
-		"the veth must die with the namespace")
+	assert.Zero(t, bridgePorts(t, n), "the veth must be gone when Run returns")
 }
 
 // TestBridgeReusedAddressIsReachableAtOnce runs sandboxes one after another
@@ -534,4 +530,21 @@ func TestBridgeReusedAddressIsReachableAtOnce(t *testing.T) {
 		require.NotNil(t, res.Network)
 		assert.Equal(t, addr, netip.AddrPortFrom(res.Network.IP, 7000).String(), "run %d has the subnet's only address", i)
 	}
+}
+
+// TestBridgeRunLeavesNoVeth checks, right after each of 20 runs, plain and
+// in a user namespace, that the host side of its veth is gone from the
+// bridge: Run returns only once the kernel has deleted it.
+func TestBridgeRunLeavesNoVeth(t *testing.T) {
+	sb, _ := busybox(t)
+	n, _ := testBridge(t)
+	sbs := []*sandbox.Sandbox{sb.WithNetwork(n), sb.WithNetwork(n).WithUserNamespace()}
+	left := 0
+	for i := range 20 {
+		sh(t, sbs[i%2], "true")
+		if ports := bridgePorts(t, n); ports != 0 {
+			left++
+		}
+	}
+	assert.Zero(t, left, "runs after which a veth was still on the bridge, of 20")
 }

@@ -388,7 +388,8 @@ func TestRemoveBridgeInUse(t *testing.T) {
 }
 
 // TestDetachAfterSandboxExit follows a sandbox's life: the caller closes the
-// namespace once the sandbox runs in it, the sandbox exits, then Detach.
+// namespace once the sandbox runs in it, the sandbox exits, then Detach,
+// which returns once the kernel has deleted the veth with the namespace.
 func TestDetachAfterSandboxExit(t *testing.T) {
 	cfg := testConfig(t)
 	ns := newNetns(t)
@@ -407,21 +408,47 @@ func TestDetachAfterSandboxExit(t *testing.T) {
 	_, err = netlink.LinkByName(a.Veth())
 	require.NoError(t, err, "veth while the sandbox runs")
 
-	// Detach, with the caller's file closed, leaves the veth to the kernel
-	// instead of deleting it (which waits tens of milliseconds): while the
-	// socket still holds the namespace, the veth must still be there.
+	require.NoError(t, ln.Close(), "the sandbox exits")
 	start := time.Now()
 	require.NoError(t, a.Detach(testCtx(t)))
-	t.Logf("Detach with the namespace file closed: %v", time.Since(start))
+	took := time.Since(start)
+	t.Logf("Detach, waiting for the kernel to delete the veth: %v", took)
 	_, err = netlink.LinkByName(a.Veth())
-	assert.NoError(t, err, "Detach must not delete the veth of a closed namespace file")
+	assert.Error(t, err, "veth %s after Detach", a.Veth())
+	assert.Less(t, took, vethGoneTimeout, "the kernel deleted the veth; Detach did not have to")
 	assert.Empty(t, leaseFiles(t, cfg))
+}
 
-	require.NoError(t, ln.Close(), "the sandbox exits")
-	assert.Eventually(t, func() bool {
-		_, err := netlink.LinkByName(a.Veth())
-		return err != nil
-	}, 30*time.Second, 5*time.Millisecond, "veth %s goes with the namespace", a.Veth())
+// TestDetachWhileTheNamespaceLivesOn: something other than the sandbox
+// (here a socket) keeps its namespace alive after the caller closed it, so
+// the kernel does not delete the veth; Detach deletes it after
+// vethGoneTimeout, taking eth0 and the address off the bridge before the
+// lease is freed.
+func TestDetachWhileTheNamespaceLivesOn(t *testing.T) {
+	cfg := testConfig(t)
+	ns := newNetns(t)
+	a, err := Attach(testCtx(t), cfg, ns)
+	require.NoError(t, err)
+	t.Cleanup(func() { a.Detach(context.Background()) })
+	var ln net.Listener
+	require.NoError(t, InNetns(ns, func() (err error) {
+		ln, err = net.Listen("tcp4", ":7002")
+		return err
+	}))
+	t.Cleanup(func() { ln.Close() })
+	h := netnsHandle(t, ns)
+	require.NoError(t, ns.Close())
+
+	start := time.Now()
+	require.NoError(t, a.Detach(testCtx(t)))
+	took := time.Since(start)
+	t.Logf("Detach, waiting for the kernel, then deleting the veth: %v", took)
+	assert.GreaterOrEqual(t, took, vethGoneTimeout, "Detach waits for the kernel first")
+	_, err = netlink.LinkByName(a.Veth())
+	assert.Error(t, err, "veth %s after Detach", a.Veth())
+	_, err = h.LinkByName("eth0")
+	assert.Error(t, err, "eth0 in the namespace after Detach")
+	assert.Empty(t, leaseFiles(t, cfg))
 }
 
 func TestAttachInvalid(t *testing.T) {

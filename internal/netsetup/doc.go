@@ -25,7 +25,7 @@
 //	ns.Close() // the namespace now lives as long as the sandbox's processes
 //	fmt.Println(a.IP(), a.Ports()[0].HostPort)
 //	wait() // the sandbox has exited
-//	// The kernel removes the veth with the namespace; Detach leaves it alone.
+//	// The kernel removes the veth with the namespace; Detach waits for it.
 //	err = a.Detach(context.WithoutCancel(ctx))
 //
 // Detach tells the two endings apart by whether the namespace file given to
@@ -69,9 +69,12 @@
 //
 // Everything Attach creates is recorded in the state directory before it is
 // made. Attach undoes its own work on failure. Detach releases the lease,
-// published ports and proxies, and deletes the veth only while the caller
-// still holds the namespace open; otherwise the veth dies with the
-// namespace. A lease is live while its holder (the process that called
+// published ports and proxies, and returns only once the veth is gone: it
+// deletes the veth while the caller still holds the namespace open, and
+// otherwise waits for the kernel to delete it with the namespace (deleting
+// it after a second if something else keeps the namespace alive). The
+// lease is freed last, so an address is never handed out while a veth of
+// its previous sandbox exists. A lease is live while its holder (the process that called
 // Attach) runs; a lease whose holder is gone is reclaimed, together with its
 // port mappings and veth, by the next Attach or RemoveBridge on the same
 // bridge. [RemoveBridge] deletes the bridge, the table and the bridge's state

@@ -3,9 +3,12 @@ package netsetup
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink/nl"
@@ -95,6 +98,105 @@ func deleteLink(name string) error {
 		return &OpError{Op: "delete link", Name: name, Err: err}
 	}
 	return nil
+}
+
+// vethGoneTimeout bounds waitLinkGone's wait for the kernel. Destroying a
+// dead namespace, and the veth with it, takes it 3 to 40 ms (it waits
+// behind the destruction of the namespaces that died before, each ending
+// in an RCU barrier); much longer means that something still holds the
+// namespace (a process that joined it, a bind mount of its file).
+const vethGoneTimeout = time.Second
+
+// waitLinkGone returns once the link called name is gone from the caller's
+// namespace: the host side of a sandbox's veth, which the kernel deletes
+// when the sandbox's namespace dies. It listens for link notifications
+// (RTNLGRP_LINK), then looks the link up, so that no deletion falls between
+// the two, and waits for the RTM_DELLINK of its index. After
+// vethGoneTimeout it deletes the link itself (deleteLink), which takes the
+// sandbox's eth0 with it.
+//
+// Waiting costs only the kernel's own delay; deleting the veth ourselves
+// always costs an RCU barrier (30 to 35 ms here), even once the namespace
+// is dying anyway.
+func waitLinkGone(name string) error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_ROUTE)
+	if err != nil {
+		return &OpError{Op: "wait for deletion of", Name: name, Err: os.NewSyscallError("socket", err)}
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: unix.RTMGRP_LINK}); err != nil {
+		return &OpError{Op: "wait for deletion of", Name: name, Err: os.NewSyscallError("bind", err)}
+	}
+	deadline := time.Now().Add(vethGoneTimeout)
+	buf := make([]byte, 32<<10)
+	for {
+		index, err := linkIndexOf(fd, name)
+		if errors.Is(err, unix.ENODEV) {
+			return nil
+		}
+		if err != nil {
+			return &OpError{Op: "wait for deletion of", Name: name, Err: err}
+		}
+		gone, err := waitDelLink(fd, index, deadline, buf)
+		switch {
+		case gone:
+			return nil
+		case errors.Is(err, unix.ENOBUFS):
+			continue // notifications were lost: look again
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return deleteLink(name)
+		case err != nil:
+			return &OpError{Op: "wait for deletion of", Name: name, Err: err}
+		}
+	}
+}
+
+// linkIndexOf returns the index of the link called name (SIOCGIFINDEX on
+// the socket fd); a missing link is unix.ENODEV.
+func linkIndexOf(fd int, name string) (int32, error) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, err
+	}
+	return int32(ifr.Uint32()), nil
+}
+
+// waitDelLink reads link notifications from fd until one deletes the link
+// index (gone) or deadline passes (os.ErrDeadlineExceeded). An overrun
+// receive buffer is unix.ENOBUFS.
+func waitDelLink(fd int, index int32, deadline time.Time, buf []byte) (gone bool, err error) {
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, os.ErrDeadlineExceeded
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, int(left.Milliseconds())+1); err != nil && !errors.Is(err, unix.EINTR) {
+			return false, os.NewSyscallError("poll", err)
+		}
+		for {
+			n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				break
+			}
+			if err != nil {
+				return false, err
+			}
+			msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+			if err != nil {
+				return false, os.NewSyscallError("parse netlink message", err)
+			}
+			for _, m := range msgs {
+				if m.Header.Type == unix.RTM_DELLINK && len(m.Data) >= unix.SizeofIfInfomsg &&
+					int32(binary.NativeEndian.Uint32(m.Data[4:8])) == index {
+					return true, nil
+				}
+			}
+		}
+	}
 }
 
 // configureSandbox brings up eth0 (index ethIndex, or 0 if unknown)
