@@ -161,7 +161,7 @@ func (b *bridgeRun) info() *NetworkInfo {
 	}
 	n := &NetworkInfo{IP: b.att.IP(), Prefix: b.att.Subnet(), Gateway: b.att.Gateway()}
 	for _, p := range b.att.Ports() { // Proto is filled in by netsetup
-		n.Ports = append(n.Ports, PublishedPort{Proto: p.Proto, HostPort: int(p.HostPort), SandboxPort: int(p.SandboxPort)})
+		n.Ports = append(n.Ports, PublishedPort{Proto: p.Proto, HostIP: p.HostIP, HostPort: int(p.HostPort), SandboxPort: int(p.SandboxPort)})
 	}
 	return n
 }

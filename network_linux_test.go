@@ -66,7 +66,8 @@ func TestBridgeEndToEnd(t *testing.T) {
 	srv, err := wait()
 	require.NoError(t, err)
 	require.NotNil(t, srv.Network)
-	assert.Equal(t, []sandbox.PublishedPort{{Proto: "tcp", HostPort: hostPort, SandboxPort: 8080}}, srv.Network.Ports)
+	assert.Equal(t, []sandbox.PublishedPort{{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: hostPort, SandboxPort: 8080}},
+		srv.Network.Ports, "published on loopback by default")
 	assert.Equal(t, ip, srv.Network.IP.String())
 
 	// Everything of the run is gone: the proxy's port is free again and

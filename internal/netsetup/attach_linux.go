@@ -180,11 +180,11 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 	if err := waitForwarding(ctx, s, a.veth); err != nil {
 		return nil, err
 	}
-	if cfg.DNAT && len(ports) > 0 {
-		if err := addPorts(cfg.Bridge, a.ip, ports); err != nil {
+	if mapped := a.mapped(); len(mapped) > 0 {
+		if err := addPorts(cfg.Bridge, a.ip, mapped); err != nil {
 			return nil, err
 		}
-		undo = append(undo, func() error { return deletePorts(cfg.Bridge, a.ip, ports) })
+		undo = append(undo, func() error { return deletePorts(cfg.Bridge, a.ip, mapped) })
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -302,8 +302,8 @@ func (a *Attachment) Detach(ctx context.Context) error {
 		p.close()
 	}
 	var errs []error
-	if a.cfg.DNAT && len(a.ports) > 0 {
-		errs = append(errs, deletePorts(a.cfg.Bridge, a.ip, a.ports))
+	if mapped := a.mapped(); len(mapped) > 0 {
+		errs = append(errs, deletePorts(a.cfg.Bridge, a.ip, mapped))
 	}
 	if isOpen(a.netns) {
 		errs = append(errs, deleteLink(a.veth))
@@ -319,6 +319,15 @@ func (a *Attachment) Detach(ctx context.Context) error {
 	}
 	a.err = removeFile(a.lease)
 	return a.err
+}
+
+// mapped returns the published ports that DNAT maps in the kernel: none
+// without Config.DNAT, and none published on loopback.
+func (a *Attachment) mapped() []Port {
+	if !a.cfg.DNAT {
+		return nil
+	}
+	return dnatPorts(a.ports)
 }
 
 // removeFile removes path; a missing file is not an error.

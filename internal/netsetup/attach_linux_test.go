@@ -209,9 +209,18 @@ func TestAttachReclaimsStaleLease(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Subnet = netip.MustParsePrefix(cfg.Subnet.Addr().String() + "/30") // one address
-			cfg.Publish = []Port{{Proto: "tcp", SandboxPort: 80}}
-			cfg.DNAT = true // the kernel mapping is what this checks; isolated bridges have none
+			// One port for each DNAT map: on every host address, and on one,
+			// the gateway's. Isolated bridges have no maps.
+			cfg.Publish = []Port{{Proto: "tcp", HostIP: netip.IPv4Unspecified(), SandboxPort: 80},
+				{Proto: "tcp", HostIP: cfg.Subnet.Addr().Next(), SandboxPort: 81}}
+			cfg.DNAT = true // the kernel mappings are what this checks
 			cfg.Isolated = tt.isolated
+
+			// The gateway's address exists once the bridge does.
+			warm, err := Attach(testCtx(t), Config{Bridge: cfg.Bridge, Subnet: cfg.Subnet, StateDir: cfg.StateDir, Isolated: cfg.Isolated},
+				newNetns(t))
+			require.NoError(t, err)
+			require.NoError(t, warm.Detach(testCtx(t)))
 
 			// A holder that crashed: its lease names a dead process, and its port
 			// mapping and veth are still there; its namespace lives on (standing in
@@ -249,15 +258,23 @@ func TestAttachReclaimsStaleLease(t *testing.T) {
 
 			c, err := nftables.New()
 			require.NoError(t, err)
-			els, err := c.GetSetElements(publishedMap(tableName(cfg.Bridge)))
-			if tt.isolated {
-				assert.Error(t, err, "an isolated bridge has no map")
-				assert.NoError(t, deletePortsTo(cfg.Bridge, a.IP()), "deleting mappings from a missing map")
-				assert.NoError(t, deletePortsTo("sbxt-none", a.IP()), "deleting mappings from a missing table")
-			} else {
+			published, publishedOn := mapElements(a.IP(), a.Ports())
+			for _, m := range []struct {
+				set  *nftables.Set
+				want []nftables.SetElement
+			}{{publishedMap(tableName(cfg.Bridge)), published}, {publishedOnMap(tableName(cfg.Bridge)), publishedOn}} {
+				els, err := c.GetSetElements(m.set)
+				if tt.isolated {
+					assert.Error(t, err, "an isolated bridge has no map %s", m.set.Name)
+					continue
+				}
 				require.NoError(t, err)
-				require.Len(t, els, 1, "only the new mapping remains")
-				assert.Equal(t, mapElements(a.IP(), a.Ports())[0].Key, els[0].Key)
+				require.Len(t, els, 1, "only the new mapping remains in %s", m.set.Name)
+				assert.Equal(t, m.want[0].Key, els[0].Key, "map %s", m.set.Name)
+			}
+			if tt.isolated {
+				assert.NoError(t, deletePortsTo(cfg.Bridge, a.IP()), "deleting mappings from missing maps")
+				assert.NoError(t, deletePortsTo("sbxt-none", a.IP()), "deleting mappings from a missing table")
 			}
 
 			// A live holder's lease is never reclaimed: the subnet is now full.
@@ -269,7 +286,8 @@ func TestAttachReclaimsStaleLease(t *testing.T) {
 
 func TestAttachPublish(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Publish = []Port{{Proto: "tcp", SandboxPort: 8080}, {Proto: "udp", SandboxPort: 5353}}
+	cfg.Publish = []Port{{Proto: "tcp", HostIP: netip.IPv4Unspecified(), SandboxPort: 8080},
+		{Proto: "udp", HostIP: netip.IPv4Unspecified(), SandboxPort: 5353}}
 	cfg.DNAT = true // the kernel mapping is what this checks
 	ns := newNetns(t)
 	serveTCP(t, ns, ":8080")

@@ -42,8 +42,12 @@
 //     address passes to the next sandbox) and a default route via the
 //     gateway;
 //   - the nftables table "ip sandboxkit_<bridge>" (see nft_linux.go for the
-//     rules) holding the masquerade rule, the published-port map and, for an
-//     isolated bridge, the isolation rules;
+//     rules) holding the masquerade rule, the published-port maps (one for
+//     ports on every host address, one for ports on one host address) and,
+//     for an isolated bridge, the isolation rules;
+//   - per published port a socket of the calling process, bound to the
+//     port's host address (Port.HostIP, 127.0.0.1 unless set: see
+//     [DefaultHostIP]), from which a proxy forwards to the sandbox;
 //   - the state directory Config.StateDir (default /run/sandboxkit/net): a lock
 //     file, and per bridge a record of how it was made plus one lease file per
 //     address in use.
@@ -88,6 +92,12 @@
 // nothing between the bridge and other interfaces, in either direction, and
 // accepts traffic from sandboxes to the host only when it is addressed to the
 // gateway address; its published ports are served by the userland proxy alone.
+// Published ports are bound to 127.0.0.1 unless Port.HostIP names another
+// host address (or 0.0.0.0, every address): a port published for the host's
+// own use is then not open to the host's networks. DNAT, when asked for,
+// follows the same address: a port on one address is mapped for traffic to
+// that address only, and one on loopback not at all.
+//
 // Sandboxes on the same bridge can always reach each other: they share one
 // layer-2 segment, on which a sandbox holding CAP_NET_RAW (the default
 // outside a user namespace) can send any frame. So that none can hand out
