@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -47,7 +48,11 @@ func testBridgeBits(t *testing.T, bits int, opts ...sandbox.BridgeOption) (sandb
 	n := sandbox.Bridge(append([]sandbox.BridgeOption{sandbox.BridgeName(name), sandbox.Subnet(subnet)}, opts...)...)
 	testutil.KeepIPForward(t)
 	t.Cleanup(func() {
-		assert.NoError(t, sandbox.RemoveBridge(t.Context(), n), "RemoveBridge")
+		// t.Context() is done by now: RemoveBridge would give up at once
+		// whenever another process holds the state lock.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, sandbox.RemoveBridge(ctx, n), "RemoveBridge")
 		_, err := netlink.LinkByName(name)
 		assert.Error(t, err, "bridge %s must be gone", name)
 	})

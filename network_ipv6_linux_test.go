@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -132,7 +133,7 @@ func TestBridgeIgnoresRouterAdvertisements(t *testing.T) {
 	t.Cleanup(func() { control.Close() })
 	att, err := netsetup.Attach(testCtx(t), netsetup.Config{Bridge: bridge, Subnet: subnet}, control)
 	require.NoError(t, err, "attach the control namespace to %s", bridge)
-	t.Cleanup(func() { assert.NoError(t, att.Detach(t.Context())) })
+	t.Cleanup(func() { assert.NoError(t, att.Detach(context.Background())) })
 	require.NoError(t, netsetup.InNetns(control, func() error {
 		return os.WriteFile("/proc/sys/net/ipv6/conf/eth0/accept_ra", []byte("1"), 0o644)
 	}))
