@@ -63,9 +63,9 @@ const (
 // sandboxes of several processes share a bridge safely; a lease is freed
 // when its run ends, and reclaimed when the process that took it died.
 // Run returns only once the kernel has deleted the sandbox's veth with its
-// namespace: about 3 ms after the sandbox ends on an idle host, 20 to 25 ms
-// when sandboxes end back to back (the kernel tears dead namespaces down a
-// batch at a time).
+// namespace: about 3 ms after the sandbox ends on an idle host, but 30 ms
+// and more when sandboxes end back to back (the kernel tears dead
+// namespaces down a batch at a time, each ending in RCU barriers).
 //
 // Only IPv4 is configured. A sandbox holding CAP_NET_RAW (the default
 // without a user namespace) can send any frame on its bridge, so neither

@@ -270,13 +270,14 @@ func reclaim(cfg Config, dir, name string) error {
 //   - Closed (the sandbox ran): call Detach after the sandbox's last process
 //     has exited. The kernel is then destroying the namespace together with
 //     both ends of the veth, and Detach waits until it has deleted the host
-//     side (its RTM_DELLINK notification): 3 ms when the kernel is idle, up
-//     to about 40 ms right after other namespaces died, whose destruction
-//     goes first. Deleting the veth itself would cost an RCU barrier, 30 to
-//     35 ms, every time. If the veth is still there after a second,
-//     something else keeps the namespace alive (a bind mount, a process
-//     that joined it), and Detach deletes the veth, which takes "eth0" and
-//     the address with it.
+//     side (its RTM_DELLINK notification): about 3 ms when the kernel is
+//     idle, 30 to 40 ms right after other namespaces died, whose
+//     destruction, ending in RCU barriers, goes first. Deleting the veth
+//     itself costs as much back to back, and about 8 ms more when the
+//     kernel is idle (an RCU barrier in the deleting thread). If the veth
+//     is still there after a second, something else keeps the namespace
+//     alive (a bind mount, a process that joined it), and Detach deletes
+//     the veth, which takes "eth0" and the address with it.
 //   - Still open (the sandbox never started, or the caller keeps the
 //     namespace for itself): Detach deletes the veth, which takes "eth0"
 //     inside netns with it, so the address is off the bridge when its lease
