@@ -78,11 +78,11 @@
 // otherwise waits for the kernel to delete it with the namespace (deleting
 // it after a second if something else keeps the namespace alive). The
 // lease is freed last, so an address is never handed out while a veth of
-// its previous sandbox exists. A lease is live while its holder (the process that called
-// Attach) runs; a lease whose holder is gone is reclaimed, together with its
-// port mappings and veth, by the next Attach or RemoveBridge on the same
-// bridge. [RemoveBridge] deletes the bridge, the table and the bridge's state
-// once no lease is active.
+// its previous sandbox exists. A lease is live while its holder (the
+// process that called Attach) runs; a lease whose holder is gone is
+// reclaimed, together with its port mappings and veth, by the next Attach
+// or RemoveBridge on the same bridge. [RemoveBridge] deletes the bridge,
+// the table and the bridge's state once no lease is active.
 //
 // # Security
 //
