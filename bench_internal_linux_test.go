@@ -10,8 +10,8 @@ import (
 
 // interleave runs each of sbs once per iteration, in turn, so that a drift
 // of the machine's speed hits every variant alike, and reports each
-// variant's median as name-ns/run and its 90th percentile as
-// name-p90-ns, plus the ratio of each median to the first.
+// variant's median as name-ns/run, its 90th percentile as name-p90-ns/run,
+// plus the ratio of each median to the first.
 // This machine's speed drifts by 10 to 20 percent between separate
 // benchmark runs; interleaving is what makes a few percent visible.
 func interleave(b *testing.B, names []string, sbs []*Sandbox) {
@@ -32,7 +32,7 @@ func interleave(b *testing.B, names []string, sbs []*Sandbox) {
 		slices.Sort(t)
 		medians[i] = float64(t[len(t)/2])
 		b.ReportMetric(medians[i], names[i]+"-ns/run")
-		b.ReportMetric(float64(t[len(t)*9/10]), names[i]+"-p90-ns")
+		b.ReportMetric(float64(t[len(t)*9/10]), names[i]+"-p90-ns/run")
 	}
 	for i := 1; i < len(sbs); i++ {
 		b.ReportMetric(medians[i]/medians[0], names[i]+"/"+names[0])

@@ -28,7 +28,8 @@
 // [Sandbox.WithBind], [Sandbox.WithTmpfs] and [Sandbox.WithFile] hand a
 // sandbox its inputs; [Sandbox.WithReadOnlyRoot] keeps it from writing
 // anywhere else. [Bridge] gives it its own address on a shared bridge, with
-// ports published to the host by [Sandbox.WithPublish];
+// ports published to the host by [Sandbox.WithPublish] (on 127.0.0.1) and
+// [Sandbox.WithPublishOn] (on another host address, or all of them);
 // [Sandbox.WithUserNamespace] maps its root to an unprivileged host user.
 //
 // # Requirements

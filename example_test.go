@@ -103,6 +103,21 @@ func ExampleBridge() {
 	fmt.Println(res.Network.IP, res.Network.Ports[0].HostPort)
 }
 
+// A test database for this host only, as "docker run -p
+// 127.0.0.1:15432:5432" (WithPublish(15432, 5432) means the same), and the
+// same database for the host's networks too. Validate reports a bad
+// address.
+func ExampleSandbox_WithPublishOn() {
+	db := sandbox.New(sandbox.HostRoot()).WithNetwork(sandbox.Bridge())
+	local := db.WithPublishOn(netip.MustParseAddr("127.0.0.1"), 15432, 5432)
+	shared := db.WithPublishOn(netip.IPv4Unspecified(), 15432, 5432)
+	fmt.Println(local.Validate(), shared.Validate())
+	fmt.Println(db.WithPublishOn(netip.IPv6Loopback(), 15432, 5432).Validate())
+	// Output:
+	// <nil> <nil>
+	// sandbox: invalid configuration: publish ::1: host address must be an IPv4 address, or 0.0.0.0 for every one
+}
+
 // Root inside, an unprivileged user outside. Needs Linux and root:
 // compiled, not run.
 func ExampleSandbox_WithUserNamespace() {

@@ -158,6 +158,8 @@ func tryEscape(attempt string, args []string) string {
 		return outcome(err)
 	case "io_uring-socket":
 		return ioUringSocket(atoi(arg(0)))
+	case "send-ra":
+		return outcome(sendRA(arg(0), arg(1)))
 	case "status":
 		b, err := os.ReadFile("/proc/self/status")
 		if err != nil {

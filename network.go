@@ -55,12 +55,22 @@ const (
 // traffic from it to the host's other networks is masqueraded unless
 // [Isolated] is given. The sandbox gets an /etc/hosts naming its host name
 // and address and an /etc/resolv.conf ([DNS] or the host's non-loopback
-// nameservers). Publish ports with WithPublish. The address, gateway and
+// nameservers). Publish ports with WithPublish, for the host itself
+// (127.0.0.1), or WithPublishOn, for other hosts. The address, gateway and
 // published ports of a run are in Result.Network.
 //
 // Addresses are leased from files under /run/sandboxkit/net, locked, so
 // sandboxes of several processes share a bridge safely; a lease is freed
 // when its run ends, and reclaimed when the process that took it died.
+// Run returns only once the kernel has deleted the sandbox's veth with its
+// namespace: about 3 ms after the sandbox ends on an idle host, but 30 ms
+// and more when sandboxes end back to back (the kernel tears dead
+// namespaces down a batch at a time, each ending in RCU barriers).
+//
+// Only IPv4 is configured. A sandbox holding CAP_NET_RAW (the default
+// without a user namespace) can send any frame on its bridge, so neither
+// the host's side of the bridge nor a sandbox's eth0 takes addresses or
+// routes from IPv6 router advertisements (accept_ra=0).
 //
 // In the sandbox's network namespace any user may bind any port and open
 // ping sockets (Docker's sysctls). With WithUserNamespace, the namespace
@@ -102,15 +112,18 @@ func Isolated() BridgeOption {
 	return func(n *Network) { n.bridge.Isolated = true }
 }
 
-// PublishDNAT also forwards the published ports in the kernel, by DNAT
-// rules, for traffic to the host's non-loopback addresses: the sandbox then
-// sees each client's own address, and bulk traffic skips the proxy's copy.
-// Without it (the default) every published port is served by a proxy in
-// the calling process, listening on all host addresses, and the sandbox
-// sees connections come from its gateway. The cost of DNAT is at the end of
-// each run: removing an nftables mapping waits for an RCU grace period in
-// the kernel, 10 to 20 ms on the machine in BENCHMARKS.md. Isolated bridges
-// always use the proxy alone.
+// PublishDNAT also forwards the ports published on a host address other
+// than loopback (see [Sandbox.WithPublishOn]) in the kernel, by DNAT rules,
+// for traffic to that address (to every non-loopback address for 0.0.0.0):
+// the sandbox then sees each client's own address, and bulk traffic skips
+// the proxy's copy. Without it (the default) every published port is
+// served by a proxy in the calling process, listening on the port's host
+// address, and the sandbox sees connections come from its gateway. Ports on
+// 127.0.0.1, the default, are always served by the proxy alone (the kernel
+// does not route DNATed loopback traffic). The cost of DNAT is at the end
+// of each run that has such a port: removing an nftables mapping waits for
+// an RCU grace period in the kernel, 10 to 20 ms on the machine in
+// BENCHMARKS.md. Isolated bridges always use the proxy alone.
 func PublishDNAT() BridgeOption {
 	return func(n *Network) { n.bridge.DNAT = true }
 }
@@ -149,50 +162,6 @@ type NetworkInfo struct {
 	Ports []PublishedPort
 }
 
-// PublishedPort is one port published from the host into a sandbox:
-// connections to HostPort on 127.0.0.1 and on the host's addresses reach
-// SandboxPort on the sandbox's address.
-type PublishedPort struct {
-	Proto       string // "tcp" or "udp"
-	HostPort    int
-	SandboxPort int
-}
-
-// WithPublish returns a copy of s whose TCP port sandboxPort is reachable
-// from the host at hostPort, on 127.0.0.1 and on the host's addresses
-// (hostPort 0 picks a free port, reported in Result.Network). It needs a
-// Bridge network. A proxy in the calling process, listening on every host
-// address, forwards each connection: it is the only way to reach a
-// sandbox from 127.0.0.1 (DNAT cannot, without route_localnet), and costs
-// nothing per run. [PublishDNAT] adds kernel forwarding for the host's
-// other addresses, as Docker does. A host port that is in use makes Run
-// fail with a *PortInUseError. Ports append.
-func (s *Sandbox) WithPublish(hostPort, sandboxPort int) *Sandbox {
-	return s.publish("tcp", hostPort, sandboxPort)
-}
-
-// WithPublishUDP is WithPublish for UDP.
-func (s *Sandbox) WithPublishUDP(hostPort, sandboxPort int) *Sandbox {
-	return s.publish("udp", hostPort, sandboxPort)
-}
-
-func (s *Sandbox) publish(proto string, hostPort, sandboxPort int) *Sandbox {
-	c := s.clone()
-	ok := true
-	if hostPort < 0 || hostPort > 65535 {
-		c.invalid("publish", hostPort, "host port must be 0 (any) to 65535")
-		ok = false
-	}
-	if sandboxPort < 1 || sandboxPort > 65535 {
-		c.invalid("publish", sandboxPort, "sandbox port must be 1 to 65535")
-		ok = false
-	}
-	if ok {
-		c.ports = append(c.ports, PublishedPort{Proto: proto, HostPort: hostPort, SandboxPort: sandboxPort})
-	}
-	return c
-}
-
 // checkNetwork reports problems of the network and the published ports.
 func (s *Sandbox) checkNetwork() []*FieldError {
 	var problems []*FieldError
@@ -215,7 +184,8 @@ func (s *Sandbox) bridgeConfig() netsetup.Config {
 	cfg.Hostname = s.hostname
 	cfg.Publish = nil
 	for _, p := range s.ports {
-		cfg.Publish = append(cfg.Publish, netsetup.Port{Proto: p.Proto, HostPort: uint16(p.HostPort), SandboxPort: uint16(p.SandboxPort)})
+		cfg.Publish = append(cfg.Publish, netsetup.Port{Proto: p.Proto, HostIP: p.HostIP,
+			HostPort: uint16(p.HostPort), SandboxPort: uint16(p.SandboxPort)})
 	}
 	return cfg
 }
@@ -223,7 +193,8 @@ func (s *Sandbox) bridgeConfig() netsetup.Config {
 // The errors a bridge network can fail with, for errors.As.
 type (
 	// PortInUseError means a published host port could not be bound. It
-	// matches the underlying errno (EADDRINUSE, EACCES).
+	// matches the underlying errno (EADDRINUSE; EACCES; EADDRNOTAVAIL for a
+	// host address the host does not have).
 	PortInUseError = netsetup.PortInUseError
 	// SubnetConflictError means the bridge's subnet overlaps a route of
 	// the host.

@@ -131,13 +131,14 @@ func (b *bridgeRun) info() *NetworkInfo {
 	}
 	n := &NetworkInfo{IP: b.att.IP(), Prefix: b.att.Subnet(), Gateway: b.att.Gateway()}
 	for _, p := range b.att.Ports() { // Proto is filled in by netsetup
-		n.Ports = append(n.Ports, PublishedPort{Proto: p.Proto, HostPort: int(p.HostPort), SandboxPort: int(p.SandboxPort)})
+		n.Ports = append(n.Ports, PublishedPort{Proto: p.Proto, HostIP: p.HostIP, HostPort: int(p.HostPort), SandboxPort: int(p.SandboxPort)})
 	}
 	return n
 }
 
-// detach releases the lease, rules and proxies after the run; the veth
-// died with the namespace.
+// detach releases the lease, rules and proxies after the run, once the
+// kernel has deleted the veth with the namespace (see
+// netsetup.Attachment.Detach).
 func (b *bridgeRun) detach(ctx context.Context) error {
 	if b == nil {
 		return nil

@@ -2,8 +2,6 @@ package sandbox_test
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,74 +17,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox"
-	"github.com/sandboxkit/sandbox/internal/netsetup"
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
-
-// testBridge returns a bridge network of the test's own, on a random
-// 10.211.x.0/24, removed with everything of ours when the test ends; and
-// a check that nothing of it is left but the bridge.
-func testBridge(t *testing.T, opts ...sandbox.BridgeOption) (sandbox.Network, netip.Prefix) {
-	t.Helper()
-	var b [2]byte
-	var subnet netip.Prefix
-	for {
-		rand.Read(b[:])
-		subnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 211, b[0], 0}), 24)
-		if !routed(t, subnet) { // another bridge of this test may have it
-			break
-		}
-	}
-	name := fmt.Sprintf("sbxt%04x", binary.BigEndian.Uint16(b[:]))
-	n := sandbox.Bridge(append([]sandbox.BridgeOption{sandbox.BridgeName(name), sandbox.Subnet(subnet)}, opts...)...)
-	testutil.KeepIPForward(t)
-	t.Cleanup(func() {
-		assert.NoError(t, sandbox.RemoveBridge(t.Context(), n), "RemoveBridge")
-		_, err := netlink.LinkByName(name)
-		assert.Error(t, err, "bridge %s must be gone", name)
-	})
-	return n, subnet
-}
-
-// routed reports whether the host has a route inside subnet.
-func routed(t *testing.T, subnet netip.Prefix) bool {
-	var routes []netlink.Route
-	require.NoError(t, netsetup.RetryDump(func() (err error) {
-		routes, err = netlink.RouteList(nil, netlink.FAMILY_V4)
-		return err
-	}))
-	for _, r := range routes {
-		if r.Dst == nil {
-			continue
-		}
-		if p, err := netip.ParsePrefix(r.Dst.String()); err == nil && p.Bits() > 0 && p.Overlaps(subnet) {
-			return true
-		}
-	}
-	return false
-}
-
-// bridgePorts counts the interfaces attached to n's bridge.
-func bridgePorts(t *testing.T, n sandbox.Network) int {
-	br, err := netlink.LinkByName(strings.TrimPrefix(n.String(), "bridge "))
-	require.NoError(t, err, "the bridge of %v must exist: its ports are counted", n)
-	var links []netlink.Link
-	require.NoError(t, netsetup.RetryDump(func() (err error) {
-		links, err = netlink.LinkList()
-		return err
-	}))
-	count := 0
-	for _, l := range links {
-		if l.Attrs().MasterIndex == br.Attrs().Index {
-			count++
-		}
-	}
-	return count
-}
 
 func TestBridgeGivesTheSandboxItsOwnAddress(t *testing.T) {
 	sb, _ := busybox(t)
@@ -133,76 +67,16 @@ func TestBridgeEndToEnd(t *testing.T) {
 	srv, err := wait()
 	require.NoError(t, err)
 	require.NotNil(t, srv.Network)
-	assert.Equal(t, []sandbox.PublishedPort{{Proto: "tcp", HostPort: hostPort, SandboxPort: 8080}}, srv.Network.Ports)
+	assert.Equal(t, []sandbox.PublishedPort{{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: hostPort, SandboxPort: 8080}},
+		srv.Network.Ports, "published on loopback by default")
 	assert.Equal(t, ip, srv.Network.IP.String())
 
 	// Everything of the run is gone: the proxy's port is free again and
-	// the veths died with the namespaces.
+	// the veths died with the namespaces before Run returned.
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort))
 	require.NoError(t, err, "the published port must be free after the run")
 	l.Close()
-	require.Eventually(t, func() bool { return bridgePorts(t, n) == 0 }, 30*time.Second, 10*time.Millisecond,
-		"the veths must die with the namespaces")
-}
-
-// echo sends msg to addr and returns the first line it gets back.
-func echo(addr, msg string) string {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return ""
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprintln(c, msg)
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimSpace(line)
-}
-
-// hostLink adds a link of the test's own to the host, up, with address
-// (CIDR), and removes it when the test ends.
-func hostLink(t *testing.T, name, address string) {
-	la := netlink.NewLinkAttrs()
-	la.Name = name
-	link := &netlink.Bridge{LinkAttrs: la}
-	require.NoError(t, netlink.LinkAdd(link))
-	t.Cleanup(func() { netlink.LinkDel(link) })
-	addr, err := netlink.ParseAddr(address)
-	require.NoError(t, err)
-	require.NoError(t, netlink.AddrAdd(link, addr))
-	require.NoError(t, netlink.LinkSetUp(link))
-}
-
-// hostServer listens on every address of the host, answers each
-// connection with greeting, and returns the port; it stops with the test.
-func hostServer(t *testing.T, greeting string) int {
-	l, err := net.Listen("tcp", "0.0.0.0:0")
-	require.NoError(t, err)
-	serveLines(t, l, func(net.Conn) string { return greeting })
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// serveLines answers each connection to l with the line answer gives for
-// it, then hangs up; l is closed when the test ends.
-func serveLines(t *testing.T, l net.Listener, answer func(net.Conn) string) {
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, answer(c))
-			c.Close()
-		}
-	}()
-}
-
-// freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	assert.Zero(t, bridgePorts(t, n), "the veths must be gone when Run returns")
 }
 
 func TestBridgeReachesTheHostButNoNetworkDoesNot(t *testing.T) {
@@ -281,13 +155,8 @@ func TestBridgeLeavesNothingAfterManyRuns(t *testing.T) {
 	assert.Equal(t, before.Mounts, after.Mounts)
 	assert.Empty(t, after.Cgroups)
 	assert.LessOrEqual(t, after.Threads, before.Threads+4, "no proxy goroutine may linger")
-	// The kernel destroys dead network namespaces in batches, on a work
-	// queue shared with every other namespace this suite made.
-	start := time.Now()
-	require.Eventually(t, func() bool { return bridgePorts(t, n) == 0 }, 30*time.Second, 20*time.Millisecond,
-		"veths must die with their namespaces")
-	t.Logf("the kernel removed the last veth %v after the last run", time.Since(start).Round(time.Millisecond))
-	leases, err := filepath.Glob("/run/sandboxkit/net/*/*.lease")
+	assert.Zero(t, bridgePorts(t, n), "the veths must be gone when Run returns")
+	leases, err := filepath.Glob(filepath.Join("/run/sandboxkit/net", bridgeName(n), "*.lease"))
 	require.NoError(t, err)
 	assert.Empty(t, leases, "every lease must be freed")
 }
@@ -352,48 +221,6 @@ func TestIsolatedBridgeReachesOnlyItsGateway(t *testing.T) {
 		"an isolated sandbox reaches its gateway and nothing else of the host")
 }
 
-// outsideHost makes a host of the test's own, "outside" the machine: a
-// network namespace joined to the host by a veth, the host at 198.51.100.1
-// and the outside host at 198.51.100.2 (a documentation range), running a
-// TCP server that answers each connection with the address it came from.
-// It returns the server's address.
-func outsideHost(t *testing.T) string {
-	t.Helper()
-	outside, err := netsetup.NewNetns()
-	require.NoError(t, err)
-	t.Cleanup(func() { outside.Close() })
-	la := netlink.NewLinkAttrs()
-	la.Name = "sbxouth"
-	veth := &netlink.Veth{LinkAttrs: la, PeerName: "sbxoutp", PeerNamespace: netlink.NsFd(int(outside.Fd()))}
-	require.NoError(t, netlink.LinkAdd(veth))
-	t.Cleanup(func() { netlink.LinkDel(veth) })
-	hostAddr, err := netlink.ParseAddr("198.51.100.1/24")
-	require.NoError(t, err)
-	require.NoError(t, netlink.AddrAdd(veth, hostAddr))
-	require.NoError(t, netlink.LinkSetUp(veth))
-
-	inside, err := netlink.NewHandleAt(netns.NsHandle(int(outside.Fd())), unix.NETLINK_ROUTE)
-	require.NoError(t, err)
-	defer inside.Close()
-	peer, err := inside.LinkByName("sbxoutp")
-	require.NoError(t, err)
-	outsideAddr, err := netlink.ParseAddr("198.51.100.2/24")
-	require.NoError(t, err)
-	require.NoError(t, inside.AddrAdd(peer, outsideAddr))
-	require.NoError(t, inside.LinkSetUp(peer))
-
-	var l net.Listener
-	require.NoError(t, netsetup.InNetns(outside, func() (err error) {
-		l, err = net.Listen("tcp", "198.51.100.2:7777")
-		return err
-	}))
-	serveLines(t, l, func(c net.Conn) string { // the client's address, as seen here
-		ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-		return ip
-	})
-	return "198.51.100.2 7777"
-}
-
 func TestBridgeOutboundTrafficIsMasqueraded(t *testing.T) {
 	sb, _ := busybox(t)
 	server := outsideHost(t)
@@ -416,7 +243,7 @@ func TestBridgeFailedStartLeavesNothing(t *testing.T) {
 	_, err := sb.WithNetwork(n).WithPublish(0, 80).Run(testCtx(t), "no-such-command")
 	require.ErrorIs(t, err, os.ErrNotExist)
 	assert.Equal(t, 0, bridgePorts(t, n), "no veth may stay on the bridge")
-	leases, err := filepath.Glob("/run/sandboxkit/net/*/*.lease")
+	leases, err := filepath.Glob(filepath.Join("/run/sandboxkit/net", bridgeName(n), "*.lease"))
 	require.NoError(t, err)
 	assert.Empty(t, leases, "the lease must be freed")
 	after := testutil.SnapshotHost(t)
@@ -481,8 +308,69 @@ func TestBridgeWithUserNamespace(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(share, "ready"))
 	require.NoError(t, err)
 	assert.Equal(t, uint32(100000), fi.Sys().(*syscall.Stat_t).Uid, "the sandbox's root is the mapped host user")
-	require.Eventually(t, func() bool { return bridgePorts(t, n) == 0 }, 30*time.Second, 20*time.Millisecond,
-		"the veth must die with the namespace")
+	assert.Zero(t, bridgePorts(t, n), "the veth must be gone when Run returns")
+}
+
+// TestBridgeReusedAddressIsReachableAtOnce runs sandboxes one after another
+// on a /30, whose one address each of them gets. The host, which talked to
+// the previous sandbox at that address, must reach the next one at once:
+// what it learnt of the previous one's link-layer address must not send
+// the next one's traffic astray. Every dial of the sandbox's address must
+// be answered, by the server or, while it starts, by a refusal, within
+// 900 ms, before TCP's first retransmission.
+func TestBridgeReusedAddressIsReachableAtOnce(t *testing.T) {
+	sb, _ := busybox(t)
+	n, subnet := testBridgeBits(t, 30)
+	addr := netip.AddrPortFrom(subnet.Addr().Next().Next(), 7000).String() // the only one
+	share := t.TempDir()
+	hostPort := freePort(t)
+	for i := range 4 {
+		up, stop := filepath.Join(share, "up"), filepath.Join(share, "stop")
+		require.NoError(t, os.RemoveAll(up))
+		require.NoError(t, os.RemoveAll(stop))
+		wait := runInBackground(t, sb.WithNetwork(n).WithPublish(hostPort, 7000).WithBind(share, "/share").WithTimeout(30*time.Second),
+			`touch /share/up; nc -ll -p 7000 -e cat & while [ ! -e /share/stop ]; do sleep 0.05; done`)
+		require.Eventually(t, func() bool { _, err := os.Stat(up); return err == nil }, 10*time.Second, time.Millisecond,
+			"run %d did not start", i)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp4", addr, 900*time.Millisecond)
+			if err == nil {
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				fmt.Fprintln(c, "hi")
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				c.Close()
+				assert.Equal(t, "hi\n", line, "run %d: the server at %s echoes", i, addr)
+				break
+			}
+			require.ErrorIs(t, err, syscall.ECONNREFUSED, "run %d: dial %s: the host must reach the sandbox at once", i, addr)
+			require.True(t, time.Now().Before(deadline), "run %d: the server at %s did not start", i, addr)
+			time.Sleep(5 * time.Millisecond) // the server is starting
+		}
+		assert.Equal(t, "via proxy", echo(fmt.Sprintf("127.0.0.1:%d", hostPort), "via proxy"), "run %d: through the published port", i)
+		require.NoError(t, os.WriteFile(stop, nil, 0o644))
+		res, err := wait()
+		require.NoError(t, err, "run %d", i)
+		require.NotNil(t, res.Network)
+		assert.Equal(t, addr, netip.AddrPortFrom(res.Network.IP, 7000).String(), "run %d has the subnet's only address", i)
+	}
+}
+
+// TestBridgeRunLeavesNoVeth checks, right after each of 20 runs, plain and
+// in a user namespace, that the host side of its veth is gone from the
+// bridge: Run returns only once the kernel has deleted it.
+func TestBridgeRunLeavesNoVeth(t *testing.T) {
+	sb, _ := busybox(t)
+	n, _ := testBridge(t)
+	sbs := []*sandbox.Sandbox{sb.WithNetwork(n), sb.WithNetwork(n).WithUserNamespace()}
+	left := 0
+	for i := range 20 {
+		sh(t, sbs[i%2], "true")
+		if ports := bridgePorts(t, n); ports != 0 {
+			left++
+		}
+	}
+	assert.Zero(t, left, "runs after which a veth was still on the bridge, of 20")
 }
 
 // TestBridgeWithUserNamespaceHonoursTimeoutUnderLoad runs rounds of

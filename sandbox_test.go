@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,6 +38,15 @@ func TestValidate(t *testing.T) {
 		{"negative gid", sandbox.New(root).WithUser(0, -1), "gid"},
 		{"negative output limit", sandbox.New(root).WithOutputLimit(-1), "output limit"},
 		{"zero network", sandbox.New(root).WithNetwork(sandbox.Network{}), "network"},
+		{"publish on every address", sandbox.New(root).WithNetwork(sandbox.Bridge()).WithPublishOn(netip.IPv4Unspecified(), 80, 80), ""},
+		{"publish on one port of two addresses", sandbox.New(root).WithNetwork(sandbox.Bridge()).
+			WithPublish(80, 80).WithPublishOn(netip.MustParseAddr("192.0.2.1"), 80, 81), ""},
+		{"publish on the zero address", sandbox.New(root).WithNetwork(sandbox.Bridge()).WithPublishOn(netip.Addr{}, 80, 80), "publish"},
+		{"publish on an IPv6 address", sandbox.New(root).WithNetwork(sandbox.Bridge()).WithPublishUDPOn(netip.IPv6Loopback(), 80, 80), "publish"},
+		{"publish on a multicast address", sandbox.New(root).WithNetwork(sandbox.Bridge()).
+			WithPublishOn(netip.MustParseAddr("224.0.0.1"), 80, 80), "publish"},
+		{"publish on every address and on loopback", sandbox.New(root).WithNetwork(sandbox.Bridge()).
+			WithPublishOn(netip.IPv4Unspecified(), 80, 80).WithPublish(80, 81), "network"},
 		{"relative root", sandbox.New(sandbox.Dir("root")), "root"},
 		{"root with NUL", sandbox.New(sandbox.Dir("/a\x00b")), "root"},
 		{"root with comma and colon", sandbox.New(sandbox.Dir("/a,b:c")), ""},

@@ -74,6 +74,8 @@ func TestAttach(t *testing.T) {
 	eth, err := h.LinkByName("eth0")
 	require.NoError(t, err, "eth0 in sandbox")
 	assert.NotZero(t, eth.Attrs().Flags&net.FlagUp, "eth0 up")
+	mac := sandboxMAC(a.IP())
+	assert.Equal(t, net.HardwareAddr(mac[:]).String(), eth.Attrs().HardwareAddr.String(), "eth0's MAC is fixed by its address")
 	eaddrs, err := h.AddrList(eth, netlink.FAMILY_V4)
 	require.NoError(t, err)
 	require.Len(t, eaddrs, 1)
@@ -98,7 +100,7 @@ func TestAttach(t *testing.T) {
 		}
 		return nil
 	}))
-	assert.Equal(t, []string{"0", "0 2147483647"}, sysctls, "any user may bind any port and ping")
+	assert.Equal(t, []string{"0", "0 2147483647", "0"}, sysctls, "any user may bind any port and ping; no interface made later takes IPv6 router advertisements")
 
 	// State: one lease file naming this process as holder.
 	files := leaseFiles(t, cfg)
@@ -196,58 +198,96 @@ func deadProc(t testing.TB) procID {
 }
 
 func TestAttachReclaimsStaleLease(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Subnet = netip.MustParsePrefix(cfg.Subnet.Addr().String() + "/30") // one address
-	cfg.Publish = []Port{{Proto: "tcp", SandboxPort: 80}}
-	cfg.DNAT = true // the kernel mapping is what this checks
-
-	// A holder that crashed: its lease names a dead process, and its port
-	// mapping and veth are still there; its namespace lives on (standing in
-	// for a sandbox process the holder left behind).
-	oldNs := newNetns(t)
-	old, err := Attach(testCtx(t), cfg, oldNs)
-	require.NoError(t, err)
-	t.Cleanup(func() { old.Detach(context.Background()) }) // if the test fails before the reclaim
-	for _, p := range old.proxies {
-		p.close() // the crashed holder's sockets are gone with it
+	tests := []struct {
+		name     string
+		isolated bool // no DNAT map at all
+	}{
+		{"dnat", false},
+		{"isolated", true},
 	}
-	dead := deadProc(t)
-	rec, err := readLease(old.lease)
-	require.NoError(t, err)
-	rec.Holder = dead
-	dir := filepath.Join(cfg.StateDir, cfg.Bridge)
-	require.NoError(t, writeLease(dir, leaseFileName(rec.IP, dead), rec))
-	require.NoError(t, os.Remove(old.lease))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Subnet = netip.MustParsePrefix(cfg.Subnet.Addr().String() + "/30") // one address
+			// One port for each DNAT map: on every host address, and on one,
+			// the gateway's. Isolated bridges have no maps.
+			cfg.Publish = []Port{{Proto: "tcp", HostIP: netip.IPv4Unspecified(), SandboxPort: 80},
+				{Proto: "tcp", HostIP: cfg.Subnet.Addr().Next(), SandboxPort: 81}}
+			cfg.DNAT = true // the kernel mappings are what this checks
+			cfg.Isolated = tt.isolated
 
-	// The subnet is full only if the stale lease counts.
-	a := attach(t, cfg, newNetns(t))
-	assert.Equal(t, old.IP(), a.IP(), "the stale lease's address is reused")
-	files := leaseFiles(t, cfg)
-	require.Len(t, files, 1)
-	_, holder, ok := parseLeaseFileName(filepath.Base(files[0]))
-	require.True(t, ok)
-	assert.Equal(t, os.Getpid(), holder.PID, "new lease holder")
+			// The gateway's address exists once the bridge does.
+			warm, err := Attach(testCtx(t), Config{Bridge: cfg.Bridge, Subnet: cfg.Subnet, StateDir: cfg.StateDir, Isolated: cfg.Isolated},
+				newNetns(t))
+			require.NoError(t, err)
+			require.NoError(t, warm.Detach(testCtx(t)))
 
-	_, err = netlink.LinkByName(old.Veth())
-	assert.Error(t, err, "the stale lease's veth %s is deleted", old.Veth())
-	_, err = netnsHandle(t, oldNs).LinkByName("eth0")
-	assert.Error(t, err, "the stale lease's eth0 is gone from its namespace")
+			// A holder that crashed: its lease names a dead process, and its port
+			// mapping and veth are still there; its namespace lives on (standing in
+			// for a sandbox process the holder left behind).
+			oldNs := newNetns(t)
+			old, err := Attach(testCtx(t), cfg, oldNs)
+			require.NoError(t, err)
+			t.Cleanup(func() { old.Detach(context.Background()) }) // if the test fails before the reclaim
+			for _, p := range old.proxies {
+				p.close() // the crashed holder's sockets are gone with it
+			}
+			dead := deadProc(t)
+			rec, err := readLease(old.lease)
+			require.NoError(t, err)
+			rec.Holder = dead
+			dir := filepath.Join(cfg.StateDir, cfg.Bridge)
+			require.NoError(t, writeLease(dir, leaseFileName(rec.IP, dead), rec))
+			require.NoError(t, os.Remove(old.lease))
 
-	c, err := nftables.New()
-	require.NoError(t, err)
-	els, err := c.GetSetElements(publishedMap(tableName(cfg.Bridge)))
-	require.NoError(t, err)
-	require.Len(t, els, 1, "only the new mapping remains")
-	assert.Equal(t, mapElements(a.IP(), a.Ports())[0].Key, els[0].Key)
+			// The subnet is full only if the stale lease counts.
+			a, err := Attach(testCtx(t), cfg, newNetns(t))
+			require.NoError(t, err, "Attach on a subnet whose one address a dead holder leased")
+			t.Cleanup(func() { assert.NoError(t, a.Detach(context.Background()), "Detach") })
+			assert.Equal(t, old.IP(), a.IP(), "the stale lease's address is reused")
+			files := leaseFiles(t, cfg)
+			require.Len(t, files, 1)
+			_, holder, ok := parseLeaseFileName(filepath.Base(files[0]))
+			require.True(t, ok)
+			assert.Equal(t, os.Getpid(), holder.PID, "new lease holder")
 
-	// A live holder's lease is never reclaimed: the subnet is now full.
-	_, err = Attach(testCtx(t), cfg, newNetns(t))
-	assert.ErrorIs(t, err, ErrNoAddress, "Attach on a full subnet")
+			_, err = netlink.LinkByName(old.Veth())
+			assert.Error(t, err, "the stale lease's veth %s is deleted", old.Veth())
+			_, err = netnsHandle(t, oldNs).LinkByName("eth0")
+			assert.Error(t, err, "the stale lease's eth0 is gone from its namespace")
+
+			c, err := nftables.New()
+			require.NoError(t, err)
+			published, publishedOn := mapElements(a.IP(), a.Ports())
+			for _, m := range []struct {
+				set  *nftables.Set
+				want []nftables.SetElement
+			}{{publishedMap(tableName(cfg.Bridge)), published}, {publishedOnMap(tableName(cfg.Bridge)), publishedOn}} {
+				els, err := c.GetSetElements(m.set)
+				if tt.isolated {
+					assert.Error(t, err, "an isolated bridge has no map %s", m.set.Name)
+					continue
+				}
+				require.NoError(t, err)
+				require.Len(t, els, 1, "only the new mapping remains in %s", m.set.Name)
+				assert.Equal(t, m.want[0].Key, els[0].Key, "map %s", m.set.Name)
+			}
+			if tt.isolated {
+				assert.NoError(t, deletePortsTo(cfg.Bridge, a.IP()), "deleting mappings from missing maps")
+				assert.NoError(t, deletePortsTo("sbxt-none", a.IP()), "deleting mappings from a missing table")
+			}
+
+			// A live holder's lease is never reclaimed: the subnet is now full.
+			_, err = Attach(testCtx(t), cfg, newNetns(t))
+			assert.ErrorIs(t, err, ErrNoAddress, "Attach on a full subnet")
+		})
+	}
 }
 
 func TestAttachPublish(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Publish = []Port{{Proto: "tcp", SandboxPort: 8080}, {Proto: "udp", SandboxPort: 5353}}
+	cfg.Publish = []Port{{Proto: "tcp", HostIP: netip.IPv4Unspecified(), SandboxPort: 8080},
+		{Proto: "udp", HostIP: netip.IPv4Unspecified(), SandboxPort: 5353}}
 	cfg.DNAT = true // the kernel mapping is what this checks
 	ns := newNetns(t)
 	serveTCP(t, ns, ":8080")
@@ -366,7 +406,8 @@ func TestRemoveBridgeInUse(t *testing.T) {
 }
 
 // TestDetachAfterSandboxExit follows a sandbox's life: the caller closes the
-// namespace once the sandbox runs in it, the sandbox exits, then Detach.
+// namespace once the sandbox runs in it, the sandbox exits, then Detach,
+// which returns once the kernel has deleted the veth with the namespace.
 func TestDetachAfterSandboxExit(t *testing.T) {
 	cfg := testConfig(t)
 	ns := newNetns(t)
@@ -385,21 +426,47 @@ func TestDetachAfterSandboxExit(t *testing.T) {
 	_, err = netlink.LinkByName(a.Veth())
 	require.NoError(t, err, "veth while the sandbox runs")
 
-	// Detach, with the caller's file closed, leaves the veth to the kernel
-	// instead of deleting it (which waits tens of milliseconds): while the
-	// socket still holds the namespace, the veth must still be there.
+	require.NoError(t, ln.Close(), "the sandbox exits")
 	start := time.Now()
 	require.NoError(t, a.Detach(testCtx(t)))
-	t.Logf("Detach with the namespace file closed: %v", time.Since(start))
+	took := time.Since(start)
+	t.Logf("Detach, waiting for the kernel to delete the veth: %v", took)
 	_, err = netlink.LinkByName(a.Veth())
-	assert.NoError(t, err, "Detach must not delete the veth of a closed namespace file")
+	assert.Error(t, err, "veth %s after Detach", a.Veth())
+	assert.Less(t, took, vethGoneTimeout, "the kernel deleted the veth; Detach did not have to")
 	assert.Empty(t, leaseFiles(t, cfg))
+}
 
-	require.NoError(t, ln.Close(), "the sandbox exits")
-	assert.Eventually(t, func() bool {
-		_, err := netlink.LinkByName(a.Veth())
-		return err != nil
-	}, 30*time.Second, 5*time.Millisecond, "veth %s goes with the namespace", a.Veth())
+// TestDetachWhileTheNamespaceLivesOn: something other than the sandbox
+// (here a socket) keeps its namespace alive after the caller closed it, so
+// the kernel does not delete the veth; Detach deletes it after
+// vethGoneTimeout, taking eth0 and the address off the bridge before the
+// lease is freed.
+func TestDetachWhileTheNamespaceLivesOn(t *testing.T) {
+	cfg := testConfig(t)
+	ns := newNetns(t)
+	a, err := Attach(testCtx(t), cfg, ns)
+	require.NoError(t, err)
+	t.Cleanup(func() { a.Detach(context.Background()) })
+	var ln net.Listener
+	require.NoError(t, InNetns(ns, func() (err error) {
+		ln, err = net.Listen("tcp4", ":7002")
+		return err
+	}))
+	t.Cleanup(func() { ln.Close() })
+	h := netnsHandle(t, ns)
+	require.NoError(t, ns.Close())
+
+	start := time.Now()
+	require.NoError(t, a.Detach(testCtx(t)))
+	took := time.Since(start)
+	t.Logf("Detach, waiting for the kernel, then deleting the veth: %v", took)
+	assert.GreaterOrEqual(t, took, vethGoneTimeout, "Detach waits for the kernel first")
+	_, err = netlink.LinkByName(a.Veth())
+	assert.Error(t, err, "veth %s after Detach", a.Veth())
+	_, err = h.LinkByName("eth0")
+	assert.Error(t, err, "eth0 in the namespace after Detach")
+	assert.Empty(t, leaseFiles(t, cfg))
 }
 
 func TestAttachInvalid(t *testing.T) {
@@ -467,4 +534,37 @@ func TestAttachNewFailureLeavesNoNamespace(t *testing.T) {
 	require.ErrorAs(t, err, &inUse)
 	assert.Nil(t, a)
 	assert.Nil(t, ns)
+}
+
+// TestBridgeRefusesRouterAdvertisements checks the host side's IPv6
+// settings of a bridge Attach made, and of one made by an earlier version,
+// whose record lacks them: the next Attach sets them.
+func TestBridgeRefusesRouterAdvertisements(t *testing.T) {
+	cfg := testConfig(t)
+	attach(t, cfg, newNetns(t))
+	read := func() []string {
+		var got []string
+		for _, name := range []string{"accept_ra", "autoconf"} {
+			b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + cfg.Bridge + "/" + name)
+			require.NoError(t, err)
+			got = append(got, strings.TrimSpace(string(b)))
+		}
+		return got
+	}
+	assert.Equal(t, []string{"0", "0"}, read(), "accept_ra and autoconf of a new bridge")
+
+	for _, name := range []string{"accept_ra", "autoconf"} {
+		require.NoError(t, os.WriteFile("/proc/sys/net/ipv6/conf/"+cfg.Bridge+"/"+name, []byte("1"), 0o644))
+	}
+	recPath := filepath.Join(cfg.StateDir, cfg.Bridge, "bridge.json")
+	rec, err := readBridgeRecord(recPath)
+	require.NoError(t, err)
+	require.True(t, rec.RAOff)
+	rec.RAOff = false
+	require.NoError(t, writeBridgeRecord(recPath, rec))
+	attach(t, cfg, newNetns(t))
+	assert.Equal(t, []string{"0", "0"}, read(), "accept_ra and autoconf of a bridge made before they were set")
+	rec, err = readBridgeRecord(recPath)
+	require.NoError(t, err)
+	assert.True(t, rec.RAOff, "the record says they are set")
 }

@@ -22,6 +22,10 @@ type bridgeRecord struct {
 	Subnet   netip.Prefix `json:"subnet"`
 	Isolated bool         `json:"isolated"`
 	Created  bool         `json:"created"` // false: the link existed and was adopted; RemoveBridge keeps it
+	// RAOff: the bridge ignores IPv6 router advertisements (refuseRA).
+	// Records of bridges made before it was done lack it, and the next
+	// ensureBridge does it then.
+	RAOff bool `json:"ra_off"`
 }
 
 // bridgeDir returns the state directory of cfg's bridge.
@@ -75,6 +79,15 @@ func ensureLink(s *nlSocket, cfg Config) (int, error) {
 		// checked then; if someone has since replaced it with another kind
 		// of link, enslaving the veth fails.
 		if index, up, err := s.linkIndex(cfg.Bridge); err == nil && up {
+			if !rec.RAOff { // made by an earlier version
+				if err := refuseRA(cfg.Bridge); err != nil {
+					return 0, err
+				}
+				rec.RAOff = true
+				if err := writeBridgeRecord(recPath, rec); err != nil {
+					return 0, err
+				}
+			}
 			return index, nil
 		}
 	}
@@ -89,7 +102,7 @@ func ensureLink(s *nlSocket, cfg Config) (int, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return 0, err
 		}
-		if err := writeBridgeRecord(recPath, bridgeRecord{Subnet: cfg.Subnet, Isolated: cfg.Isolated, Created: true}); err != nil {
+		if err := writeBridgeRecord(recPath, bridgeRecord{Subnet: cfg.Subnet, Isolated: cfg.Isolated, Created: true, RAOff: true}); err != nil {
 			return 0, err
 		}
 		link, err := createBridge(cfg.Bridge, gateway)
@@ -108,14 +121,22 @@ func ensureLink(s *nlSocket, cfg Config) (int, error) {
 			}
 			return 0, &BridgeConflictError{Bridge: cfg.Bridge, Reason: "exists and is a " + kind + ", not a bridge"}
 		}
-		if !haveRec {
-			if err := checkAdopt(cfg.Bridge, index, gateway); err != nil {
+		if !haveRec || !rec.RAOff {
+			if !haveRec {
+				if err := checkAdopt(cfg.Bridge, index, gateway); err != nil {
+					return 0, err
+				}
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					return 0, err
+				}
+				rec = bridgeRecord{Subnet: cfg.Subnet, Isolated: cfg.Isolated}
+			}
+			// An adopted bridge carries sandboxes' traffic too.
+			if err := refuseRA(cfg.Bridge); err != nil {
 				return 0, err
 			}
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return 0, err
-			}
-			if err := writeBridgeRecord(recPath, bridgeRecord{Subnet: cfg.Subnet, Isolated: cfg.Isolated}); err != nil {
+			rec.RAOff = true
+			if err := writeBridgeRecord(recPath, rec); err != nil {
 				return 0, err
 			}
 		}
@@ -131,21 +152,44 @@ func ensureLink(s *nlSocket, cfg Config) (int, error) {
 // createBridge creates the bridge, up, with gateway as its address. Its MAC
 // address is fixed at creation (random, locally administered): otherwise a
 // bridge takes the lowest MAC of its ports, which changes as sandboxes come
-// and go and makes every sandbox's ARP entry for the gateway stale.
+// and go and makes every sandbox's ARP entry for the gateway stale. It is
+// made down, and brought up only once refuseRA has made it deaf to router
+// advertisements, so that no advertisement can reach it before.
 func createBridge(name string, gateway netip.Prefix) (netlink.Link, error) {
 	mac := make(net.HardwareAddr, 6)
 	_, _ = rand.Read(mac)
 	mac[0] = mac[0]&^1 | 2 // unicast, locally administered
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, HardwareAddr: mac, Flags: net.FlagUp, TxQLen: -1}}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, HardwareAddr: mac, TxQLen: -1}}
 	if err := netlink.LinkAdd(br); err != nil {
 		return nil, &OpError{Op: "create bridge", Name: name, Err: err}
 	}
 	var link netlink.Link = br // LinkAdd filled in its index
+	if err := refuseRA(name); err != nil {
+		return nil, errors.Join(err, deleteLink(name))
+	}
 	ipnet := &net.IPNet{IP: gateway.Addr().AsSlice(), Mask: net.CIDRMask(gateway.Bits(), 32)}
 	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: ipnet}); err != nil {
 		return nil, errors.Join(&OpError{Op: "add address " + gateway.String() + " to", Name: name, Err: err}, deleteLink(name))
 	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return nil, errors.Join(&OpError{Op: "set up", Name: name, Err: err}, deleteLink(name))
+	}
 	return link, nil
+}
+
+// refuseRA makes the host's side of the bridge ignore IPv6 router
+// advertisements, as Docker does for its bridges: only IPv4 is configured,
+// and a sandbox holding CAP_NET_RAW could otherwise hand the host an
+// address, a prefix route and even a default route through itself. A host
+// without IPv6 has nothing to refuse.
+func refuseRA(bridge string) error {
+	dir := "/proc/sys/net/ipv6/conf/" + bridge + "/"
+	for _, c := range []sysctl{{dir + "accept_ra", "0", true}, {dir + "autoconf", "0", true}} {
+		if err := c.write(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RetryDump runs a netlink dump again when the kernel reports that the

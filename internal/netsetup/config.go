@@ -44,13 +44,14 @@ type Config struct {
 	// Default /run/sandboxkit/net.
 	StateDir string
 	// Publish lists the ports to publish from the host into the sandbox.
-	// They are always served by a userland proxy listening on every host
-	// address (the only way to reach them from 127.0.0.1).
+	// They are always served by a userland proxy listening on each port's
+	// HostIP (the only way to reach them from 127.0.0.1).
 	Publish []Port
 	// DNAT, on a bridge that is not Isolated, also maps the published ports
-	// in the kernel (an nftables DNAT map): traffic to the host's non-loopback
-	// addresses then reaches the sandbox with the client's own source address
-	// and without the proxy's copy. Removing a mapping costs the kernel an RCU
+	// whose HostIP is not loopback in the kernel (nftables DNAT maps):
+	// traffic to that host address (every non-loopback one for 0.0.0.0)
+	// then reaches the sandbox with the client's own source address and
+	// without the proxy's copy. Removing a mapping costs the kernel an RCU
 	// grace period (10 to 20 ms here) at Detach, which is why it is off by
 	// default.
 	DNAT bool
@@ -64,16 +65,47 @@ type Config struct {
 	Hostname string
 }
 
-// Port is a published port: connections to HostPort on the host reach
-// SandboxPort on the sandbox's address.
+// Port is a published port: connections to HostIP:HostPort on the host
+// reach SandboxPort on the sandbox's address.
 type Port struct {
 	// Proto is "tcp" or "udp"; "" means "tcp".
 	Proto string
+	// HostIP is the host address the port is bound on: an IPv4 address of
+	// the host, or 0.0.0.0 for every address. The zero value means
+	// [DefaultHostIP], 127.0.0.1: only the host itself reaches the port.
+	HostIP netip.Addr
 	// HostPort is the host port; 0 asks Attach to pick a free one, reported by
 	// [Attachment.Ports].
 	HostPort uint16
 	// SandboxPort is the port inside the sandbox; it must not be 0.
 	SandboxPort uint16
+}
+
+// DefaultHostIP is the host address a published port is bound on unless
+// Port.HostIP says otherwise: loopback, so that a port published for the
+// host's own use (a test's database, often with no password) is not open
+// to the host's networks as well. It is a string so that it cannot be
+// changed at run time.
+const DefaultHostIP = "127.0.0.1"
+
+// checkHostIP returns why a cannot be a published port's host address,
+// or "".
+func checkHostIP(a netip.Addr) string {
+	switch {
+	case !a.Is4():
+		return "must be an IPv4 address"
+	case a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "must be a unicast address or 0.0.0.0"
+	}
+	return ""
+}
+
+// conflicts reports whether p and q, both with defaults applied, cannot be
+// bound together: the same protocol and host port on the same address, or
+// with either on every address.
+func (p Port) conflicts(q Port) bool {
+	return p.Proto == q.Proto && p.HostPort == q.HostPort &&
+		(p.HostIP == q.HostIP || p.HostIP.IsUnspecified() || q.HostIP.IsUnspecified())
 }
 
 // Validate reports every invalid setting of c at once: nil, or *[FieldError]
@@ -109,7 +141,6 @@ func (c Config) withDefaults() (Config, error) {
 		bad("StateDir", c.StateDir, "must be an absolute path")
 	}
 	c.Publish = append([]Port(nil), c.Publish...)
-	seen := make(map[Port]bool)
 	for i := range c.Publish {
 		p := &c.Publish[i]
 		if p.Proto == "" {
@@ -118,15 +149,23 @@ func (c Config) withDefaults() (Config, error) {
 		if p.Proto != "tcp" && p.Proto != "udp" {
 			bad(fmt.Sprintf("Publish[%d].Proto", i), p.Proto, `must be "tcp" or "udp"`)
 		}
+		if !p.HostIP.IsValid() {
+			p.HostIP = netip.MustParseAddr(DefaultHostIP)
+		}
+		p.HostIP = p.HostIP.Unmap()
+		if reason := checkHostIP(p.HostIP); reason != "" {
+			bad(fmt.Sprintf("Publish[%d].HostIP", i), p.HostIP, reason)
+		}
 		if p.SandboxPort == 0 {
 			bad(fmt.Sprintf("Publish[%d].SandboxPort", i), p.SandboxPort, "must not be 0")
 		}
 		if p.HostPort != 0 {
-			key := Port{Proto: p.Proto, HostPort: p.HostPort}
-			if seen[key] {
-				bad(fmt.Sprintf("Publish[%d].HostPort", i), p.HostPort, "published twice")
+			for _, q := range c.Publish[:i] {
+				if p.conflicts(q) {
+					bad(fmt.Sprintf("Publish[%d].HostPort", i), p.HostPort, "published twice")
+					break
+				}
 			}
-			seen[key] = true
 		}
 	}
 	c.DNS = append([]netip.Addr(nil), c.DNS...)

@@ -31,6 +31,19 @@ func TestConfigValidate(t *testing.T) {
 		{"zero sandbox port", Config{Publish: []Port{{}}}, []string{"Publish[0].SandboxPort"}},
 		{"duplicate host port", Config{Publish: []Port{{HostPort: 80, SandboxPort: 1}, {Proto: "tcp", HostPort: 80, SandboxPort: 2}}},
 			[]string{"Publish[1].HostPort"}},
+		{"one port on two host addresses", Config{Publish: []Port{
+			{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 80, SandboxPort: 1},
+			{HostIP: netip.MustParseAddr("192.0.2.1"), HostPort: 80, SandboxPort: 2},
+			{HostIP: netip.MustParseAddr("::ffff:192.0.2.2"), HostPort: 80, SandboxPort: 3}}}, nil},
+		{"one port on every address and one", Config{Publish: []Port{
+			{HostIP: netip.IPv4Unspecified(), HostPort: 80, SandboxPort: 1},
+			{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 80, SandboxPort: 2}}},
+			[]string{"Publish[1].HostPort"}},
+		{"ipv6 host address", Config{Publish: []Port{{HostIP: netip.IPv6Loopback(), SandboxPort: 1}}}, []string{"Publish[0].HostIP"}},
+		{"multicast host address", Config{Publish: []Port{{HostIP: netip.MustParseAddr("224.0.0.1"), SandboxPort: 1}}},
+			[]string{"Publish[0].HostIP"}},
+		{"broadcast host address", Config{Publish: []Port{{HostIP: netip.MustParseAddr("255.255.255.255"), SandboxPort: 1}}},
+			[]string{"Publish[0].HostIP"}},
 		{"bad dns", Config{DNS: []netip.Addr{{}}}, []string{"DNS[0]"}},
 		{"bad hostname", Config{Hostname: "a..b"}, []string{"Hostname"}},
 		{"all at once", Config{Bridge: "a b", StateDir: "x", Hostname: "-"}, []string{"Bridge", "StateDir", "Hostname"}},
@@ -61,4 +74,5 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, DefaultSubnet, c.Subnet.String())
 	assert.Equal(t, DefaultStateDir, c.StateDir)
 	assert.Equal(t, "tcp", c.Publish[0].Proto)
+	assert.Equal(t, netip.MustParseAddr("127.0.0.1"), c.Publish[0].HostIP, "ports are published on loopback by default")
 }

@@ -70,17 +70,19 @@ func (e *BridgeConflictError) Error() string {
 }
 
 // PortInUseError means a published host port could not be bound; Err is the
-// bind error (usually syscall.EADDRINUSE, or EACCES below 1024 without
-// CAP_NET_BIND_SERVICE).
+// bind error (usually syscall.EADDRINUSE; EACCES below 1024 without
+// CAP_NET_BIND_SERVICE; EADDRNOTAVAIL for an address the host does not
+// have).
 type PortInUseError struct {
-	Proto    string // "tcp" or "udp"
+	Proto    string     // "tcp" or "udp"
+	HostIP   netip.Addr // the address it was to be bound on
 	HostPort uint16
 	Err      error
 }
 
-// Error names the protocol and port.
+// Error names the protocol, address and port.
 func (e *PortInUseError) Error() string {
-	return fmt.Sprintf("publish %s port %d: %s", e.Proto, e.HostPort, e.Err)
+	return fmt.Sprintf("publish %s port %s: %s", e.Proto, netip.AddrPortFrom(e.HostIP, e.HostPort), e.Err)
 }
 
 // Unwrap returns the bind error.

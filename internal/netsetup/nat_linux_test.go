@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
@@ -85,7 +87,7 @@ func TestAttachOutbound(t *testing.T) {
 			keepIPForward(t)
 			cfg := testConfig(t)
 			cfg.Isolated = tt.isolated
-			cfg.Publish = []Port{{Proto: "tcp", SandboxPort: 9000}}
+			cfg.Publish = []Port{{Proto: "tcp", HostIP: netip.IPv4Unspecified(), SandboxPort: 9000}}
 			cfg.DNAT = true // the kernel mapping is what this checks
 			out := newOutside(t)
 			serveTCP(t, out.ns, ":9999")
@@ -124,4 +126,101 @@ func TestAttachOutbound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAttachPublishOnOneAddress publishes a port on one host address, the
+// host's end of the link to the outside: it is served there, to the
+// outside and to the host itself, and on no other host address, whether
+// the proxy serves it alone or a DNAT rule too.
+func TestAttachPublishOnOneAddress(t *testing.T) {
+	tests := []struct {
+		name string
+		dnat bool
+	}{
+		{"proxy", false},
+		{"dnat", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keepIPForward(t)
+			cfg := testConfig(t)
+			out := newOutside(t)
+			cfg.Publish = []Port{{Proto: "tcp", HostIP: out.host, SandboxPort: 9000}}
+			cfg.DNAT = tt.dnat
+			ns := newNetns(t)
+			serveTCP(t, ns, ":9000")
+			a := attach(t, cfg, ns)
+			p := a.Ports()[0]
+			assert.Equal(t, out.host, p.HostIP)
+			port := strconv.Itoa(int(p.HostPort))
+
+			peer, echo, err := talkTCP(t, out.ns, out.host.String()+":"+port, "in")
+			require.NoError(t, err, "outside -> %s:%s", out.host, port)
+			assert.Equal(t, "in", echo)
+			if tt.dnat {
+				assert.Equal(t, out.addr.String(), peer, "DNAT keeps the client's address")
+			} else {
+				assert.Equal(t, a.Gateway().String(), peer, "served by the proxy")
+			}
+			_, echo, err = talkTCP(t, nil, out.host.String()+":"+port, "host")
+			require.NoError(t, err, "host -> %s:%s", out.host, port)
+			assert.Equal(t, "host", echo)
+
+			for _, other := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), a.Gateway()} {
+				_, _, err := talkTCP(t, nil, other.String()+":"+port, "")
+				assert.ErrorIs(t, err, syscall.ECONNREFUSED, "host -> %s:%s, another host address", other, port)
+			}
+		})
+	}
+}
+
+// TestEnsureTableAddsPublishedOn: a table made before the published_on map
+// existed (here: one whose map and rules were taken out again) gets them
+// from the next ensureTable.
+func TestEnsureTableAddsPublishedOn(t *testing.T) {
+	cfg := testConfig(t)
+	attach(t, cfg, newNetns(t)) // makes the table
+	name := tableName(cfg.Bridge)
+	c, err := nftables.New()
+	require.NoError(t, err)
+	table := &nftables.Table{Name: name, Family: nftables.TableFamilyIPv4}
+	rulesOn := func() int {
+		n := 0
+		for _, hook := range natHooks() {
+			rules, err := c.GetRules(table, &nftables.Chain{Name: hook.name, Table: table})
+			require.NoError(t, err)
+			for _, r := range rules {
+				for _, e := range r.Exprs {
+					if l, ok := e.(*expr.Lookup); ok && l.SetName == mapOnName {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	require.Equal(t, 2, rulesOn(), "a published_on rule in prerouting and output")
+	for _, hook := range natHooks() {
+		ch := &nftables.Chain{Name: hook.name, Table: table}
+		rules, err := c.GetRules(table, ch)
+		require.NoError(t, err)
+		for _, r := range rules {
+			for _, e := range r.Exprs {
+				if l, ok := e.(*expr.Lookup); ok && l.SetName == mapOnName {
+					require.NoError(t, c.DelRule(r))
+				}
+			}
+		}
+	}
+	c.DelSet(publishedOnMap(name))
+	require.NoError(t, c.Flush(), "take published_on out")
+	ok, err := setExists(name, mapOnName)
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	require.NoError(t, ensureTable(cfg.Bridge, cfg.Subnet, false))
+	ok, err = setExists(name, mapOnName)
+	require.NoError(t, err)
+	assert.True(t, ok, "ensureTable adds the published_on map")
+	assert.Equal(t, 2, rulesOn(), "and its rules")
 }

@@ -69,14 +69,26 @@ func prepareInside() (*nlSocket, error) {
 	return s, nil
 }
 
-// sandboxSysctls are the per-namespace settings of a sandbox's network,
-// Docker's defaults for a container's own namespace: any user may bind any
-// port and open ICMP echo ("ping") sockets. They matter most in a user
-// namespace, whose root holds no capability over a namespace made outside
-// it, but a non-root user of any sandbox gains them too.
-var sandboxSysctls = []struct{ path, value string }{
-	{"/proc/sys/net/ipv4/ip_unprivileged_port_start", "0"},
-	{"/proc/sys/net/ipv4/ping_group_range", "0 2147483647"},
+// sandboxSysctls are the per-namespace settings of a sandbox's network.
+// The first two are Docker's defaults for a container's own namespace: any
+// user may bind any port and open ICMP echo ("ping") sockets. They matter
+// most in a user namespace, whose root holds no capability over a
+// namespace made outside it, but a non-root user of any sandbox gains them
+// too. The third keeps eth0, made after it, from taking addresses and
+// routes from IPv6 router advertisements: only IPv4 is configured, and any
+// peer on the bridge holding CAP_NET_RAW could send one. It is optional, as
+// a host without IPv6 has no /proc/sys/net/ipv6.
+var sandboxSysctls = []sysctl{
+	{"/proc/sys/net/ipv4/ip_unprivileged_port_start", "0", false},
+	{"/proc/sys/net/ipv4/ping_group_range", "0 2147483647", false},
+	{"/proc/sys/net/ipv6/conf/default/accept_ra", "0", true},
+}
+
+// sysctl is one setting under /proc/sys; optional means a missing file is
+// not an error (the kernel lacks the feature).
+type sysctl struct {
+	path, value string
+	optional    bool
 }
 
 // writeSysctls writes sandboxSysctls in the calling thread's network
@@ -84,15 +96,26 @@ var sandboxSysctls = []struct{ path, value string }{
 // thread that opens it.
 func writeSysctls() error {
 	for _, c := range sandboxSysctls {
-		fd, err := unix.Open(c.path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return &os.PathError{Op: "open", Path: c.path, Err: err}
+		if err := c.write(); err != nil {
+			return err
 		}
-		_, err = unix.Write(fd, []byte(c.value))
-		unix.Close(fd)
-		if err != nil {
-			return &os.PathError{Op: "write", Path: c.path, Err: err}
-		}
+	}
+	return nil
+}
+
+// write sets c in the calling thread's network namespace.
+func (c sysctl) write() error {
+	fd, err := unix.Open(c.path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if c.optional && errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return &os.PathError{Op: "open", Path: c.path, Err: err}
+	}
+	_, err = unix.Write(fd, []byte(c.value))
+	unix.Close(fd)
+	if err != nil {
+		return &os.PathError{Op: "write", Path: c.path, Err: err}
 	}
 	return nil
 }

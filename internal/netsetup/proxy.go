@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -17,19 +16,22 @@ const (
 	udpFlowIdle      = 60 * time.Second // a UDP client's flow is dropped after this silence
 )
 
-// The userland proxy serves a published port on the host's wildcard address
+// The userland proxy serves a published port on its host address (Port.HostIP)
 // and forwards each TCP connection or UDP flow to the sandbox.
 //
 // Why a proxy next to the DNAT rules (as Docker does): the kernel will not
 // route a DNATed packet whose source is 127.0.0.1 (that needs route_localnet,
 // a host-wide weakening), so connections to 127.0.0.1:HostPort are only
-// served here. It listens on 0.0.0.0 rather than 127.0.0.1 so that it also
-// reserves the port on every host address (no other program can bind, say,
-// 192.0.2.2:HostPort and silently lose its traffic to the DNAT rule), and so
-// that an isolated bridge, which has no DNAT rules, is reachable on every
-// host address. On a non-isolated bridge the DNAT rules run first, so only
-// loopback connections reach the proxy; the sandbox sees them coming from
-// the gateway address.
+// served here. Its socket also reserves the port on its address (on every
+// address for 0.0.0.0), so that no other program can bind it and silently
+// lose its traffic to the DNAT rule, and it serves isolated bridges, which
+// have no DNAT rules. On a non-isolated bridge with DNAT the rules run first,
+// so only loopback connections reach the proxy; the sandbox sees proxied
+// connections coming from the gateway address.
+//
+// Ports are published on 127.0.0.1 unless the caller names another address:
+// a port published for the host's own use (a test's database, with trust
+// authentication) is then not open to every network the host is on.
 
 // proxy is a running forwarder for one published port.
 type proxy interface {
@@ -53,22 +55,25 @@ func (b boundPort) Close() error {
 	return b.pc.Close()
 }
 
-// listen binds p.HostPort (0: any free port) on the wildcard address.
-// A bind failure is a *PortInUseError.
+// listen binds p.HostPort (0: any free port) on p.HostIP (zero:
+// DefaultHostIP). A bind failure is a *PortInUseError.
 func listen(ctx context.Context, p Port) (boundPort, error) {
 	var lc net.ListenConfig
-	addr := net.JoinHostPort("0.0.0.0", strconv.Itoa(int(p.HostPort)))
+	if !p.HostIP.IsValid() {
+		p.HostIP = netip.MustParseAddr(DefaultHostIP)
+	}
+	addr := netip.AddrPortFrom(p.HostIP, p.HostPort).String()
 	if p.Proto == "udp" {
 		pc, err := lc.ListenPacket(ctx, "udp4", addr)
 		if err != nil {
-			return boundPort{}, &PortInUseError{Proto: p.Proto, HostPort: p.HostPort, Err: unwrapOp(err)}
+			return boundPort{}, &PortInUseError{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, Err: unwrapOp(err)}
 		}
 		u := pc.(*net.UDPConn)
 		return boundPort{pc: u, port: uint16(u.LocalAddr().(*net.UDPAddr).Port)}, nil
 	}
 	ln, err := lc.Listen(ctx, "tcp4", addr)
 	if err != nil {
-		return boundPort{}, &PortInUseError{Proto: p.Proto, HostPort: p.HostPort, Err: unwrapOp(err)}
+		return boundPort{}, &PortInUseError{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, Err: unwrapOp(err)}
 	}
 	return boundPort{ln: ln, port: uint16(ln.Addr().(*net.TCPAddr).Port)}, nil
 }
