@@ -457,11 +457,9 @@ func TestDetachWhileTheNamespaceLivesOn(t *testing.T) {
 	h := netnsHandle(t, ns)
 	require.NoError(t, ns.Close())
 
-	start := time.Now()
+	// Something else (the listener's socket) keeps the namespace alive:
+	// Detach deletes the veth, and eth0 with it, all the same.
 	require.NoError(t, a.Detach(testCtx(t)))
-	took := time.Since(start)
-	t.Logf("Detach, waiting for the kernel, then deleting the veth: %v", took)
-	assert.GreaterOrEqual(t, took, vethGoneTimeout, "Detach waits for the kernel first")
 	_, err = netlink.LinkByName(a.Veth())
 	assert.Error(t, err, "veth %s after Detach", a.Veth())
 	_, err = h.LinkByName("eth0")
