@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -395,4 +396,41 @@ func TestBindOfAFileOntoADirectoryIsAClearError(t *testing.T) {
 	_, err = sb.WithBind(t.TempDir(), "/etc/passwd").Run(testCtx(t), "/bin/true")
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "onto /etc/passwd: the target is a file, and a directory can only be bound onto a directory")
+}
+
+func TestPathsResolveWhileTheHostMounts(t *testing.T) {
+	sb, root := busybox(t)
+	// openat2 with RESOLVE_IN_ROOT gives up (EAGAIN) when any mount or
+	// rename on the host races a ".." it resolves; the child must try
+	// again rather than fail the run. The host mounts and unmounts in a
+	// loop meanwhile, as other sandboxes starting do.
+	// Many ".." widen the window, as a deep tree would.
+	require.NoError(t, os.Symlink(strings.Repeat("../", 400)+"home/user", filepath.Join(root, "etc", "up")))
+	dir := t.TempDir()
+	stop := make(chan struct{})
+	churned := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				churned <- n
+				return
+			default:
+			}
+			if unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k") == nil {
+				unix.Unmount(dir, unix.MNT_DETACH)
+				n++
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		t.Logf("%d host mounts meanwhile", <-churned)
+	}()
+	for i := range 100 {
+		res, err := sb.WithWorkdir("/etc/up/work").Run(testCtx(t), "/bin/pwd")
+		require.NoError(t, err, "run %d", i)
+		assert.Equal(t, "/home/user/work\n", string(res.Stdout), "run %d", i)
+	}
 }

@@ -105,6 +105,26 @@ func deleteLink(name string) error {
 // deletion waits behind something holding the kernel's network lock.
 const vethGoneTimeout = time.Second
 
+// deletions bounds the link deletions in flight: each holds an OS thread
+// in the kernel for the RCU barriers after the link is gone, and the
+// runtime keeps a thread it made. Past the bound, the namespace's own
+// destruction deletes the veth, a little later. It is process-wide, as the
+// threads are.
+var deletions = make(chan struct{}, 4)
+
+// deleteInBackground asks the kernel to delete the link called name, from
+// a goroutine of its own, unless enough deletions are in flight already.
+func deleteInBackground(name string) {
+	select {
+	case deletions <- struct{}{}:
+		go func() {
+			defer func() { <-deletions }()
+			deleteLink(name) // ENODEV if the namespace took it first: fine
+		}()
+	default:
+	}
+}
+
 // waitLinkGone returns once the link called name is gone from the caller's
 // namespace: the host side of a sandbox's veth, whose namespace has died
 // or is dying. It listens for link notifications (RTNLGRP_LINK), looks the
@@ -120,6 +140,7 @@ const vethGoneTimeout = time.Second
 // socket: the link is gone, for the host and for netlink, when Detach
 // returns. If the kernel deletes it first (with the namespace), the
 // request finds no link, which is no error.
+// At most cap(deletions) requests are in flight (see deletions).
 func waitLinkGone(name string) error {
 	s, err := openNetlink(unix.NETLINK_ROUTE)
 	if err != nil {
@@ -138,7 +159,7 @@ func waitLinkGone(name string) error {
 		if err != nil {
 			return &OpError{Op: "wait for deletion of", Name: name, Err: err}
 		}
-		go deleteLink(name) // ENODEV if the namespace took it first: fine
+		deleteInBackground(name)
 		gone, err := s.waitDelLink(index, deadline)
 		switch {
 		case gone:

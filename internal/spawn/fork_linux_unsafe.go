@@ -272,6 +272,7 @@ func forkAndRun(p *Program, args *cloneArgs, pidfd *int32, errfd uintptr) (pid u
 		fail    uintptr
 		tracing bool
 		ts      syscall.Timespec
+		again   int
 	)
 	runtime_BeforeFork()
 	// From here to the clone nothing can grow the stack (this function
@@ -309,6 +310,11 @@ func forkAndRun(p *Program, args *cloneArgs, pidfd *int32, errfd uintptr) (pid u
 				continue
 			}
 			if o.next && (e == syscall.ENOENT || e == syscall.ENOTDIR || e == syscall.EACCES) {
+				continue
+			}
+			if o.again && e == syscall.EAGAIN && again < maxAgain {
+				again++
+				i-- // the loop adds one
 				continue
 			}
 			goto failed

@@ -39,6 +39,7 @@ type op struct {
 	skip   uint8 // ops to skip when okErr happens
 	jump   int32 // on success continue at op jump-1; 0 for the next op
 	next   bool  // on ENOENT, ENOTDIR or EACCES go on with the next op
+	again  bool  // on EAGAIN run the op again, up to maxAgain times in all
 	want   int64 // required return value; -1 for any
 	// deny, when set, fails the op with EPERM if the int64 at deny.addr
 	// holds one of deny.values once the call succeeded: a check of what a
@@ -125,16 +126,22 @@ func (p *Program) MknodExistOK(path string, mode uint32) {
 		Step{"mknod", path})
 }
 
+// maxAgain bounds how often a child retries ops that fail with EAGAIN.
+const maxAgain = 1000
+
 // OpenInRoot appends openat2(2) of path with flags, resolved as if the
 // process's current directory were the root (RESOLVE_IN_ROOT) and never
 // through a /proc magic link, and stores the descriptor in r. Run it with
-// the current directory at the sandbox's root.
+// the current directory at the sandbox's root. openat2 fails with EAGAIN
+// when a mount or rename anywhere on the host raced a ".." it resolved
+// (it cannot then vouch for the result), which other sandboxes starting
+// make common: the op is tried again.
 func (p *Program) OpenInRoot(path string, flags int, r Reg) {
 	how := make([]byte, unix.SizeofOpenHow)
 	binary.NativeEndian.PutUint64(how[0:], uint64(flags))
 	binary.NativeEndian.PutUint64(how[16:], unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
 	p.add(op{nr: unix.SYS_OPENAT2, args: [6]uintptr{atFDCWD(), p.str(path), p.Bytes(how), unix.SizeofOpenHow},
-		regOut: int8(r) + 1}, Step{"open", path})
+		regOut: int8(r) + 1, again: true}, Step{"open", path})
 }
 
 // OpenAs appends the ops that open path with flags and move the
