@@ -71,5 +71,6 @@ func BenchmarkNetwork(b *testing.B) {
 func BenchmarkInit(b *testing.B) {
 	testutil.RequireRoot(b)
 	sb := New(Dir(testutil.Rootfs(b))).WithMemory(64 << 20)
-	interleave(b, []string{"no-init", "init"}, []*Sandbox{sb.WithInit(false), sb})
+	interleave(b, []string{"no-init", "init", "userns-no-init", "userns-init"},
+		[]*Sandbox{sb.WithInit(false), sb, sb.WithUserNamespace().WithInit(false), sb.WithUserNamespace()})
 }
