@@ -1,15 +1,11 @@
 package sandbox
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"runtime"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/sandboxkit/sandbox/internal/netsetup"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
 
@@ -58,7 +54,7 @@ func cloner() {
 			r.done <- r.fn()
 			continue
 		}
-		back, ferr := inNetns(r.netns, r.fn)
+		back, ferr := netsetup.RunInNetns(r.netns, r.fn)
 		r.done <- ferr
 		if !back {
 			// Stuck in another namespace: it must still live, for the
@@ -68,24 +64,6 @@ func cloner() {
 			select {}
 		}
 	}
-}
-
-// inNetns runs fn on the calling (locked) thread in netns, then returns
-// the thread to its own namespace. back reports whether it got back.
-func inNetns(netns *os.File, fn func() error) (back bool, err error) {
-	own, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return true, err
-	}
-	defer own.Close()
-	if err := unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET); err != nil {
-		return true, &fs.PathError{Op: "setns", Path: netns.Name(), Err: err}
-	}
-	err = fn()
-	if serr := unix.Setns(int(own.Fd()), unix.CLONE_NEWNET); serr != nil {
-		return false, errors.Join(err, &fs.PathError{Op: "setns", Path: own.Name(), Err: fmt.Errorf("return: %w", serr)})
-	}
-	return true, err
 }
 
 // startChild clones the child that runs p, on a cloner thread: in the

@@ -1,8 +1,10 @@
 package sandbox_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -86,6 +89,70 @@ func TestSandboxDiesWithACrashedCaller(t *testing.T) {
 			require.Eventually(t, func() bool {
 				return sandbox.Collect(testCtx(t)) == nil && len(testutil.SandboxCgroups(t)) == 0
 			}, 10*time.Second, 50*time.Millisecond, "the sandbox must die with its caller: %v", testutil.SandboxCgroups(t))
+		})
+	}
+}
+
+// nftMentions reports whether a map of the bridge's nftables table holds
+// an element naming ip.
+func nftMentions(t *testing.T, bridge string, ip netip.Addr) bool {
+	t.Helper()
+	c, err := nftables.New()
+	require.NoError(t, err)
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	require.NoError(t, err)
+	a := ip.As4()
+	for _, tb := range tables {
+		if tb.Name != "sandboxkit_"+bridge {
+			continue
+		}
+		sets, err := c.GetSets(tb)
+		require.NoError(t, err)
+		for _, s := range sets {
+			els, err := c.GetSetElements(s)
+			require.NoError(t, err)
+			for _, e := range els {
+				if bytes.Contains(e.Key, a[:]) || bytes.Contains(e.Val, a[:]) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func TestCollectRemovesWhatACrashedBridgedCallerLeft(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := testutil.Rootfs(t)
+	for _, variant := range []string{"bridge", "bridge-dnat"} {
+		t.Run(variant, func(t *testing.T) {
+			var opts []sandbox.BridgeOption
+			if variant == "bridge-dnat" {
+				opts = append(opts, sandbox.PublishDNAT())
+			}
+			n, subnet := testBridge(t, opts...)
+			name := bridgeName(n)
+			before := testutil.SnapshotHost(t)
+			crashedRun(t, root, variant+":"+name+":"+subnet.String())
+
+			leases, err := filepath.Glob(filepath.Join("/run/sandboxkit/net", name, "*.lease"))
+			require.NoError(t, err)
+			require.Len(t, leases, 1, "a killed caller leaves its lease behind")
+			ip, err := netip.ParseAddr(strings.SplitN(filepath.Base(leases[0]), "_", 2)[0])
+			require.NoError(t, err)
+			if variant == "bridge-dnat" {
+				require.True(t, nftMentions(t, name, ip), "a killed caller leaves its DNAT entries behind")
+			}
+
+			require.NoError(t, sandbox.Collect(testCtx(t)))
+			leases, err = filepath.Glob(filepath.Join("/run/sandboxkit/net", name, "*.lease"))
+			require.NoError(t, err)
+			assert.Empty(t, leases, "Collect frees a dead caller's lease")
+			assert.False(t, nftMentions(t, name, ip), "Collect removes a dead caller's NAT entries")
+			assert.Zero(t, bridgePorts(t, n), "no veth is left on the bridge")
+			after := testutil.SnapshotHost(t)
+			assert.Empty(t, after.Cgroups, "Collect removes the dead caller's cgroup; a process left in it would keep it")
+			assert.Equal(t, before.Mounts, after.Mounts)
 		})
 	}
 }

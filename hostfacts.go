@@ -1,6 +1,10 @@
 package sandbox
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/sandboxkit/sandbox/internal/state"
+)
 
 // hostFacts are facts about the host that cannot change while the process
 // runs (which kernel files exist, the highest capability number, the
@@ -10,7 +14,7 @@ type hostFacts struct {
 	maskedFiles []string // the masked files this kernel has
 	maskedDirs  []string
 	readOnly    []string
-	owner       string // this process's PID and start time, for cgroup names
+	owner       state.Owner // this process, for cgroup names
 }
 
 // facts returns the host facts, probed on the first call of the process:

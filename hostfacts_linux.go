@@ -1,6 +1,10 @@
 package sandbox
 
-import "path/filepath"
+import (
+	"path/filepath"
+
+	"github.com/sandboxkit/sandbox/internal/state"
+)
 
 // probe fills the facts from the host.
 func (f *hostFacts) probe() {
@@ -8,7 +12,7 @@ func (f *hostFacts) probe() {
 	f.maskedFiles = existing(maskedFiles)
 	f.maskedDirs = existing(append(maskedDirs, thermalThrottleDirs()...))
 	f.readOnly = existing(readOnlyPaths)
-	f.owner = ownerTag()
+	f.owner, _ = state.Self() // the zero Owner, never alive, if /proc fails
 }
 
 // thermalThrottleDirs returns each CPU's thermal_throttle directory of

@@ -22,7 +22,9 @@ const escapeEnv = "SANDBOXKIT_ESCAPE"
 // crashEnv, when set to "ROOT" or "ROOT,VARIANT", makes the test binary a
 // caller that runs a long sandbox on that root, says "running", and waits
 // to be killed, as a crashing service would be. VARIANT "user" runs the
-// sandbox as user 1000, "userns" in a user namespace.
+// sandbox as user 1000, "userns" in a user namespace; "bridge:NAME:SUBNET"
+// on that bridge with a port published on every host address, and
+// "bridge-dnat:NAME:SUBNET" the same with kernel DNAT.
 const crashEnv = "SANDBOXKIT_CRASH_ROOT"
 
 // leaseEnv, when set to "ROOT,BRIDGE,SUBNET,SHARE,N", makes the test binary
@@ -41,11 +43,19 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(crashEnv); spec != "" {
 		root, variant, _ := strings.Cut(spec, ",")
 		sb := sandbox.New(sandbox.Dir(root)).WithStdout(os.Stdout)
-		switch variant {
+		kind, bridge, _ := strings.Cut(variant, ":")
+		switch kind {
 		case "user":
 			sb = sb.WithUser(1000, 1000)
 		case "userns":
 			sb = sb.WithUserNamespace()
+		case "bridge", "bridge-dnat":
+			name, subnet, _ := strings.Cut(bridge, ":")
+			opts := []sandbox.BridgeOption{sandbox.BridgeName(name), sandbox.Subnet(netip.MustParsePrefix(subnet))}
+			if kind == "bridge-dnat" {
+				opts = append(opts, sandbox.PublishDNAT())
+			}
+			sb = sb.WithNetwork(sandbox.Bridge(opts...)).WithPublishOn(netip.IPv4Unspecified(), 0, 80)
 		}
 		sb.Run(context.Background(), "/bin/sh", "-c", "echo running; sleep 100")
 		os.Exit(1)

@@ -13,18 +13,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox/internal/spawn"
+	"github.com/sandboxkit/sandbox/internal/state"
 )
 
 // nosuidNodev are the flags of every file system the sandbox gets.
 const nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV
 
-// stateDir holds the package's state on the host. Its scratch directory is
-// only ever a mount point: each sandbox mounts its own tmpfs there, in its
-// own mount namespace, so the host sees an empty directory.
-const (
-	stateDir   = "/run/sandboxkit"
-	scratchDir = stateDir + "/scratch"
-)
+// scratchDir is where each sandbox mounts its own tmpfs, in its own mount
+// namespace (see internal/state).
+const scratchDir = state.ScratchDir
 
 // newRoot is where the sandbox's root is assembled before pivot_root.
 const newRoot = scratchDir + "/root"

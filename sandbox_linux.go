@@ -17,6 +17,7 @@ import (
 	"github.com/sandboxkit/sandbox/internal/cleanup"
 	"github.com/sandboxkit/sandbox/internal/execstub"
 	"github.com/sandboxkit/sandbox/internal/spawn"
+	"github.com/sandboxkit/sandbox/internal/state"
 )
 
 // teardownTimeout bounds the cleanup after a run, which must not inherit
@@ -253,7 +254,7 @@ func checkHost() error {
 	for _, d := range []struct {
 		path string
 		mode fs.FileMode
-	}{{stateDir, 0o711}, {scratchDir, 0o755}} {
+	}{{state.Dir, 0o711}, {state.ScratchDir, 0o755}} {
 		fi, err := os.Stat(d.path)
 		if errors.Is(err, fs.ErrNotExist) {
 			err = os.Mkdir(d.path, d.mode)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/state"
 )
 
 // Attach connects the network namespace netns to cfg's bridge: it creates the
@@ -129,7 +131,7 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 		}
 	}()
 
-	self, err := selfID()
+	self, err := state.Self()
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +200,7 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 // acquireLease ensures the bridge and writes a lease file for a free address under
 // the state lock, reclaiming stale leases first. It sets a.ip and a.lease and
 // returns the bridge's index.
-func (a *Attachment) acquireLease(ctx context.Context, s *nlSocket, self procID) (int, error) {
+func (a *Attachment) acquireLease(ctx context.Context, s *nlSocket, self state.Owner) (int, error) {
 	cfg := a.cfg
 	unlock, err := lockState(ctx, cfg.StateDir)
 	if err != nil {
@@ -268,16 +270,13 @@ func reclaim(cfg Config, dir, name string) error {
 // tells Detach whether the namespace can still exist:
 //
 //   - Closed (the sandbox ran): call Detach after the sandbox's last process
-//     has exited. The kernel is then destroying the namespace together with
-//     both ends of the veth, and Detach waits until it has deleted the host
-//     side (its RTM_DELLINK notification): about 3 ms when the kernel is
-//     idle, 30 to 40 ms right after other namespaces died, whose
-//     destruction, ending in RCU barriers, goes first. Deleting the veth
-//     itself costs as much back to back, and about 8 ms more when the
-//     kernel is idle (an RCU barrier in the deleting thread). If the veth
-//     is still there after a second, something else keeps the namespace
-//     alive (a bind mount, a process that joined it), and Detach deletes
-//     the veth, which takes "eth0" and the address with it.
+//     has exited. The kernel is then destroying the namespace, and would
+//     delete both ends of the veth with it, 20 to 40 ms later (it destroys
+//     dead namespaces in batches, behind RCU barriers). Detach asks for the
+//     deletion itself and returns at the kernel's notice that the link is
+//     gone, within a millisecond (see waitLinkGone); it also covers a
+//     namespace that something else keeps alive (a bind mount, a process
+//     that joined it), whose veth the kernel would never delete.
 //   - Still open (the sandbox never started, or the caller keeps the
 //     namespace for itself): Detach deletes the veth, which takes "eth0"
 //     inside netns with it, so the address is off the bridge when its lease

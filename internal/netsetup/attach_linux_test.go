@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 
+	"github.com/sandboxkit/sandbox/internal/state"
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
@@ -186,11 +187,11 @@ func TestAttachConcurrent(t *testing.T) {
 }
 
 // deadProc returns the identity of a process that has exited.
-func deadProc(t testing.TB) procID {
+func deadProc(t testing.TB) state.Owner {
 	t.Helper()
 	p, err := os.StartProcess("/bin/true", []string{"true"}, &os.ProcAttr{})
 	require.NoError(t, err)
-	id, err := readProcID(p.Pid) // still readable: a zombie until waited for
+	id, err := state.Read(p.Pid) // still readable: a zombie until waited for
 	require.NoError(t, err)
 	_, err = p.Wait()
 	require.NoError(t, err)

@@ -55,10 +55,3 @@ func (a *Attachment) HostsFile() []byte { return HostsFile(a.cfg.Hostname, a.ip)
 // ResolvConf returns the sandbox's /etc/resolv.conf contents for Config.DNS
 // (see [ResolvConf]; an empty DNS reads the host's /etc/resolv.conf).
 func (a *Attachment) ResolvConf() []byte { return ResolvConf(a.cfg.DNS) }
-
-// procID identifies a process across PID reuse: its PID and its start time
-// in clock ticks since boot (field 22 of /proc/PID/stat).
-type procID struct {
-	PID   int    `json:"pid"`
-	Start uint64 `json:"start"`
-}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/state"
 )
 
 // bridgeRecord is StateDir/<bridge>/bridge.json: how the bridge was set up,
@@ -309,7 +311,7 @@ func RemoveBridge(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer unlock()
-	self, err := selfID()
+	self, err := state.Self()
 	if err != nil {
 		return err
 	}
@@ -337,4 +339,56 @@ func RemoveBridge(ctx context.Context, cfg Config) error {
 		return err
 	}
 	return os.RemoveAll(dir)
+}
+
+// Collect reclaims, on every bridge recorded under stateDir (the default
+// when ""), the leases whose holders are dead: their port mappings, their
+// veths if the kernel has not destroyed them with the namespace, and their
+// files. A caller killed mid-run leaves those behind; the next Attach to
+// the same bridge would reclaim them too, but a bridge may see no other
+// run. Bridges themselves stay (RemoveBridge removes them). It returns the
+// joined errors of the leases it could not reclaim.
+func Collect(ctx context.Context, stateDir string) error {
+	if stateDir == "" {
+		stateDir = DefaultStateDir
+	}
+	entries, err := os.ReadDir(stateDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	unlock, err := lockState(ctx, stateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	self, err := state.Self()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		cfg := Config{Bridge: e.Name(), StateDir: stateDir}
+		rec, err := readBridgeRecord(filepath.Join(bridgeDir(cfg), "bridge.json"))
+		if err != nil {
+			continue // not a bridge's directory, or one being made
+		}
+		cfg.Subnet, cfg.Isolated = rec.Subnet, rec.Isolated
+		scan, err := scanLeases(bridgeDir(cfg), self)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, name := range scan.stale {
+			if err := reclaim(cfg, bridgeDir(cfg), name); err != nil {
+				errs = append(errs, fmt.Errorf("reclaim %s on %s: %w", name, cfg.Bridge, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+
+	"github.com/sandboxkit/sandbox/internal/state"
 )
 
 // Defaults applied by [Config.Validate] and [Attach] to zero fields.
 const (
 	DefaultBridge   = "sbx0"
-	DefaultStateDir = "/run/sandboxkit/net"
+	DefaultStateDir = state.NetDir
 )
 
 // DefaultSubnet is the subnet used when Config.Subnet is the zero value.

@@ -1,7 +1,6 @@
 package netsetup
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,12 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/state"
 )
 
 // Lease files live in StateDir/<bridge>/ and are named
@@ -37,71 +36,34 @@ const leaseSuffix = ".lease"
 
 // leaseRecord is the content of a lease file.
 type leaseRecord struct {
-	IP      netip.Addr `json:"ip"`
-	Holder  procID     `json:"holder"`
-	Veth    string     `json:"veth"`
-	Ports   []Port     `json:"ports,omitempty"`
-	Created time.Time  `json:"created"`
+	IP      netip.Addr  `json:"ip"`
+	Holder  state.Owner `json:"holder"`
+	Veth    string      `json:"veth"`
+	Ports   []Port      `json:"ports,omitempty"`
+	Created time.Time   `json:"created"`
 }
 
 // leaseFileName returns the file name of the lease of ip held by holder.
-func leaseFileName(ip netip.Addr, holder procID) string {
+func leaseFileName(ip netip.Addr, holder state.Owner) string {
 	return fmt.Sprintf("%s_%d_%d%s", ip, holder.PID, holder.Start, leaseSuffix)
 }
 
 // parseLeaseFileName is the inverse of leaseFileName.
-func parseLeaseFileName(name string) (netip.Addr, procID, bool) {
+func parseLeaseFileName(name string) (netip.Addr, state.Owner, bool) {
 	base, ok := strings.CutSuffix(name, leaseSuffix)
 	if !ok {
-		return netip.Addr{}, procID{}, false
+		return netip.Addr{}, state.Owner{}, false
 	}
-	f := strings.Split(base, "_")
-	if len(f) != 3 {
-		return netip.Addr{}, procID{}, false
+	addr, holder, ok := strings.Cut(base, "_")
+	if !ok {
+		return netip.Addr{}, state.Owner{}, false
 	}
-	ip, err1 := netip.ParseAddr(f[0])
-	pid, err2 := strconv.Atoi(f[1])
-	start, err3 := strconv.ParseUint(f[2], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return netip.Addr{}, procID{}, false
+	ip, err := netip.ParseAddr(addr)
+	owner, ok := state.ParseOwner(holder, '_')
+	if err != nil || !ok {
+		return netip.Addr{}, state.Owner{}, false
 	}
-	return ip, procID{PID: pid, Start: start}, true
-}
-
-// selfID is this process's identity, the holder of the leases it takes.
-var selfID = sync.OnceValues(func() (procID, error) { return readProcID(os.Getpid()) })
-
-// readProcID returns the identity of the running process pid.
-func readProcID(pid int) (procID, error) {
-	path := "/proc/" + strconv.Itoa(pid) + "/stat"
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return procID{}, err
-	}
-	// The command name (field 2) may contain spaces and ')'; fields resume
-	// after the last ')'. Start time is field 22, the 20th after it.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procID{}, &fs.PathError{Op: "parse", Path: path, Err: errors.New("no ')' in stat")}
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return procID{}, &fs.PathError{Op: "parse", Path: path, Err: errors.New("short stat")}
-	}
-	start, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return procID{}, &fs.PathError{Op: "parse", Path: path, Err: err}
-	}
-	return procID{PID: pid, Start: start}, nil
-}
-
-// alive reports whether the process p identifies still runs (a zombie counts).
-func (p procID) alive() bool {
-	if p.PID <= 0 {
-		return false
-	}
-	cur, err := readProcID(p.PID)
-	return err == nil && cur.Start == p.Start
+	return ip, owner, true
 }
 
 // lockState takes the exclusive state lock StateDir/lock, waiting until ctx
@@ -148,7 +110,7 @@ type leaseScan struct {
 
 // scanLeases classifies the leases in dir. self is the calling process,
 // always alive. Preconditions: the state lock is held.
-func scanLeases(dir string, self procID) (leaseScan, error) {
+func scanLeases(dir string, self state.Owner) (leaseScan, error) {
 	s := leaseScan{taken: make(map[netip.Addr]bool)}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -157,7 +119,7 @@ func scanLeases(dir string, self procID) (leaseScan, error) {
 		}
 		return s, err
 	}
-	holderAlive := map[procID]bool{self: true}
+	holderAlive := map[state.Owner]bool{self: true}
 	for _, e := range entries {
 		ip, holder, ok := parseLeaseFileName(e.Name())
 		if !ok {
@@ -165,7 +127,7 @@ func scanLeases(dir string, self procID) (leaseScan, error) {
 		}
 		alive, known := holderAlive[holder]
 		if !known {
-			alive = holder.alive()
+			alive = holder.Alive()
 			holderAlive[holder] = alive
 		}
 		if alive {

@@ -136,34 +136,23 @@ func checkNetns(f *os.File) error {
 // that namespace. The thread returns to its namespace afterwards; if it
 // cannot, its goroutine exits still locked, so the runtime discards it.
 func InNetns(netns *os.File, fn func() error) error {
-	release, err := InNetnsHeld(netns, fn)
-	release()
-	return err
-}
-
-// InNetnsHeld is InNetns, except that the thread fn ran on, back in its own
-// namespace, stays locked to its goroutine until release is called: a child
-// that fn clones, set to die with the thread that cloned it
-// (PR_SET_PDEATHSIG), lives until then. release must be called once.
-func InNetnsHeld(netns *os.File, fn func() error) (release func(), err error) {
 	done := make(chan error, 1)
-	hold := make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
-		back, err := runInNetns(netns, fn)
+		back, err := RunInNetns(netns, fn)
 		done <- err
-		<-hold
 		if back {
 			runtime.UnlockOSThread()
 		} // else exit still locked: the runtime discards the thread
 	}()
-	return func() { close(hold) }, <-done
+	return <-done
 }
 
-// runInNetns joins netns on the calling thread, which must be locked to its
+// RunInNetns joins netns on the calling thread, which must be locked to its
 // goroutine, runs fn, and returns the thread to its namespace. back reports
-// whether the thread is in its own namespace again (or never left it).
-func runInNetns(netns *os.File, fn func() error) (back bool, err error) {
+// whether the thread is in its own namespace again (or never left it); a
+// thread that is not must not serve anything else.
+func RunInNetns(netns *os.File, fn func() error) (back bool, err error) {
 	orig, err := os.Open(threadNetnsPath)
 	if err != nil {
 		return true, err

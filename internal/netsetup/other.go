@@ -28,3 +28,6 @@ func (a *Attachment) Detach(ctx context.Context) error { return nil }
 func RemoveBridge(ctx context.Context, cfg Config) error {
 	return errors.ErrUnsupported
 }
+
+// Collect has nothing to collect outside Linux.
+func Collect(ctx context.Context, stateDir string) error { return nil }
