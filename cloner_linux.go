@@ -69,9 +69,9 @@ func cloner() {
 // startChild clones the child that runs p, on a cloner thread: in the
 // bridge's namespace for a user-namespaced sandbox on a bridge (see
 // ARCHITECTURE.md), else in the host's.
-func (s *Sandbox) startChild(p *spawn.Program, attr spawn.Attr, bridge *bridgeRun) (proc *spawn.Process, err error) {
+func (pl *plan) startChild(p *spawn.Program, attr spawn.Attr, bridge *bridgeRun) (proc *spawn.Process, err error) {
 	var netns *os.File
-	if s.userns != nil && bridge != nil {
+	if pl.net.bornIn {
 		netns = bridge.netns
 	}
 	err = clone(netns, func() (err error) {

@@ -2,11 +2,9 @@ package sandbox
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -54,19 +52,19 @@ var readOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", 
 // /proc (read only unless WithWritableProc), a minimal /dev, read-only
 // /sys, tmpfs /tmp, masked kernel paths, then pivot_root so that nothing
 // of the host stays reachable.
-func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
+func (pl *plan) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 	// Nothing mounted here reaches the host, and nothing the host mounts
 	// later appears here.
 	p.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
 
 	// The overlay's upper layer lives here: its size bounds what the
 	// program can write outside binds and tmpfs mounts.
-	size := ",size=" + strconv.FormatInt(s.scratchBytes(), 10)
+	size := ",size=" + strconv.FormatInt(pl.scratch, 10)
 	p.Mount("tmpfs", scratchDir, "tmpfs", nosuidNodev, "mode=0755"+size)
 	for _, d := range []string{"upper", "work", "root"} {
 		p.Mkdir(scratchDir+"/"+d, 0o755, false)
 	}
-	if s.userns != nil && len(etc) > 0 {
+	if pl.net.etcInUpper && len(etc) > 0 {
 		// The namespace's root may not write in the base's /etc, which
 		// belongs to an unmapped host user: the files go into the upper
 		// layer before the overlay exists, and the merged /etc is the
@@ -78,7 +76,7 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 		}
 	}
 	lower := "/proc/self/fd/" + strconv.Itoa(baseFD)
-	if s.userns != nil {
+	if pl.userns != nil {
 		// baseFD is a detached mount (see Root.open), which overlayfs
 		// takes as a layer only once it is in this mount namespace.
 		lower = scratchDir + "/lower"
@@ -86,7 +84,7 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 		p.MoveMountTo(baseFD, lower)
 	}
 	opts := "lowerdir=" + lower + ",upperdir=" + scratchDir + "/upper,workdir=" + scratchDir + "/work"
-	if s.userns != nil {
+	if pl.userns != nil {
 		// trusted.* extended attributes need host root.
 		opts += ",userxattr"
 	}
@@ -97,14 +95,14 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 
 	p.Mkdir(newRoot+"/proc", 0o555, true)
 	procFlags := uintptr(nosuidNodev | unix.MS_NOEXEC)
-	if !s.writableProc && !s.bare {
+	if !pl.writableProc && pl.hardened {
 		// Read only as a whole: no kernel tunable or trigger under /proc
 		// can be written, at the cost of no extra mount.
 		procFlags |= unix.MS_RDONLY
 	}
 	p.Mount("proc", newRoot+"/proc", "proc", procFlags, "")
 
-	s.addDev(p)
+	pl.addDev(p)
 
 	p.Mkdir(newRoot+"/sys", 0o555, true)
 	switch {
@@ -120,8 +118,8 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 	p.Mkdir(newRoot+"/tmp", 0o1777, true)
 	p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777"+size)
 
-	if !s.bare {
-		s.addMasks(p)
+	if pl.hardened {
+		pl.addMasks(p)
 	}
 
 	// pivot_root(".", ".") stacks the old root under the new one; the
@@ -137,12 +135,12 @@ func (s *Sandbox) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 // may not mknod), the /proc/self/fd links, then read only, with devpts and
 // a /dev/shm tmpfs mounted on it. No device node can be added to it, and
 // every other writable mount is nodev.
-func (s *Sandbox) addDev(p *spawn.Program) {
+func (pl *plan) addDev(p *spawn.Program) {
 	dev := newRoot + "/dev"
 	p.Mkdir(dev, 0o755, true)
 	p.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k")
 	for _, d := range devices {
-		if s.userns != nil {
+		if pl.userns != nil {
 			// No mknod of devices in a user namespace: bind the host's.
 			p.Mknod(dev+"/"+d.name, unix.S_IFREG|0o666, 0)
 			p.Mount("/dev/"+d.name, dev+"/"+d.name, "", unix.MS_BIND, "")
@@ -166,7 +164,7 @@ func (s *Sandbox) addDev(p *spawn.Program) {
 // under a writable /proc, make its tunables and triggers read only. The
 // paths exist in the sandbox's /proc and /sys exactly when they exist in
 // the host's: the same kernel serves both.
-func (s *Sandbox) addMasks(p *spawn.Program) {
+func (pl *plan) addMasks(p *spawn.Program) {
 	f := facts()
 	for _, m := range f.maskedFiles {
 		p.Mount(newRoot+"/dev/null", newRoot+m, "", unix.MS_BIND, "")
@@ -184,7 +182,7 @@ func (s *Sandbox) addMasks(p *spawn.Program) {
 	}
 	// A fresh /proc has nothing mounted below these paths, so a plain bind
 	// is enough. A read-only /proc needs none of it.
-	for _, m := range s.readOnlyProcPaths() {
+	for _, m := range pl.readOnlyProcPaths() {
 		addBindReadOnly(p, newRoot+m, newRoot+m, 0)
 	}
 }
@@ -232,8 +230,8 @@ func existing(paths []string) []string {
 
 // readOnlyProcPaths returns the kernel's tunables and triggers under a
 // writable /proc, which are bound read only one by one.
-func (s *Sandbox) readOnlyProcPaths() []string {
-	if !s.writableProc {
+func (pl *plan) readOnlyProcPaths() []string {
+	if !pl.writableProc {
 		return nil
 	}
 	return facts().readOnly
@@ -241,7 +239,7 @@ func (s *Sandbox) readOnlyProcPaths() []string {
 
 // hostMounts are what the parent prepares for a run's binds: a detached
 // copy of each bind's source tree, made read only and nosuid/nodev on the
-// copy alone. trees[i] and dirs[i] belong to s.mounts[i]; trees[i] is -1
+// copy alone. trees[i] and dirs[i] belong to the plan's mounts[i]; trees[i] is -1
 // for a tmpfs.
 type hostMounts struct {
 	trees []int
@@ -257,8 +255,8 @@ func (h *hostMounts) close() {
 // prepareMounts clones the source tree of every bind into a detached mount
 // and sets its attributes there; the child attaches it after pivot_root.
 // Sources that do not exist are reported together, as a *ConfigError.
-func (s *Sandbox) prepareMounts() (_ *hostMounts, err error) {
-	h := &hostMounts{trees: make([]int, len(s.mounts)), dirs: make([]bool, len(s.mounts))}
+func (pl *plan) prepareMounts() (_ *hostMounts, err error) {
+	h := &hostMounts{trees: make([]int, len(pl.mounts)), dirs: make([]bool, len(pl.mounts))}
 	for i := range h.trees {
 		h.trees[i] = -1
 	}
@@ -268,7 +266,7 @@ func (s *Sandbox) prepareMounts() (_ *hostMounts, err error) {
 		}
 	}()
 	var missing []*FieldError
-	for i, m := range s.mounts {
+	for i, m := range pl.mounts {
 		if m.kind != mountBind {
 			continue
 		}
@@ -324,16 +322,8 @@ const (
 // tmpfs mounts, parents first. Every path is resolved inside the root (see
 // addMkdirAll), the target is checked not to lie on /proc or /sys, and
 // each detached tree is closed once attached.
-func (s *Sandbox) addMounts(p *spawn.Program, h *hostMounts) {
-	order := make([]int, len(s.mounts))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		return strings.Count(s.mounts[a].target, "/") - strings.Count(s.mounts[b].target, "/")
-	})
-	for _, i := range order {
-		m := s.mounts[i]
+func (pl *plan) addMounts(p *spawn.Program, h *hostMounts) {
+	for i, m := range pl.mounts { // parents first
 		dir, name := path.Split(m.target)
 		addMkdirAll(p, dir, -1, -1)
 		p.OpenInRoot(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regDir)
@@ -370,11 +360,11 @@ func (s *Sandbox) addMounts(p *spawn.Program, h *hostMounts) {
 // addFiles appends the ops that write the sandbox's files, owned by its
 // user, through a parent directory opened inside the root; then the
 // network's /etc files, owned by root (addRoot's, in a user namespace).
-func (s *Sandbox) addFiles(p *spawn.Program, etc []file) {
-	for _, f := range s.files {
-		addFile(p, f, s.uid, s.gid)
+func (pl *plan) addFiles(p *spawn.Program, etc []file) {
+	for _, f := range pl.files {
+		addFile(p, f, pl.uid, pl.gid)
 	}
-	if s.userns != nil {
+	if pl.net.etcInUpper {
 		return // addRoot wrote etc
 	}
 	for _, f := range etc {
@@ -389,43 +379,6 @@ func addFile(p *spawn.Program, f file, uid, gid int) {
 	p.DenyFS(regTarget, dir, procfsMagic, sysfsMagic)
 	p.WriteFileAt(regTarget, path.Base(f.path), f.path, f.data, f.mode, uid, gid, regFile)
 	p.Close(regTarget)
-}
-
-// checkMountPoints returns an error unless each of the base's /proc,
-// /dev, /sys and /tmp, where the sandbox mounts its own file systems, is a
-// directory or absent (then made in the overlay). A symbolic link there
-// would carry procfs, and the masks and read-only paths set on it, to
-// wherever it points (the class of CVE-2019-16884 and CVE-2019-19921).
-// The base is never written, so what is checked here is what the child
-// mounts on.
-func checkMountPoints(baseFD int) error {
-	for _, name := range []string{"proc", "dev", "sys", "tmp"} {
-		var st unix.Stat_t
-		err := unix.Fstatat(baseFD, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		switch {
-		case errors.Is(err, unix.ENOENT):
-		case err != nil:
-			return &fs.PathError{Op: "stat", Path: "/" + name, Err: err}
-		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-			return &fs.PathError{Op: "check mount point", Path: "/" + name, Err: fmt.Errorf("must be a directory or absent: %w", ErrUnsafePath)}
-		}
-	}
-	return nil
-}
-
-// checkEtcDir returns an error unless the base open at baseFD has no /etc
-// or a directory there, which a user namespace's network files merge with
-// (see addRoot).
-func checkEtcDir(baseFD int) error {
-	var st unix.Stat_t
-	err := unix.Fstatat(baseFD, "etc", &st, unix.AT_SYMLINK_NOFOLLOW)
-	if errors.Is(err, unix.ENOENT) || err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return nil
-	}
-	if err != nil {
-		return &fs.PathError{Op: "stat", Path: "/etc", Err: err}
-	}
-	return &fs.PathError{Op: "stat", Path: "/etc", Err: errors.New("not a directory: a user namespace's /etc/hosts and /etc/resolv.conf need one")}
 }
 
 // addMkdirAll appends mkdir -p of dir inside the root; directories it
@@ -456,8 +409,8 @@ func addMkdirAll(p *spawn.Program, dir string, uid, gid int) {
 
 // addReadOnlyRoot appends, for WithReadOnlyRoot, the remount that makes the
 // root read only once its mount points, files and working directory exist.
-func (s *Sandbox) addReadOnlyRoot(p *spawn.Program) {
-	if s.readOnly {
+func (pl *plan) addReadOnlyRoot(p *spawn.Program) {
+	if pl.readOnly {
 		p.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NODEV, "")
 	}
 }
@@ -467,10 +420,10 @@ func (s *Sandbox) addReadOnlyRoot(p *spawn.Program) {
 // addMkdirAll): the program's working directory is always inside the
 // root. Directories it creates belong to the sandbox's user, so a program
 // running as a user can write where it starts.
-func (s *Sandbox) addWorkdir(p *spawn.Program) {
-	addMkdirAll(p, s.workdir, s.uid, s.gid)
-	p.OpenInRoot(s.workdir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regDir)
-	p.Fchdir(regDir, s.workdir)
+func (pl *plan) addWorkdir(p *spawn.Program) {
+	addMkdirAll(p, pl.workdir, pl.uid, pl.gid)
+	p.OpenInRoot(pl.workdir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regDir)
+	p.Fchdir(regDir, pl.workdir)
 	p.Close(regDir)
 }
 

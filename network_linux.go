@@ -21,8 +21,8 @@ type bridgeRun struct {
 // attachBridge makes the sandbox's network namespace and wires it to the
 // bridge. The undo steps detach (deleting the veth while the namespace
 // lives) and then close the namespace.
-func (s *Sandbox) attachBridge(ctx context.Context, undo *cleanup.Stack) (*bridgeRun, error) {
-	att, ns, err := netsetup.AttachNew(ctx, s.bridgeConfig())
+func (pl *plan) attachBridge(ctx context.Context, undo *cleanup.Stack) (*bridgeRun, error) {
+	att, ns, err := netsetup.AttachNew(ctx, pl.net.bridge)
 	if err != nil {
 		return nil, err
 	}
@@ -43,14 +43,14 @@ type pendingBridge struct {
 
 // startBridge starts attaching to the sandbox's bridge, or returns nil for
 // other networks.
-func (s *Sandbox) startBridge(ctx context.Context) *pendingBridge {
-	if s.network.kind != networkBridge {
+func (pl *plan) startBridge(ctx context.Context) *pendingBridge {
+	if pl.net.kind != networkBridge {
 		return nil
 	}
 	p := &pendingBridge{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.b, p.err = s.attachBridge(ctx, &p.undo)
+		p.b, p.err = pl.attachBridge(ctx, &p.undo)
 	}()
 	return p
 }
@@ -111,6 +111,15 @@ func (b *bridgeRun) sysfs() (int, error) {
 		mnt = -1
 	}
 	return mnt, err
+}
+
+// sysfsOrHost returns a new read-only sysfs of the bridge's namespace, or
+// of the host's without a bridge (b nil): see newSysfs.
+func (b *bridgeRun) sysfsOrHost() (int, error) {
+	if b == nil {
+		return newSysfs()
+	}
+	return b.sysfs()
 }
 
 // etcFiles returns the sandbox's /etc/hosts and /etc/resolv.conf.

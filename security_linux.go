@@ -23,8 +23,8 @@ func lastCapability() int {
 }
 
 // addRlimits appends a prlimit64 for each resource limit.
-func (s *Sandbox) addRlimits(p *spawn.Program) {
-	for _, l := range s.rlimitSet() {
+func (pl *plan) addRlimits(p *spawn.Program) {
+	for _, l := range pl.rlimits {
 		b := make([]byte, 16)
 		binary.NativeEndian.PutUint64(b[0:], l.soft)
 		binary.NativeEndian.PutUint64(b[8:], l.hard)
@@ -55,12 +55,12 @@ func capabilityName(c int) string {
 }
 
 // addCapset appends capset(2): for the sandbox's root, effective and
-// permitted are caps; for any other user, nothing; inheritable is always
+// permitted are the plan's capabilities; for any other user, nothing; inheritable is always
 // empty. Then the ambient set is cleared.
-func (s *Sandbox) addCapset(p *spawn.Program, caps []int) {
+func (pl *plan) addCapset(p *spawn.Program) {
 	var set [2]uint32
-	if s.uid == 0 {
-		for _, c := range caps {
+	if pl.uid == 0 {
+		for _, c := range pl.caps {
 			set[c/32] |= 1 << (c % 32)
 		}
 	}

@@ -42,14 +42,14 @@ func (c *capture) Write(p []byte) (int, error) {
 	return c.buf.Write(p)
 }
 
-func (s *Sandbox) newStdio() (_ *stdio, err error) {
+func (pl *plan) newStdio() (_ *stdio, err error) {
 	st := &stdio{}
 	defer func() {
 		if err != nil {
 			st.abort()
 		}
 	}()
-	switch r := s.stdin.(type) {
+	switch r := pl.stdin.(type) {
 	case nil:
 		f, err := os.Open(os.DevNull)
 		if err != nil {
@@ -74,7 +74,7 @@ func (s *Sandbox) newStdio() (_ *stdio, err error) {
 			pw.Close()
 		}
 	}
-	for i, w := range []io.Writer{s.stdout, s.stderr} {
+	for i, w := range []io.Writer{pl.stdout, pl.stderr} {
 		switch w := w.(type) {
 		case *os.File:
 			if st.child[i+1], err = dupFile(w); err != nil {
@@ -82,7 +82,7 @@ func (s *Sandbox) newStdio() (_ *stdio, err error) {
 			}
 			continue
 		case nil:
-			st.out[i] = &capture{limit: s.outputLimit}
+			st.out[i] = &capture{limit: pl.outputLimit}
 		}
 		pr, pw, err := pipe(true)
 		if err != nil {

@@ -14,14 +14,12 @@ import (
 // cloneFlags are the namespaces every sandbox gets at clone time. The
 // cgroup namespace is unshared by the child once it is in its cgroup, so
 // that the cgroup is the namespace's root.
-func (s *Sandbox) cloneFlags() uintptr {
+func (pl *plan) cloneFlags() uintptr {
 	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if s.network.kind != networkHost && s.network.kind != networkBridge {
-		// A bridge's namespace is made before the clone and joined by
-		// the child (setns), so that the host can wire it meanwhile.
+	if pl.net.newNetns {
 		flags |= unix.CLONE_NEWNET
 	}
-	if s.userns != nil {
+	if pl.userns != nil {
 		flags |= unix.CLONE_NEWUSER
 	}
 	return flags
@@ -100,17 +98,15 @@ func addDieWithCaller(p *spawn.Program) {
 // trying each candidate path in turn through the exec stub. A bare
 // sandbox (only for measuring what hardening costs) skips the limits,
 // capabilities, no_new_privs and seccomp.
-func (s *Sandbox) addExec(p *spawn.Program, x execSetup, argv []string) {
-	hardened := !s.bare
-	caps := s.capabilities()
-	if hardened {
-		s.addRlimits(p)
-		addDropBounding(p, caps, x.lastCap)
+func (pl *plan) addExec(p *spawn.Program, x execSetup) {
+	if pl.hardened {
+		pl.addRlimits(p)
+		addDropBounding(p, pl.caps, x.lastCap)
 	}
 	// Always: it also drops the supplementary groups of the caller.
-	addSetIDs(p, s.uid, s.gid)
-	if hardened {
-		s.addCapset(p, caps)
+	addSetIDs(p, pl.uid, pl.gid)
+	if pl.hardened {
+		pl.addCapset(p)
 		addNoNewPrivs(p)
 	}
 	// Every descriptor of the host process other than 0, 1 and 2 closes
@@ -123,11 +119,10 @@ func (s *Sandbox) addExec(p *spawn.Program, x execSetup, argv []string) {
 		p.Dup3(x.statusFD, 4) // where the init reports the program's status
 	}
 	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0o022)
-	if hardened {
+	if pl.hardened {
 		addSeccomp(p, x.filter)
 	}
-	env := s.environ()
-	p.ExecSearch(commandPaths(argv[0], env), argv, env, x.stubFD)
+	p.ExecSearch(pl.paths, pl.argv, pl.env, x.stubFD)
 }
 
 // execSetup is what the parent prepared for the end of the child's program.
@@ -137,4 +132,51 @@ type execSetup struct {
 	statusFD int // with the init: the status pipe's write end (>= 10); else -1
 	lastCap  int
 	filter   []seccomp.Instruction
+}
+
+// program returns the child's program for pl, everything between the clone
+// and the exec in order, from what start prepared: the root's descriptor,
+// the pipe that says the ID maps are written, a sysfs the parent made, the
+// cgroup, the bridge (nil for other networks), the bind trees and the end
+// of the program.
+func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridgeRun, mounts *hostMounts, x execSetup) *spawn.Program {
+	var p spawn.Program
+	joinNetns := bridge.netnsFD()
+	if pl.net.bornIn {
+		joinNetns = -1 // cloned in it instead: see startChild
+	}
+	reopen := pl.root.path
+	if pl.userns != nil {
+		reopen = "" // base is a detached mount, mounted by addRoot
+	}
+	etc := bridge.etcFiles()
+	addPrelude(&p, cg.procsFDs(), idMapsWritten, reopen, base, joinNetns)
+	pl.addRoot(&p, base, sysfs, etc)
+	p.Sethostname(pl.hostname)
+	if pl.net.newNetns {
+		addLoopbackUp(&p) // a bridge's namespace has lo up already
+	}
+	pl.addMounts(&p, mounts)
+	pl.addFiles(&p, etc)
+	pl.addWorkdir(&p)
+	pl.addReadOnlyRoot(&p)
+	pl.addExec(&p, x)
+	if pl.trace != nil {
+		p.Trace = make([]int64, p.Len()+1)
+	}
+	return &p
+}
+
+// report hands the child's time per step to the plan's trace, when it has
+// one (profiling only).
+func (pl *plan) report(p *spawn.Program) {
+	if pl.trace == nil {
+		return
+	}
+	steps := make([]string, p.Len())
+	for i := range steps {
+		st := p.Step(i)
+		steps[i] = st.Op + " " + sandboxPath(st.Path)
+	}
+	pl.trace(steps, p.Trace)
 }

@@ -1,0 +1,130 @@
+package sandbox
+
+import (
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sandboxkit/sandbox/internal/netsetup"
+)
+
+// plan is one run of a definition with every default applied and every
+// decision made: the environment and where the command is looked for, the
+// capabilities and limits, the mounts in the order they are made, and how
+// the child reaches its network. The Linux code builds the sandbox from a
+// plan alone, never from a Sandbox's fields, so that every choice below is
+// made here, once; an image's config or an OCI spec can be turned into the
+// same fields.
+type plan struct {
+	argv  []string
+	paths []string // where argv[0] is looked for, in order
+	env   []string // the whole environment, PATH included
+
+	root         Root
+	hostname     string
+	workdir      string
+	uid, gid     int
+	mounts       []mount // binds and tmpfs mounts, parents first
+	files        []file
+	readOnly     bool
+	writableProc bool
+	scratch      int64 // bytes the writable layer, and /tmp, may hold
+
+	limits  limits
+	timeout time.Duration // 0: none
+
+	stdin       io.Reader
+	stdout      io.Writer
+	stderr      io.Writer
+	outputLimit int64
+
+	hardened bool // capabilities, no_new_privs, rlimits, seccomp, masks
+	caps     []int
+	rlimits  []rlimit
+	seccomp  *compiledFilter
+	init     bool // the init is PID 1, the program its child
+
+	userns *idMap // nil: no user namespace
+	net    netPlan
+
+	trace func(steps []string, ns []int64) // profiling only
+}
+
+// netPlan is how a run gets its network, decided once.
+type netPlan struct {
+	kind   networkKind
+	bridge netsetup.Config // for a bridge
+	// newNetns: the clone makes the sandbox's network namespace, whose lo
+	// the child brings up. A bridge's namespace is made before the clone,
+	// so that the host can wire it meanwhile; the host network has none.
+	newNetns bool
+	// bornIn: the child is cloned in the bridge's namespace rather than
+	// joining it with setns, which a child in a new user namespace may
+	// not do for a namespace that the host's user namespace owns.
+	bornIn bool
+	// parentSysfs: the parent makes the sandbox's /sys, which a user
+	// namespace may not mount for a network namespace it does not own
+	// (the host's, or a bridge's).
+	parentSysfs bool
+	// etcInUpper: the network's /etc files go into the overlay's upper
+	// layer before the overlay is mounted, since the base's /etc belongs
+	// to a host user that the user namespace does not map.
+	etcInUpper bool
+}
+
+// plan makes the plan of a run of argv. The definition must be valid.
+func (s *Sandbox) plan(argv []string) *plan {
+	env := s.environ()
+	pl := &plan{
+		argv:         argv,
+		paths:        commandPaths(argv[0], env),
+		env:          env,
+		root:         s.root,
+		hostname:     s.hostname,
+		workdir:      s.workdir,
+		uid:          s.uid,
+		gid:          s.gid,
+		mounts:       parentsFirst(s.mounts),
+		files:        s.files,
+		readOnly:     s.readOnly,
+		writableProc: s.writableProc,
+		scratch:      s.scratchBytes(),
+		limits:       s.limits(),
+		timeout:      s.timeout,
+		stdin:        s.stdin,
+		stdout:       s.stdout,
+		stderr:       s.stderr,
+		outputLimit:  s.outputLimit,
+		hardened:     !s.bare,
+		caps:         s.capabilities(),
+		rlimits:      s.rlimitSet(),
+		seccomp:      s.seccomp,
+		init:         s.init,
+		userns:       s.userns,
+		trace:        s.trace,
+	}
+	userns := s.userns != nil
+	pl.net = netPlan{
+		kind:        s.network.kind,
+		newNetns:    s.network.kind == networkNone,
+		bornIn:      userns && s.network.kind == networkBridge,
+		parentSysfs: userns && s.network.kind != networkNone,
+		etcInUpper:  userns && s.network.kind == networkBridge,
+	}
+	if s.network.kind == networkBridge {
+		pl.net.bridge = s.bridgeConfig()
+	}
+	return pl
+}
+
+// parentsFirst returns mounts ordered so that a mount comes after every
+// mount its target lies in (fewer path components first), keeping the
+// order of the calls otherwise.
+func parentsFirst(mounts []mount) []mount {
+	out := slices.Clone(mounts)
+	slices.SortStableFunc(out, func(a, b mount) int {
+		return strings.Count(a.target, "/") - strings.Count(b.target, "/")
+	})
+	return out
+}

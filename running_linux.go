@@ -1,0 +1,296 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/cleanup"
+	"github.com/sandboxkit/sandbox/internal/execstub"
+	"github.com/sandboxkit/sandbox/internal/spawn"
+)
+
+// teardownTimeout bounds the cleanup after a run, which must not inherit
+// the run's cancellation.
+const teardownTimeout = 10 * time.Second
+
+// running is a started sandbox: what it holds, and the one undo stack that
+// releases it. Run is start, wait, close; a long-lived sandbox is the same
+// value, waited for later.
+type running struct {
+	pl     *plan
+	proc   *spawn.Process
+	cg     cgroup
+	bridge *bridgeRun
+	io     *stdio
+	status int       // the init's status pipe, read end; -1 without the init
+	start  time.Time // when the program started
+
+	// undo releases, last first, everything acquired; every acquisition is
+	// pushed right after it is made.
+	undo cleanup.Stack
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// start builds pl's sandbox and starts its program. On error it has
+// released everything it acquired; on success the running sandbox holds
+// it, and close releases it.
+func start(ctx context.Context, pl *plan) (_ *running, err error) {
+	if err := checkHost(); err != nil {
+		return nil, fmt.Errorf("sandbox: run: %w", err)
+	}
+	r := &running{pl: pl, status: -1}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, r.close(ctx))
+		}
+	}()
+	// What the child needs only until it runs: released when start
+	// returns, whatever happens.
+	var spent cleanup.Stack
+	defer spent.Unwind(context.WithoutCancel(ctx))
+
+	base, err := pl.root.open(pl.userns != nil)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: root: %w", err)
+	}
+	spent.PushErr(func() error { return closeFD(&base) })
+	if err := checkRoot(pl, base); err != nil {
+		return nil, fmt.Errorf("sandbox: root %s: %w", pl.root, err)
+	}
+	filter, err := pl.seccomp.get()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: seccomp filter: %w", err)
+	}
+	mounts, err := pl.prepareMounts()
+	if errors.Is(err, ErrInvalidConfig) {
+		return nil, err // a missing bind source, named
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: prepare mounts: %w", err)
+	}
+	spent.PushErr(func() error { mounts.close(); return nil })
+
+	// A bridge's namespace and veth take the kernel about a millisecond:
+	// made on their own goroutine, they overlap the rest of the setup.
+	pending := pl.startBridge(ctx)
+	r.undo.Push(pending.unwind)
+
+	if r.cg, err = newCgroup(cgroupName(facts().owner), pl.limits); err != nil {
+		return nil, fmt.Errorf("sandbox: create cgroup: %w", err)
+	}
+	r.undo.PushErr(func() error {
+		if err := r.cg.destroy(); err != nil {
+			return fmt.Errorf("sandbox: remove cgroup: %w", err)
+		}
+		return nil
+	})
+
+	if r.io, err = pl.newStdio(); err != nil {
+		return nil, fmt.Errorf("sandbox: set up stdio: %w", err)
+	}
+	r.undo.PushErr(r.io.abort)
+
+	x := execSetup{stdio: r.io.childFDs(), lastCap: facts().lastCap, filter: filter, statusFD: -1}
+	if x.stubFD, err = pl.openStub(); err != nil {
+		return nil, fmt.Errorf("sandbox: exec stub: %w", err)
+	}
+	spent.PushErr(func() error { return closeFD(&x.stubFD) })
+	if pl.init && x.stubFD >= 0 {
+		if r.status, x.statusFD, err = statusPipe(); err != nil {
+			return nil, fmt.Errorf("sandbox: init status pipe: %w", err)
+		}
+		r.undo.PushErr(func() error { return closeFD(&r.status) })
+		spent.PushErr(func() error { return closeFD(&x.statusFD) })
+	}
+
+	if r.bridge, err = pending.wait(); err != nil {
+		return nil, fmt.Errorf("sandbox: bridge network: %w", err)
+	}
+	attr := spawn.Attr{Cloneflags: pl.cloneFlags(), CgroupFD: r.cg.cloneFD(), Release: -1}
+	idMapsWritten := -1
+	if pl.userns != nil {
+		// The child waits on a pipe until its user namespace has ID maps,
+		// which only the parent can write.
+		var fds [2]int
+		if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+			return nil, fmt.Errorf("sandbox: pipe: %w", err)
+		}
+		idMapsWritten, attr.Release = fds[0], fds[1]
+		spent.PushErr(func() error { return errors.Join(closeFD(&idMapsWritten), closeFD(&attr.Release)) })
+		attr.AfterClone = func(pid int) error { return writeIDMaps(pid, pl.userns) }
+	}
+	sysfs := -1
+	if pl.net.parentSysfs {
+		if sysfs, err = r.bridge.sysfsOrHost(); err != nil {
+			return nil, fmt.Errorf("sandbox: sysfs for the network: %w", err)
+		}
+		spent.PushErr(func() error { return closeFD(&sysfs) })
+	}
+
+	p := pl.program(base, idMapsWritten, sysfs, r.cg, r.bridge, mounts, x)
+	proc, err := pl.startChild(p, attr, r.bridge)
+	pl.report(p)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: start %s: %w", pl.argv[0], pl.startError(err))
+	}
+	r.proc = proc
+	r.undo.Push(r.kill)
+	// The child holds the bridge's namespace now: it lives exactly as long
+	// as the sandbox.
+	r.bridge.closeNetns()
+	r.start = time.Now()
+	r.io.started()
+	return r, nil
+}
+
+// wait waits for the program to end, killing it (and with it every process
+// of its PID namespace) when the timeout passes or ctx ends, and returns
+// what it did. The error is ctx's, when ctx ended it.
+func (r *running) wait(ctx context.Context) (*Result, error) {
+	ws, ctxErr, timedOut := r.waitExit(ctx)
+	if program, ok := readStatus(r.status); ok {
+		ws = program // the init's report of the program's own end
+	}
+	res := &Result{Wall: time.Since(r.start), TimedOut: timedOut, Network: r.bridge.info()}
+	r.io.finish(res)
+	switch {
+	case ws.Signaled():
+		res.ExitCode, res.Signal = -1, ws.Signal()
+	default:
+		res.ExitCode = ws.ExitStatus()
+	}
+	// Every process of the sandbox died with its PID 1, so the cgroup is
+	// idle: what it measured is final.
+	u, err := r.cg.usage()
+	res.CPU, res.MemoryPeak, res.OOMKilled = u.cpu, u.memoryPeak, u.oomKills > 0
+	if err != nil {
+		res.TeardownErr = fmt.Errorf("sandbox: read usage: %w", err)
+	}
+	if ctxErr != nil {
+		ctxErr = fmt.Errorf("sandbox: run %s: %w", r.pl.argv[0], ctxErr)
+	}
+	return res, ctxErr
+}
+
+// waitExit waits for PID 1 to end without holding an OS thread, and kills
+// it when the timeout passes or ctx ends. The child is reaped then.
+func (r *running) waitExit(ctx context.Context) (ws unix.WaitStatus, ctxErr error, timedOut bool) {
+	done := make(chan unix.WaitStatus, 1)
+	go func() {
+		ws, err := r.proc.WaitPolled()
+		if err != nil {
+			// Not pollable (it should be, since Linux 5.3): wait in a thread.
+			ws = r.proc.Wait()
+		}
+		done <- ws
+	}()
+	var timeout <-chan time.Time
+	if r.pl.timeout > 0 {
+		t := time.NewTimer(r.pl.timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	defer func() { r.proc.PID = 0 }() // reaped: close need not kill it
+	select {
+	case ws = <-done:
+		return ws, nil, false
+	case <-timeout:
+		r.signal(unix.SIGKILL)
+		// The program may have ended by itself as the timer fired, before
+		// the kill could reach it: only a run the kill ended timed out.
+		ws = <-done
+		return ws, nil, ws.Signaled() && ws.Signal() == unix.SIGKILL
+	case <-ctx.Done():
+		r.signal(unix.SIGKILL)
+		return <-done, ctx.Err(), false
+	}
+}
+
+// signal sends sig to the sandbox's PID 1 through its pidfd, which a
+// recycled PID can never receive.
+func (r *running) signal(sig unix.Signal) error {
+	return unix.PidfdSendSignal(r.proc.PIDFD, sig, nil, 0)
+}
+
+// kill ends the sandbox if it still runs (its PID namespace takes every
+// process with PID 1), reaps it, and closes its pidfd: the undo step of a
+// started child.
+func (r *running) kill(context.Context) error {
+	if r.proc.PID != 0 {
+		r.signal(unix.SIGKILL)
+		r.proc.Wait()
+		r.proc.PID = 0
+	}
+	return closeFD(&r.proc.PIDFD)
+}
+
+// close releases everything the sandbox holds, killing it first if it
+// still runs, in the reverse order of acquisition. It is idempotent and
+// returns the first call's joined errors. It does not inherit ctx's
+// cancellation, which may be what ended the run.
+func (r *running) close(ctx context.Context) error {
+	r.closeOnce.Do(func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+		defer cancel()
+		r.closeErr = r.undo.Unwind(tctx)
+	})
+	return r.closeErr
+}
+
+// openStub returns a sealed exec stub for this machine, the init unless
+// the plan has none, or -1 (and no error) where there is none; see
+// internal/execstub.
+func (pl *plan) openStub() (int, error) {
+	open := execstub.OpenInit
+	if !pl.init {
+		open = execstub.Open
+	}
+	fd, err := open()
+	if errors.Is(err, execstub.ErrUnsupportedArch) {
+		return -1, nil
+	}
+	return fd, err
+}
+
+// statusPipe returns the pipe the init writes the program's wait status
+// to. The write end is numbered above the descriptors the child sets up
+// (0 to 4), so that moving it to 4 never overwrites another.
+func statusPipe() (r, w int, err error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return -1, -1, err
+	}
+	w, err = unix.FcntlInt(uintptr(fds[1]), unix.F_DUPFD_CLOEXEC, 10)
+	unix.Close(fds[1])
+	if err != nil {
+		unix.Close(fds[0])
+		return -1, -1, err
+	}
+	return fds[0], w, nil
+}
+
+// readStatus returns the program's wait status as the init wrote it on
+// the pipe r, once the init has ended; ok is false when it wrote none (it
+// was killed, or r is -1).
+func readStatus(r int) (ws unix.WaitStatus, ok bool) {
+	if r < 0 {
+		return 0, false
+	}
+	var b [4]byte
+	n, err := unix.Read(r, b[:])
+	for err == unix.EINTR {
+		n, err = unix.Read(r, b[:])
+	}
+	if err != nil || n != len(b) {
+		return 0, false
+	}
+	return unix.WaitStatus(binary.NativeEndian.Uint32(b[:])), true
+}
