@@ -2,9 +2,11 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/sandboxkit/sandbox/internal/netsetup"
 )
@@ -171,11 +173,59 @@ func (s *Sandbox) checkNetwork() []*FieldError {
 	if s.network.kind == networkBridge {
 		// The whole configuration Run hands to netsetup, with the host
 		// name (which goes into /etc/hosts) and the published ports.
-		if err := s.bridgeConfig().Validate(); err != nil {
-			problems = append(problems, &FieldError{Field: "network", Value: s.network, Reason: err.Error(), Err: err})
-		}
+		problems = append(problems, bridgeProblems(s.bridgeConfig().Validate())...)
 	}
 	return problems
+}
+
+// bridgeProblems turns the problems netsetup finds in a configuration into
+// the package's own FieldErrors: "publish" for a published port, "network"
+// for the rest, each naming the setting.
+func bridgeProblems(err error) []*FieldError {
+	if err == nil {
+		return nil
+	}
+	var problems []*FieldError
+	for _, e := range unjoin(err) {
+		var fe *netsetup.FieldError
+		if !errors.As(e, &fe) {
+			problems = append(problems, &FieldError{Field: "network", Value: "bridge", Reason: e.Error(), Err: e})
+			continue
+		}
+		field, setting := "network", fe.Field
+		if rest, ok := strings.CutPrefix(fe.Field, "Publish["); ok {
+			field, setting = "publish", strings.TrimPrefix(rest[strings.IndexByte(rest, ']')+1:], ".")
+		}
+		problems = append(problems, &FieldError{Field: field, Value: fe.Value, Reason: settingName(setting) + " " + fe.Reason})
+	}
+	return problems
+}
+
+// settingName returns how the package's docs name a netsetup Config field.
+func settingName(field string) string {
+	switch field {
+	case "Bridge":
+		return "bridge name"
+	case "StateDir":
+		return "state directory"
+	case "HostPort":
+		return "host port"
+	case "SandboxPort":
+		return "sandbox port"
+	case "HostIP":
+		return "host address"
+	case "Proto":
+		return "protocol"
+	}
+	return strings.ToLower(field)
+}
+
+// unjoin returns the errors joined in err, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // bridgeConfig returns the netsetup configuration of a run.
@@ -190,25 +240,88 @@ func (s *Sandbox) bridgeConfig() netsetup.Config {
 	return cfg
 }
 
-// The errors a bridge network can fail with, for errors.As.
-type (
-	// PortInUseError means a published host port could not be bound. It
-	// matches the underlying errno (EADDRINUSE; EACCES; EADDRNOTAVAIL for a
-	// host address the host does not have).
-	PortInUseError = netsetup.PortInUseError
-	// SubnetConflictError means the bridge's subnet overlaps a route of
-	// the host.
-	SubnetConflictError = netsetup.SubnetConflictError
-	// BridgeConflictError means an interface with the bridge's name exists
-	// but cannot be used as the bridge (another kind, another subnet, or
-	// another Isolated setting).
-	BridgeConflictError = netsetup.BridgeConflictError
-	// BridgeInUseError means RemoveBridge found leases of live sandboxes.
-	BridgeInUseError = netsetup.BridgeInUseError
-)
+// PortInUseError means a published host port could not be bound. It
+// matches the underlying errno (EADDRINUSE; EACCES; EADDRNOTAVAIL for a
+// host address the host does not have).
+type PortInUseError struct {
+	Proto    string     // "tcp" or "udp"
+	HostIP   netip.Addr // the address it was to be bound on
+	HostPort int
+	Err      error
+}
 
-// ErrNoAddress means every address of the bridge's subnet is leased.
-var ErrNoAddress = netsetup.ErrNoAddress
+// Error names the protocol, address and port.
+func (e *PortInUseError) Error() string {
+	return fmt.Sprintf("publish %s port %s: %s", e.Proto, netip.AddrPortFrom(e.HostIP, uint16(e.HostPort)), e.Err)
+}
+
+// Unwrap returns the bind error.
+func (e *PortInUseError) Unwrap() error { return e.Err }
+
+// SubnetConflictError means the bridge's subnet overlaps a route of the
+// host that is not the bridge's own.
+type SubnetConflictError struct {
+	Subnet netip.Prefix // the bridge's subnet
+	Route  netip.Prefix // the conflicting route's destination
+	Link   string       // the conflicting route's device; "" if it has none
+}
+
+// Error names the subnet and the route it overlaps.
+func (e *SubnetConflictError) Error() string {
+	return fmt.Sprintf("subnet %s overlaps host route %s dev %s", e.Subnet, e.Route, e.Link)
+}
+
+// BridgeConflictError means an interface with the bridge's name exists but
+// cannot be used as the bridge: another kind of link, another subnet, or
+// another Isolated setting.
+type BridgeConflictError struct {
+	Bridge string
+	Reason string
+}
+
+// Error names the bridge and why it cannot be used.
+func (e *BridgeConflictError) Error() string { return "bridge " + e.Bridge + ": " + e.Reason }
+
+// BridgeInUseError means RemoveBridge found leases of live sandboxes.
+type BridgeInUseError struct {
+	Bridge string
+	Leases int // how many live sandboxes hold an address on it
+}
+
+// Error names the bridge and its live leases.
+func (e *BridgeInUseError) Error() string {
+	return fmt.Sprintf("bridge %s is in use by %d live sandboxes", e.Bridge, e.Leases)
+}
+
+// ErrNoAddress means every address of the bridge's subnet is leased to a
+// live sandbox.
+var ErrNoAddress = errors.New("no free address in the bridge's subnet")
+
+// bridgeError turns an error of internal/netsetup into the package's own
+// types, keeping its message and the errors it wraps.
+func bridgeError(err error) error {
+	var (
+		inUse    *netsetup.PortInUseError
+		subnet   *netsetup.SubnetConflictError
+		conflict *netsetup.BridgeConflictError
+		busy     *netsetup.BridgeInUseError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &inUse):
+		return &PortInUseError{Proto: inUse.Proto, HostIP: inUse.HostIP, HostPort: int(inUse.HostPort), Err: inUse.Err}
+	case errors.As(err, &subnet):
+		return &SubnetConflictError{Subnet: subnet.Subnet, Route: subnet.Route, Link: subnet.Link}
+	case errors.As(err, &conflict):
+		return &BridgeConflictError{Bridge: conflict.Bridge, Reason: conflict.Reason}
+	case errors.As(err, &busy):
+		return &BridgeInUseError{Bridge: busy.Bridge, Leases: busy.Leases}
+	case errors.Is(err, netsetup.ErrNoAddress):
+		return fmt.Errorf("%w: %w", ErrNoAddress, err)
+	}
+	return err
+}
 
 // RemoveBridge removes the bridge of n (made by Bridge), its NAT rules and
 // its state, when no live sandbox uses it; otherwise it returns a

@@ -24,7 +24,7 @@ type bridgeRun struct {
 func (pl *plan) attachBridge(ctx context.Context, undo *cleanup.Stack) (*bridgeRun, error) {
 	att, ns, err := netsetup.AttachNew(ctx, pl.net.bridge)
 	if err != nil {
-		return nil, err
+		return nil, bridgeError(err)
 	}
 	b := &bridgeRun{netns: ns, att: att}
 	undo.PushErr(b.closeNetns)
@@ -159,5 +159,5 @@ func (b *bridgeRun) detach(ctx context.Context) error {
 }
 
 func removeBridge(ctx context.Context, n Network) error {
-	return netsetup.RemoveBridge(ctx, n.bridge)
+	return bridgeError(netsetup.RemoveBridge(ctx, n.bridge))
 }

@@ -99,14 +99,14 @@ func TestBridgeBadInput(t *testing.T) {
 		WithPublish(-1, 0).Validate()
 	var ce *sandbox.ConfigError
 	require.ErrorAs(t, err, &ce)
-	assert.Len(t, ce.Problems, 3, "bad host port, bad sandbox port, bad bridge: %v", err)
+	assert.Len(t, ce.Problems, 4, "bad host port, bad sandbox port, bad bridge name, bad subnet, each a FieldError: %v", err)
 	// What netsetup would refuse at run time is refused by Validate.
 	err = sb.WithNetwork(sandbox.Bridge()).WithHostname("web.").Validate()
 	assert.ErrorIs(t, err, sandbox.ErrInvalidConfig)
-	assert.ErrorContains(t, err, "Hostname web.")
+	assert.ErrorContains(t, err, "hostname web.: must be dot-separated labels")
 	err = sb.WithNetwork(sandbox.Bridge()).WithPublish(8080, 80).WithPublishUDP(8080, 80).WithPublish(8080, 81).Validate()
 	assert.ErrorIs(t, err, sandbox.ErrInvalidConfig)
-	assert.ErrorContains(t, err, "Publish[2].HostPort 8080: published twice", "the same TCP port twice; UDP's 8080 is another port")
+	assert.ErrorContains(t, err, "publish 8080: host port published twice", "the same TCP port twice; UDP's 8080 is another port")
 
 	n, _ := testBridge(t)
 	busy, err := net.Listen("tcp", "0.0.0.0:0")

@@ -199,7 +199,8 @@ func (s *Sandbox) WithWorkdir(dir string) *Sandbox {
 }
 
 // WithHostname returns a copy of s whose host name (in its own UTS
-// namespace) is name: 1 to 64 letters, digits, '-' and '.'. The last call
+// namespace) is name: 1 to 64 characters, dot-separated labels of letters,
+// digits and inner '-'. The last call
 // wins; the default is [DefaultHostname].
 func (s *Sandbox) WithHostname(name string) *Sandbox {
 	c := s.clone()
@@ -211,13 +212,25 @@ func (s *Sandbox) WithHostname(name string) *Sandbox {
 	return c
 }
 
+// checkHostname returns why name cannot be a host name, or "". The rule is
+// the one /etc/hosts and DNS need (RFC 1123 labels), within the kernel's 64
+// bytes; a bridge writes the name into the sandbox's /etc/hosts.
 func checkHostname(name string) string {
 	if name == "" || len(name) > 64 {
 		return "must be 1 to 64 characters"
 	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return "must contain only letters, digits, '-' and '.'"
+	label := 0
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			label++
+		case c == '-' && label > 0 && i+1 < len(name) && name[i+1] != '.':
+			label++
+		case c == '.' && label > 0 && i+1 < len(name):
+			label = 0
+		default:
+			return "must be dot-separated labels of letters, digits and inner '-'"
 		}
 	}
 	return ""

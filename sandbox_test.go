@@ -46,7 +46,7 @@ func TestValidate(t *testing.T) {
 		{"publish on a multicast address", sandbox.New(root).WithNetwork(sandbox.Bridge()).
 			WithPublishOn(netip.MustParseAddr("224.0.0.1"), 80, 80), "publish"},
 		{"publish on every address and on loopback", sandbox.New(root).WithNetwork(sandbox.Bridge()).
-			WithPublishOn(netip.IPv4Unspecified(), 80, 80).WithPublish(80, 81), "network"},
+			WithPublishOn(netip.IPv4Unspecified(), 80, 80).WithPublish(80, 81), "publish"},
 		{"relative root", sandbox.New(sandbox.Dir("root")), "root"},
 		{"root with NUL", sandbox.New(sandbox.Dir("/a\x00b")), "root"},
 		{"root with comma and colon", sandbox.New(sandbox.Dir("/a,b:c")), ""},

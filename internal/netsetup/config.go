@@ -176,9 +176,6 @@ func (c Config) withDefaults() (Config, error) {
 			bad(fmt.Sprintf("DNS[%d]", i), a, "must be a unicast address")
 		}
 	}
-	if reason := checkHostname(c.Hostname); reason != "" {
-		bad("Hostname", c.Hostname, reason)
-	}
 	if c.Isolated {
 		c.DNAT = false // an isolated bridge has no DNAT map
 	}
@@ -216,31 +213,6 @@ func checkSubnet(p netip.Prefix) string {
 	case a.IsLoopback(), a.IsMulticast(), a.IsLinkLocalUnicast(), a.IsUnspecified(),
 		p.Overlaps(netip.MustParsePrefix("240.0.0.0/4")):
 		return "must be a unicast range"
-	}
-	return ""
-}
-
-// checkHostname returns why h cannot be a sandbox host name, or "".
-func checkHostname(h string) string {
-	if h == "" {
-		return ""
-	}
-	if len(h) > 63 {
-		return "longer than 63 characters"
-	}
-	label := 0
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-			label++
-		case c == '-' && label > 0 && i+1 < len(h) && h[i+1] != '.':
-			label++
-		case c == '.' && label > 0 && i+1 < len(h):
-			label = 0
-		default:
-			return "must be dot-separated labels of letters, digits and inner '-'"
-		}
 	}
 	return ""
 }
