@@ -97,60 +97,6 @@ func (s *Sandbox) invalid(field string, value any, reason string) {
 	s.problems = append(s.problems, &FieldError{Field: field, Value: value, Reason: reason})
 }
 
-// MinMemory is the smallest memory limit WithMemory takes, as Docker's:
-// under a smaller one the kernel cannot even start a program.
-const MinMemory = 6 << 20
-
-// WithMemory returns a copy of s whose processes may use at most bytes of
-// memory, all together, with no swap beyond it (memory.max and
-// memory.swap.max on cgroup v2, memory.limit_in_bytes and
-// memory.memsw.limit_in_bytes on v1). A run that exceeds it is killed and
-// its [Result] has OOMKilled set. bytes must be at least [MinMemory]; the
-// last call wins. By default there is no limit.
-func (s *Sandbox) WithMemory(bytes int64) *Sandbox {
-	c := s.clone()
-	switch {
-	case bytes <= 0:
-		c.invalid("memory", bytes, "must be positive")
-		return c
-	case bytes < MinMemory:
-		c.invalid("memory", bytes, fmt.Sprintf("must be at least %d bytes (6 MiB): less cannot start a program", MinMemory))
-		return c
-	}
-	c.memory = bytes
-	return c
-}
-
-// Cores is an amount of CPU time per wall-clock time: 0.5 is half of one
-// core, 2 is two full cores.
-type Cores float64
-
-// WithCPU returns a copy of s whose processes together get at most cores of
-// CPU time (a CFS quota over a 100 ms period). cores must be at least 0.01;
-// the last call wins. By default there is no limit.
-func (s *Sandbox) WithCPU(cores Cores) *Sandbox {
-	c := s.clone()
-	if !(cores >= 0.01) || cores > 1<<20 {
-		c.invalid("cpu", cores, "must be between 0.01 and 1048576 cores")
-		return c
-	}
-	c.cpu = cores
-	return c
-}
-
-// WithPids returns a copy of s in which at most n processes and threads may
-// exist at once; a fork beyond it fails with EAGAIN. n must be positive; the
-// last call wins. By default there is no limit.
-func (s *Sandbox) WithPids(n int) *Sandbox {
-	c := s.clone()
-	if n <= 0 {
-		c.invalid("pids", n, "must be positive")
-		return c
-	}
-	c.pids = n
-	return c
-}
-
 // WithTimeout returns a copy of s whose runs are killed, with every process
 // in them, after d of wall-clock time. Hitting it is an outcome, reported as
 // Result.TimedOut, not an error. d must be positive; the last call wins. By
