@@ -18,7 +18,9 @@
 //		res.ExitCode, res.Stdout, res.CPU, res.MemoryPeak)
 //
 // Each run gets new PID, mount, UTS, IPC, network and cgroup namespaces;
-// its program is PID 1 and sees only the processes it starts. Its root is
+// its program is the child of a small init that is PID 1 (forwarding
+// signals, reaping orphans; [Sandbox.WithInit]) and sees only the
+// processes it starts. Its root is
 // an overlay: the base ([Dir] or [HostRoot]) is read only and every change
 // goes to a tmpfs layer that disappears with the run. It has a fresh /proc,
 // a minimal /dev, a read-only /sys and a tmpfs /tmp, and nothing of the
@@ -46,7 +48,9 @@
 // in [Result], never an error. Run returns an error only when it could not
 // run the program: [ErrInvalidConfig] (a [*ConfigError] listing every
 // [*FieldError]) for a bad definition, fs.ErrPermission without root,
-// fs.ErrNotExist for a missing root or command, errors.ErrUnsupported when
+// fs.ErrNotExist for a missing root or command (a program that cannot be
+// executed is an error naming its path and errno), [ErrUnsafePath] for a
+// path that would lead out of the root, errors.ErrUnsupported when
 // the kernel lacks a feature, an error matching ctx.Err() when the caller's
 // context ended the run, and otherwise an error naming the operation and
 // path that failed.
@@ -54,11 +58,14 @@
 // # Cleanup
 //
 // When Run returns, on every path, nothing of the sandbox remains: its
-// processes are dead (the program is PID 1 of its namespace, so its exit
-// takes every other process with it), its mounts and network namespace
-// died with it, its cgroup is removed after its usage was read, and its
-// bridge address, if any, is free again. A caller that crashes mid-run
-// leaves only an empty cgroup, which [Collect] removes.
+// processes are dead (the end of the program ends its PID namespace, and
+// every other process with it), its mounts and network namespace died with
+// it, its cgroup is removed after its usage was read, and its veth and
+// bridge address, if any, are gone and free. A failure to release any of
+// that after the program ran is reported in Result.TeardownErr, beside a
+// valid result. A caller that crashes mid-run takes its sandboxes along
+// and leaves only what the kernel keeps: empty cgroups and, on a bridge,
+// IP leases with their NAT entries, which [Collect] removes.
 //
 // # Security
 //
@@ -69,9 +76,12 @@
 // Docker's seccomp profile ([DefaultSeccompProfile], [Sandbox.WithSeccomp]),
 // runc's masked and read-only /proc and /sys paths, nodev mounts, only
 // descriptors 0 to 2, RLIMIT_NOFILE 1024 and RLIMIT_CORE 0
-// ([Sandbox.WithRlimit]). The child runs no code of the host program
-// between clone and exec, only system calls prepared in advance, and
-// executes the payload through a sealed stub, so the host binary is never
-// what a sandbox can execute or write. SECURITY.md in the repository lists
+// ([Sandbox.WithRlimit]), a session keyring of its own, and io_uring and
+// the socket families Docker refuses denied. Every path the sandbox's
+// setup resolves (mount targets, files, the working directory) is resolved
+// inside the root with no /proc magic links. The child runs no code of the
+// host program between clone and exec, only system calls prepared in
+// advance, and executes the payload through a sealed init or stub, so the
+// host binary is never what a sandbox can execute or write. SECURITY.md in the repository lists
 // each claim with the test that tries the escape.
 package sandbox
