@@ -157,7 +157,11 @@ func start(ctx context.Context, pl *plan) (_ *running, err error) {
 func (r *running) wait(ctx context.Context) (*Result, error) {
 	ws, ctxErr, timedOut := r.waitExit(ctx)
 	if program, ok := readStatus(r.status); ok {
-		ws = program // the init's report of the program's own end
+		// The init's report of the program's own end. It writes it only
+		// once the program ended, which a kill of the init would have
+		// prevented: a run that the timer's kill reached after the
+		// program ended did not time out.
+		ws, timedOut = program, false
 	}
 	res := &Result{Wall: time.Since(r.start), TimedOut: timedOut, Network: r.bridge.info()}
 	r.io.finish(res)
