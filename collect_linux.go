@@ -15,7 +15,7 @@ import (
 // caller's PID and start time (so that Collect can tell a dead owner from a
 // live one, even after the PID is reused), and a random part.
 func cgroupName(owner state.Owner) string {
-	return cgroupPrefix + owner.String() + "-" + randomID()
+	return cgroupPrefix + owner.String() + "-" + state.RandomID(8)
 }
 
 // ownerAlive reports whether the cgroup name's owner still runs. A name

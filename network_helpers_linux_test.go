@@ -165,9 +165,7 @@ func freePort(t *testing.T) int {
 // It returns the server's address.
 func outsideHost(t *testing.T) string {
 	t.Helper()
-	outside, err := netsetup.NewNetns()
-	require.NoError(t, err)
-	t.Cleanup(func() { outside.Close() })
+	outside := testutil.NewNetns(t)
 	la := netlink.NewLinkAttrs()
 	la.Name = "sbxouth"
 	veth := &netlink.Veth{LinkAttrs: la, PeerName: "sbxoutp", PeerNamespace: netlink.NsFd(int(outside.Fd()))}

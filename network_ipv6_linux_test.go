@@ -128,11 +128,10 @@ func TestBridgeIgnoresRouterAdvertisements(t *testing.T) {
 		return errA == nil && errB == nil && a != nil && b != nil
 	}, 10*time.Second, 10*time.Millisecond, "the peer sandboxes did not start")
 
-	control, err := netsetup.NewNetns()
-	require.NoError(t, err)
+	att, control, err := netsetup.AttachNew(testCtx(t), netsetup.Config{Bridge: bridge, Subnet: subnet})
+	require.NoError(t, err, "attach a control namespace to %s", bridge)
 	t.Cleanup(func() { control.Close() })
-	att, err := netsetup.Attach(testCtx(t), netsetup.Config{Bridge: bridge, Subnet: subnet}, control)
-	require.NoError(t, err, "attach the control namespace to %s", bridge)
+	// Detach, first, deletes the veth while the namespace is still open.
 	t.Cleanup(func() { assert.NoError(t, att.Detach(context.Background())) })
 	require.NoError(t, netsetup.InNetns(control, func() error {
 		return os.WriteFile("/proc/sys/net/ipv6/conf/eth0/accept_ra", []byte("1"), 0o644)

@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -97,11 +95,4 @@ func (pl *plan) startError(err error) error {
 		return fmt.Errorf("%w (%q is in no directory of PATH=%s)", &c, command, pathOf(pl.env))
 	}
 	return &c
-}
-
-// randomID returns 16 random hex digits.
-func randomID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -11,16 +11,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandboxkit/sandbox/internal/cleanup"
 	"github.com/sandboxkit/sandbox/internal/state"
 )
 
-// Attach connects the network namespace netns to cfg's bridge: it creates the
+// attachNetns connects the network namespace netns to cfg's bridge: it creates the
 // bridge and its nft table if needed, leases an address, creates the veth
 // pair with "eth0" (address, default route via the gateway) directly inside
 // netns, brings up lo and eth0, and publishes cfg.Publish.
 //
 // netns must be an open network namespace with no "eth0", normally a fresh
-// one from [NewNetns]; Attach does not take ownership of it, but keeps the
+// one from makeNetns; it does not take ownership of it, but keeps the
 // *os.File to learn at Detach whether the caller still holds it (see
 // [Attachment.Detach]). Attach runs before the sandbox's processes exist:
 // the caller then starts them in netns and closes netns.
@@ -34,7 +35,7 @@ import (
 // non-network-namespace netns), *[PortInUseError], *[SubnetConflictError],
 // *[BridgeConflictError], [ErrNoAddress] (in an *[OpError]), *[OpError] and
 // *fs.PathError for host failures.
-func Attach(ctx context.Context, cfg Config, netns *os.File) (*Attachment, error) {
+func attachNetns(ctx context.Context, cfg Config, netns *os.File) (*Attachment, error) {
 	if err := checkNetns(netns); err != nil {
 		_, cerr := cfg.withDefaults()
 		return nil, errors.Join(cerr, err)
@@ -45,11 +46,11 @@ func Attach(ctx context.Context, cfg Config, netns *os.File) (*Attachment, error
 	})
 }
 
-// AttachNew makes a network namespace, as [NewNetns] does, and attaches it,
-// as [Attach] does, the two overlapping: the address is leased while the
+// AttachNew makes a network namespace, as [newNetns] does, and attaches it,
+// as [attach] does, the two overlapping: the address is leased while the
 // kernel makes the namespace, and the thread that makes it also opens the
 // netlink socket in it, which saves Attach's own trip into the namespace.
-// The caller owns the returned namespace, as one from NewNetns, and closes
+// The caller owns the returned namespace, as one from newNetns, and closes
 // it once the sandbox's first process has joined it (see
 // [Attachment.Detach]). On error nothing is left, the namespace included.
 func AttachNew(ctx context.Context, cfg Config) (*Attachment, *os.File, error) {
@@ -87,14 +88,10 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 	if err != nil {
 		return nil, err
 	}
-	var undo []func() error
+	var undo cleanup.Stack
 	defer func() {
 		if err != nil {
-			var errs []error
-			for i := len(undo) - 1; i >= 0; i-- {
-				errs = append(errs, undo[i]())
-			}
-			err = errors.Join(err, errors.Join(errs...))
+			err = errors.Join(err, undo.Unwind(context.WithoutCancel(ctx)))
 		}
 	}()
 
@@ -107,7 +104,7 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 			return nil, err
 		}
 		bound[i] = b
-		undo = append(undo, b.Close)
+		undo.PushErr(b.Close)
 		p.HostPort = b.port
 		ports[i] = p
 	}
@@ -152,11 +149,11 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() error { return removeFile(a.lease) })
+	undo.PushErr(func() error { return removeFile(a.lease) })
 
 	in, received = <-nsc, true
 	if owned && in.ns != nil {
-		undo = append(undo, in.ns.Close)
+		undo.PushErr(in.ns.Close)
 	}
 	if in.err != nil {
 		return nil, in.err
@@ -175,7 +172,7 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 	}
 	// The namespace is open until attachWith returns, so deleting the veth is
 	// the only way to take it off the bridge.
-	undo = append(undo, func() error { return deleteLink(a.veth) })
+	undo.PushErr(func() error { return deleteLink(a.veth) })
 	if err := configureSandbox(in.s, ethIndex, a.Prefix(), a.gateway); err != nil {
 		return nil, err
 	}
@@ -186,7 +183,7 @@ func attachWith(ctx context.Context, cfg Config, owned bool, enter func() inside
 		if err := addPorts(cfg.Bridge, a.ip, mapped); err != nil {
 			return nil, err
 		}
-		undo = append(undo, func() error { return deletePorts(cfg.Bridge, a.ip, mapped) })
+		undo.PushErr(func() error { return deletePorts(cfg.Bridge, a.ip, mapped) })
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

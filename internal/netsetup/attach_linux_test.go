@@ -28,13 +28,13 @@ func testCtx(t testing.TB) context.Context {
 	return ctx
 }
 
-// attach calls Attach and registers Detach as a cleanup. Cleanups run last
+// attach calls attachNetns and registers Detach as a cleanup. Cleanups run last
 // registered first, so Detach runs while ns is still open, as on a start
 // that failed: Detach deletes the veth.
 func attach(t testing.TB, cfg Config, ns *os.File) *Attachment {
 	t.Helper()
-	a, err := Attach(testCtx(t), cfg, ns)
-	require.NoError(t, err, "Attach(%s, %s)", cfg.Bridge, ns.Name())
+	a, err := attachNetns(testCtx(t), cfg, ns)
+	require.NoError(t, err, "attach(%s, %s)", cfg.Bridge, ns.Name())
 	t.Cleanup(func() { assert.NoError(t, a.Detach(context.Background()), "Detach") })
 	return a
 }
@@ -160,7 +160,7 @@ func TestAttachConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a, err := Attach(ctx, cfg, ns)
+			a, err := attachNetns(ctx, cfg, ns)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -218,7 +218,7 @@ func TestAttachReclaimsStaleLease(t *testing.T) {
 			cfg.Isolated = tt.isolated
 
 			// The gateway's address exists once the bridge does.
-			warm, err := Attach(testCtx(t), Config{Bridge: cfg.Bridge, Subnet: cfg.Subnet, StateDir: cfg.StateDir, Isolated: cfg.Isolated},
+			warm, err := attachNetns(testCtx(t), Config{Bridge: cfg.Bridge, Subnet: cfg.Subnet, StateDir: cfg.StateDir, Isolated: cfg.Isolated},
 				newNetns(t))
 			require.NoError(t, err)
 			require.NoError(t, warm.Detach(testCtx(t)))
@@ -227,7 +227,7 @@ func TestAttachReclaimsStaleLease(t *testing.T) {
 			// mapping and veth are still there; its namespace lives on (standing in
 			// for a sandbox process the holder left behind).
 			oldNs := newNetns(t)
-			old, err := Attach(testCtx(t), cfg, oldNs)
+			old, err := attachNetns(testCtx(t), cfg, oldNs)
 			require.NoError(t, err)
 			t.Cleanup(func() { old.Detach(context.Background()) }) // if the test fails before the reclaim
 			for _, p := range old.proxies {
@@ -242,7 +242,7 @@ func TestAttachReclaimsStaleLease(t *testing.T) {
 			require.NoError(t, os.Remove(old.lease))
 
 			// The subnet is full only if the stale lease counts.
-			a, err := Attach(testCtx(t), cfg, newNetns(t))
+			a, err := attachNetns(testCtx(t), cfg, newNetns(t))
 			require.NoError(t, err, "Attach on a subnet whose one address a dead holder leased")
 			t.Cleanup(func() { assert.NoError(t, a.Detach(context.Background()), "Detach") })
 			assert.Equal(t, old.IP(), a.IP(), "the stale lease's address is reused")
@@ -279,7 +279,7 @@ func TestAttachReclaimsStaleLease(t *testing.T) {
 			}
 
 			// A live holder's lease is never reclaimed: the subnet is now full.
-			_, err = Attach(testCtx(t), cfg, newNetns(t))
+			_, err = attachNetns(testCtx(t), cfg, newNetns(t))
 			assert.ErrorIs(t, err, ErrNoAddress, "Attach on a full subnet")
 		})
 	}
@@ -352,7 +352,7 @@ func TestAttachPortInUse(t *testing.T) {
 				port = pc.LocalAddr().(*net.UDPAddr).Port
 			}
 			cfg.Publish = []Port{{Proto: tt.proto, SandboxPort: 1}, {Proto: tt.proto, HostPort: uint16(port), SandboxPort: 2}}
-			a, err := Attach(testCtx(t), cfg, newNetns(t))
+			a, err := attachNetns(testCtx(t), cfg, newNetns(t))
 			require.Nil(t, a)
 			var pe *PortInUseError
 			require.ErrorAs(t, err, &pe, "Attach publishing a busy port")
@@ -377,7 +377,7 @@ func TestAttachSubnetConflict(t *testing.T) {
 	require.NoError(t, netlink.AddrAdd(dummy, addr))
 	require.NoError(t, netlink.LinkSetUp(dummy))
 
-	_, err = Attach(testCtx(t), cfg, newNetns(t))
+	_, err = attachNetns(testCtx(t), cfg, newNetns(t))
 	var se *SubnetConflictError
 	require.ErrorAs(t, err, &se, "Attach with a subnet overlapping %s", other)
 	assert.Equal(t, dummy.Name, se.Link)
@@ -389,7 +389,7 @@ func TestAttachBridgeConflict(t *testing.T) {
 	attach(t, cfg, newNetns(t))
 	other := cfg
 	other.Isolated = true
-	_, err := Attach(testCtx(t), other, newNetns(t))
+	_, err := attachNetns(testCtx(t), other, newNetns(t))
 	var be *BridgeConflictError
 	assert.ErrorAs(t, err, &be, "Attach with another isolation mode")
 }
@@ -412,7 +412,7 @@ func TestRemoveBridgeInUse(t *testing.T) {
 func TestDetachAfterSandboxExit(t *testing.T) {
 	cfg := testConfig(t)
 	ns := newNetns(t)
-	a, err := Attach(testCtx(t), cfg, ns)
+	a, err := attachNetns(testCtx(t), cfg, ns)
 	require.NoError(t, err)
 	t.Cleanup(func() { a.Detach(context.Background()) }) // a failed check must not keep the bridge in use
 	// The sandbox's socket stands in for its processes: it keeps the
@@ -446,7 +446,7 @@ func TestDetachAfterSandboxExit(t *testing.T) {
 func TestDetachWhileTheNamespaceLivesOn(t *testing.T) {
 	cfg := testConfig(t)
 	ns := newNetns(t)
-	a, err := Attach(testCtx(t), cfg, ns)
+	a, err := attachNetns(testCtx(t), cfg, ns)
 	require.NoError(t, err)
 	t.Cleanup(func() { a.Detach(context.Background()) })
 	var ln net.Listener
@@ -469,11 +469,11 @@ func TestDetachWhileTheNamespaceLivesOn(t *testing.T) {
 }
 
 func TestAttachInvalid(t *testing.T) {
-	testutil.RequireRoot(t) // NewNetns
+	testutil.RequireRoot(t) // newNetns
 	notNetns, err := os.Open("/proc/self/ns/uts")
 	require.NoError(t, err)
 	t.Cleanup(func() { notNetns.Close() })
-	closed, err := NewNetns()
+	closed, err := makeNetns()
 	require.NoError(t, err)
 	require.NoError(t, closed.Close())
 	tests := []struct {
@@ -490,7 +490,7 @@ func TestAttachInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Attach(testCtx(t), tt.cfg, tt.netns)
+			_, err := attachNetns(testCtx(t), tt.cfg, tt.netns)
 			var fe *FieldError
 			require.ErrorAs(t, err, &fe)
 			assert.Equal(t, tt.field, fe.Field)

@@ -8,7 +8,7 @@ import (
 )
 
 // Attachment is one sandbox's place on a bridge: its address lease, host veth,
-// port mappings and proxies. It is returned by [Attach] and must be released
+// port mappings and proxies. It is returned by [attach] and must be released
 // with [Attachment.Detach]. The accessors and Detach are safe for concurrent
 // use.
 type Attachment struct {

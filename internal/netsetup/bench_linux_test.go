@@ -9,11 +9,11 @@ import (
 )
 
 // BenchmarkAttach measures what bridge networking adds to a sandbox start and
-// end, on an existing bridge: NewNetns, Attach, closing the namespace and
+// end, on an existing bridge: newNetns, Attach, closing the namespace and
 // Detach. "started" closes the namespace before Detach, as after a sandbox
 // ran (the kernel removes the veth with the namespace); "unstarted" calls
 // Detach first, as after a failed start (Detach deletes the veth). The
-// metrics split the time: netns-ns/op (NewNetns), attach-ns/op,
+// metrics split the time: netns-ns/op (newNetns), attach-ns/op,
 // detach-ns/op (including the close).
 //
 // Lease files live under b.TempDir(); set TMPDIR to the filesystem of the
@@ -26,18 +26,18 @@ func BenchmarkAttach(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := testConfig(b)
 			ctx := context.Background()
-			w, err := Attach(ctx, cfg, newNetns(b)) // creates the bridge and table
+			w, err := attachNetns(ctx, cfg, newNetns(b)) // creates the bridge and table
 			require.NoError(b, err)
 			b.Cleanup(func() { _ = w.Detach(ctx) })
 			var mk, attach, detach time.Duration
 			for b.Loop() {
 				t0 := time.Now()
-				ns, err := NewNetns()
+				ns, err := makeNetns()
 				if err != nil {
 					b.Fatal(err)
 				}
 				t1 := time.Now()
-				a, err := Attach(ctx, cfg, ns)
+				a, err := attachNetns(ctx, cfg, ns)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -9,7 +9,7 @@ import (
 	"github.com/sandboxkit/sandbox/internal/state"
 )
 
-// Defaults applied by [Config.Validate] and [Attach] to zero fields.
+// Defaults applied by [Config.Validate] and [attach] to zero fields.
 const (
 	DefaultBridge   = "sbx0"
 	DefaultStateDir = state.NetDir

@@ -4,8 +4,7 @@
 // /etc/resolv.conf contents the sandbox should see.
 //
 // The sandbox's processes run in their own network namespace, which exists
-// before them: the parent makes it and connects it with [AttachNew] (or
-// [NewNetns], then [Attach], for a namespace it makes otherwise),
+// before them: the parent makes it and connects it with [AttachNew],
 // starts the sandbox's first process so that it joins the namespace
 // (setns) before anything else, then closes the namespace file so that the
 // namespace ends with the sandbox's last process. After the sandbox has
@@ -29,7 +28,7 @@
 //	err = a.Detach(context.WithoutCancel(ctx))
 //
 // Detach tells the two endings apart by whether the namespace file given to
-// Attach is still open; closing it at the right moment is the caller's part.
+// attach is still open; closing it at the right moment is the caller's part.
 //
 // # Layout on the host
 //

@@ -48,7 +48,7 @@ func testConfig(t testing.TB) Config {
 	}
 	before := linkNames(t)
 	fdsBefore := netnsFds(t)
-	// Attach turns on ip_forward for good, as Docker does; tests put it back.
+	// attach turns on ip_forward for good, as Docker does; tests put it back.
 	forward, err := os.ReadFile(ipForwardPath)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.WriteFile(ipForwardPath, forward, 0o644) })
@@ -102,12 +102,12 @@ func checkNoLeaks(t testing.TB, cfg Config, before map[string]bool) {
 	assert.ErrorIs(t, err, os.ErrNotExist, "state dir of %s remains", cfg.Bridge)
 }
 
-// newNetns returns a fresh network namespace from NewNetns, standing in for
+// newNetns returns a fresh network namespace from makeNetns, standing in for
 // a sandbox's, and closes it at cleanup unless the test closed it already.
 func newNetns(t testing.TB) *os.File {
 	t.Helper()
-	ns, err := NewNetns()
-	require.NoError(t, err, "NewNetns")
+	ns, err := makeNetns()
+	require.NoError(t, err, "makeNetns")
 	t.Cleanup(func() { ns.Close() })
 	return ns
 }

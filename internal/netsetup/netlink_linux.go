@@ -12,7 +12,7 @@ import (
 )
 
 // nlSocket is a netlink socket for a short series of requests, opened by
-// Attach and closed before it returns. The netlink package's own calls open a
+// attach and closed before it returns. The netlink package's own calls open a
 // socket per request and send one message at a time; Attach's hot path
 // instead reuses one socket and sends related requests in one write, which
 // the kernel processes in order. An nlSocket is not safe for concurrent use.
@@ -53,7 +53,7 @@ func openNetlinkIn(netns *os.File) (*nlSocket, error) {
 // prepareInside, run by a thread in a sandbox's fresh network namespace,
 // sets the namespace's sandboxSysctls, opens a NETLINK_ROUTE socket there
 // and brings up lo with it, while the caller leases the address.
-// Attach and AttachNew share it, each in its own trip into the namespace.
+// attach and AttachNew share it, each in its own trip into the namespace.
 func prepareInside() (*nlSocket, error) {
 	if err := writeSysctls(); err != nil {
 		return nil, err

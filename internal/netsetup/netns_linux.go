@@ -13,7 +13,7 @@ import (
 // threadNetnsPath names the calling thread's network namespace.
 const threadNetnsPath = "/proc/thread-self/ns/net"
 
-// NewNetns creates a fresh network namespace, holding only a loopback device
+// makeNetns creates a fresh network namespace, holding only a loopback device
 // that is down, and returns it as an open file (read-only, close-on-exec)
 // that the caller owns and must close. The namespace lives while the file is
 // open or a process (or socket) uses it: a sandbox's child joins it with
@@ -23,11 +23,11 @@ const threadNetnsPath = "/proc/thread-self/ns/net"
 // The calling goroutine's namespace is never changed: the namespace is made on
 // a separate goroutine locked to its OS thread, which unshares, opens the new
 // namespace and returns to its original namespace; if returning fails, the
-// thread is discarded (its goroutine exits still locked) and NewNetns fails.
+// thread is discarded (its goroutine exits still locked) and newNetns fails.
 //
 // It needs CAP_SYS_ADMIN. Errors are *fs.PathError values naming the
 // syscall; a missing privilege matches fs.ErrPermission.
-func NewNetns() (*os.File, error) {
+func makeNetns() (*os.File, error) {
 	type result struct {
 		f   *os.File
 		err error
@@ -41,7 +41,7 @@ func NewNetns() (*os.File, error) {
 	return r.f, r.err
 }
 
-// unshareNetns does NewNetns's work on the calling goroutine, which must
+// unshareNetns does newNetns's work on the calling goroutine, which must
 // be one of its own: it locks the goroutine to its thread and leaves it
 // locked, so that its end discards the thread, when the thread cannot
 // return to its namespace. Every descriptor but the result is closed

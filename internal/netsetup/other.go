@@ -5,20 +5,7 @@ package netsetup
 import (
 	"context"
 	"errors"
-	"os"
 )
-
-// NewNetns is only implemented on Linux; elsewhere it returns an error
-// matching errors.ErrUnsupported.
-func NewNetns() (*os.File, error) {
-	return nil, errors.ErrUnsupported
-}
-
-// Attach is only implemented on Linux; elsewhere it returns an error matching
-// errors.ErrUnsupported.
-func Attach(ctx context.Context, cfg Config, netns *os.File) (*Attachment, error) {
-	return nil, errors.ErrUnsupported
-}
 
 // Detach is a no-op outside Linux, where no Attachment can exist.
 func (a *Attachment) Detach(ctx context.Context) error { return nil }

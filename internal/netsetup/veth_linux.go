@@ -2,9 +2,7 @@ package netsetup
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"net/netip"
 	"os"
@@ -13,6 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/state"
 )
 
 // sandboxIfName is the sandbox side of the veth pair.
@@ -23,9 +23,7 @@ const sandboxIfName = "eth0"
 // sandbox that just exited can outlive its lease for a moment while the
 // kernel destroys the namespace.
 func newVethName() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return "sbx" + hex.EncodeToString(b[:])
+	return "sbx" + state.RandomID(4)
 }
 
 // createVeth creates the veth pair in one netlink request: host side name,

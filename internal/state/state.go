@@ -9,6 +9,8 @@ package state
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -86,4 +88,12 @@ func ParseOwner(s string, sep byte) (Owner, bool) {
 		return Owner{}, false
 	}
 	return Owner{PID: p, Start: st}, true
+}
+
+// RandomID returns 2n random hex digits, for the names of things a run
+// makes on the host (its cgroup, its veth) that must not collide.
+func RandomID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
 }
