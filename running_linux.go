@@ -57,6 +57,38 @@ func start(ctx context.Context, pl *plan) (_ *running, err error) {
 	var spent cleanup.Stack
 	defer spent.Unwind(context.WithoutCancel(ctx))
 
+	c, err := r.acquire(ctx, &spent)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := pl.startChild(c.program, c.attr, r.bridge)
+	pl.report(c.program)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: start %s: %w", pl.argv[0], pl.startError(err))
+	}
+	r.proc = proc
+	r.undo.Push(r.kill)
+	// The child holds the bridge's namespace now: it lives exactly as long
+	// as the sandbox.
+	r.bridge.closeNetns()
+	r.start = time.Now()
+	r.io.started()
+	return r, nil
+}
+
+// childSetup is what acquire prepared for the clone: the child's program
+// and how to clone it.
+type childSetup struct {
+	program *spawn.Program
+	attr    spawn.Attr
+}
+
+// acquire makes everything the sandbox holds (pushed on r.undo) and the
+// child needs until it runs (pushed on spent), in order: the root, the
+// bind trees, the bridge (overlapped), the cgroup, stdio, the init and its
+// status pipe, the ID-map handshake and a sysfs for a user namespace.
+func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSetup, err error) {
+	pl := r.pl
 	base, err := pl.root.open(pl.userns != nil)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: root: %w", err)
@@ -134,21 +166,7 @@ func start(ctx context.Context, pl *plan) (_ *running, err error) {
 		}
 		spent.PushErr(func() error { return closeFD(&sysfs) })
 	}
-
-	p := pl.program(base, idMapsWritten, sysfs, r.cg, r.bridge, mounts, x)
-	proc, err := pl.startChild(p, attr, r.bridge)
-	pl.report(p)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: start %s: %w", pl.argv[0], pl.startError(err))
-	}
-	r.proc = proc
-	r.undo.Push(r.kill)
-	// The child holds the bridge's namespace now: it lives exactly as long
-	// as the sandbox.
-	r.bridge.closeNetns()
-	r.start = time.Now()
-	r.io.started()
-	return r, nil
+	return &childSetup{program: pl.program(base, idMapsWritten, sysfs, r.cg, r.bridge, mounts, x), attr: attr}, nil
 }
 
 // wait waits for the program to end, killing it (and with it every process
