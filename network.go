@@ -252,7 +252,7 @@ type PortInUseError struct {
 
 // Error names the protocol, address and port.
 func (e *PortInUseError) Error() string {
-	return fmt.Sprintf("publish %s port %s: %s", e.Proto, netip.AddrPortFrom(e.HostIP, uint16(e.HostPort)), e.Err)
+	return netsetup.PortInUseText(e.Proto, e.HostIP, uint16(e.HostPort), e.Err)
 }
 
 // Unwrap returns the bind error.
@@ -268,7 +268,7 @@ type SubnetConflictError struct {
 
 // Error names the subnet and the route it overlaps.
 func (e *SubnetConflictError) Error() string {
-	return fmt.Sprintf("subnet %s overlaps host route %s dev %s", e.Subnet, e.Route, e.Link)
+	return netsetup.SubnetConflictText(e.Subnet, e.Route, e.Link)
 }
 
 // BridgeConflictError means an interface with the bridge's name exists but
@@ -280,7 +280,7 @@ type BridgeConflictError struct {
 }
 
 // Error names the bridge and why it cannot be used.
-func (e *BridgeConflictError) Error() string { return "bridge " + e.Bridge + ": " + e.Reason }
+func (e *BridgeConflictError) Error() string { return netsetup.BridgeConflictText(e.Bridge, e.Reason) }
 
 // BridgeInUseError means RemoveBridge found leases of live sandboxes.
 type BridgeInUseError struct {
@@ -289,9 +289,7 @@ type BridgeInUseError struct {
 }
 
 // Error names the bridge and its live leases.
-func (e *BridgeInUseError) Error() string {
-	return fmt.Sprintf("bridge %s is in use by %d live sandboxes", e.Bridge, e.Leases)
-}
+func (e *BridgeInUseError) Error() string { return netsetup.BridgeInUseText(e.Bridge, e.Leases) }
 
 // ErrNoAddress means every address of the bridge's subnet is leased to a
 // live sandbox.

@@ -52,8 +52,12 @@ type SubnetConflictError struct {
 }
 
 // Error names the subnet and the route it overlaps.
-func (e *SubnetConflictError) Error() string {
-	return fmt.Sprintf("subnet %s overlaps host route %s dev %s", e.Subnet, e.Route, e.Link)
+func (e *SubnetConflictError) Error() string { return SubnetConflictText(e.Subnet, e.Route, e.Link) }
+
+// SubnetConflictText is the message of a SubnetConflictError, shared with
+// the root package's own type.
+func SubnetConflictText(subnet, route netip.Prefix, link string) string {
+	return fmt.Sprintf("subnet %s overlaps host route %s dev %s", subnet, route, link)
 }
 
 // BridgeConflictError means a link named like the bridge exists but cannot be
@@ -65,9 +69,10 @@ type BridgeConflictError struct {
 }
 
 // Error names the bridge and why it cannot be used.
-func (e *BridgeConflictError) Error() string {
-	return "bridge " + e.Bridge + ": " + e.Reason
-}
+func (e *BridgeConflictError) Error() string { return BridgeConflictText(e.Bridge, e.Reason) }
+
+// BridgeConflictText is the message of a BridgeConflictError.
+func BridgeConflictText(bridge, reason string) string { return "bridge " + bridge + ": " + reason }
 
 // PortInUseError means a published host port could not be bound; Err is the
 // bind error (usually syscall.EADDRINUSE; EACCES below 1024 without
@@ -81,8 +86,11 @@ type PortInUseError struct {
 }
 
 // Error names the protocol, address and port.
-func (e *PortInUseError) Error() string {
-	return fmt.Sprintf("publish %s port %s: %s", e.Proto, netip.AddrPortFrom(e.HostIP, e.HostPort), e.Err)
+func (e *PortInUseError) Error() string { return PortInUseText(e.Proto, e.HostIP, e.HostPort, e.Err) }
+
+// PortInUseText is the message of a PortInUseError.
+func PortInUseText(proto string, ip netip.Addr, port uint16, err error) string {
+	return fmt.Sprintf("publish %s port %s: %s", proto, netip.AddrPortFrom(ip, port), err)
 }
 
 // Unwrap returns the bind error.
@@ -95,6 +103,9 @@ type BridgeInUseError struct {
 }
 
 // Error names the bridge and its live leases.
-func (e *BridgeInUseError) Error() string {
-	return fmt.Sprintf("bridge %s: in use by %d leases", e.Bridge, e.Leases)
+func (e *BridgeInUseError) Error() string { return BridgeInUseText(e.Bridge, e.Leases) }
+
+// BridgeInUseText is the message of a BridgeInUseError.
+func BridgeInUseText(bridge string, leases int) string {
+	return fmt.Sprintf("bridge %s: in use by %d leases", bridge, leases)
 }
