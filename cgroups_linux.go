@@ -13,6 +13,8 @@ import (
 
 	"github.com/containerd/cgroups/v3"
 	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/state"
 )
 
 // cgroupRoot is where cgroup file systems are mounted.
@@ -108,4 +110,11 @@ func cpuQuota(c Cores) (quota int64, period uint64) {
 		quota = 1000 // the kernel's minimum quota is 1 ms
 	}
 	return quota, period
+}
+
+// cgroupName returns the name of a new run's cgroup: the prefix, the
+// caller's PID and start time (so that Collect can tell a dead owner from a
+// live one, even after the PID is reused), and a random part.
+func cgroupName(owner state.Owner) string {
+	return cgroupPrefix + owner.String() + "-" + state.RandomID(8)
 }

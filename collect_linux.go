@@ -11,13 +11,6 @@ import (
 	"github.com/sandboxkit/sandbox/internal/state"
 )
 
-// cgroupName returns the name of a new run's cgroup: the prefix, the
-// caller's PID and start time (so that Collect can tell a dead owner from a
-// live one, even after the PID is reused), and a random part.
-func cgroupName(owner state.Owner) string {
-	return cgroupPrefix + owner.String() + "-" + state.RandomID(8)
-}
-
 // ownerAlive reports whether the cgroup name's owner still runs. A name
 // that does not parse is left alone.
 func ownerAlive(name string) bool {
