@@ -54,6 +54,3 @@ func pathOf(env []string) string {
 	}
 	return pathVar
 }
-
-// pathVar returns the PATH the sandbox's program gets.
-func (s *Sandbox) pathVar() string { return pathOf(s.env) }

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -143,19 +142,6 @@ func (b *bridgeRun) info() *NetworkInfo {
 		n.Ports = append(n.Ports, PublishedPort{Proto: p.Proto, HostIP: p.HostIP, HostPort: int(p.HostPort), SandboxPort: int(p.SandboxPort)})
 	}
 	return n
-}
-
-// detach releases the lease, rules and proxies after the run, once the
-// kernel has deleted the veth with the namespace (see
-// netsetup.Attachment.Detach).
-func (b *bridgeRun) detach(ctx context.Context) error {
-	if b == nil {
-		return nil
-	}
-	if err := b.att.Detach(ctx); err != nil {
-		return fmt.Errorf("sandbox: detach from bridge: %w", err)
-	}
-	return nil
 }
 
 func removeBridge(ctx context.Context, n Network) error {
