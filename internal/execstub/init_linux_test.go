@@ -138,3 +138,37 @@ func TestMachineCodeMatchesTheSources(t *testing.T) {
 		})
 	}
 }
+
+func TestInitIdlesWithoutAProgram(t *testing.T) {
+	for _, goarch := range []string{"amd64", "arm64"} {
+		t.Run(goarch, func(t *testing.T) {
+			cmd := initCommand(t, goarch, "", "ignored")
+			errR, errW, err := os.Pipe()
+			require.NoError(t, err)
+			defer errR.Close()
+			stR, stW, err := os.Pipe()
+			require.NoError(t, err)
+			defer stR.Close()
+			cmd.ExtraFiles = []*os.File{errW, stW}
+			require.NoError(t, cmd.Start())
+			errW.Close()
+			stW.Close()
+			// Both pipes close at once: nothing is started, nothing will
+			// be reported.
+			rec, err := io.ReadAll(errR)
+			require.NoError(t, err)
+			assert.Empty(t, rec)
+			st, err := io.ReadAll(stR)
+			require.NoError(t, err)
+			assert.Empty(t, st)
+			// It ignores SIGTERM, and still runs after it.
+			require.NoError(t, cmd.Process.Signal(unix.SIGTERM))
+			time.Sleep(50 * time.Millisecond)
+			require.NoError(t, cmd.Process.Signal(syscall.Signal(0)), "an idle init runs until killed")
+			require.NoError(t, cmd.Process.Kill())
+			var ee *exec.ExitError
+			require.ErrorAs(t, cmd.Wait(), &ee)
+			assert.Equal(t, "signal: killed", ee.Error())
+		})
+	}
+}

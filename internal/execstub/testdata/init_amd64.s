@@ -1,7 +1,8 @@
 # The init: PID 1 of a sandbox, and the exec stub's caller side.
 # On entry: [rsp] argc, then argv (argv[0] the path to execute), NULL, envp.
 # Descriptor 3: the starter's error pipe; 4: the pipe the program's wait
-# status goes to. Assembled by TestMachineCodeMatchesTheSources.
+# status goes to. An empty argv[0] means no program: the init idles,
+# reaping, until it is killed. Assembled by TestMachineCodeMatchesTheSources.
 .intel_syntax noprefix
 .globl _start
 _start:
@@ -14,6 +15,9 @@ _start:
 	mov r10d, 8
 	mov eax, 14
 	syscall
+	mov rdi, [r12+8]            # argv[0] empty: no program, idle
+	cmp byte ptr [rdi], 0
+	je idle
 	mov eax, 57                 # fork
 	syscall
 	test rax, rax
@@ -90,3 +94,27 @@ reap:
 	xor edi, edi                # exit_group(0)
 	mov eax, 231
 	syscall
+idle:
+	mov edi, 3                  # close(3) and close(4): nothing to report
+	mov eax, 3
+	syscall
+	mov edi, 4
+	mov eax, 3
+	syscall
+idlewait:
+	mov rdi, rsp                # rt_sigtimedwait(all, &info, NULL, 8)
+	lea rsi, [rsp+16]
+	xor edx, edx
+	mov r10d, 8
+	mov eax, 128
+	syscall
+idlereap:
+	mov rdi, -1                 # wait4(-1, &status, WNOHANG, NULL): orphans
+	lea rsi, [rsp+8]
+	mov edx, 1
+	xor r10d, r10d
+	mov eax, 61
+	syscall
+	test rax, rax
+	jg idlereap
+	jmp idlewait
