@@ -122,6 +122,10 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 	if pl.hardened {
 		addSeccomp(p, x.filter)
 	}
+	if len(pl.argv) == 0 {
+		p.ExecIdle(x.stubFD, pl.env) // the init, with no program
+		return
+	}
 	p.ExecSearch(pl.paths, pl.argv, pl.env, x.stubFD)
 }
 

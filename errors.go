@@ -10,6 +10,10 @@ import (
 // an invalid [Sandbox] definition. Such errors are [*ConfigError] values.
 var ErrInvalidConfig = errors.New("sandbox: invalid configuration")
 
+// ErrClosed is returned by the methods of an [Instance] after Close, and of
+// one whose sandbox has ended where it must run (Signal, files, stats).
+var ErrClosed = errors.New("sandbox: instance closed")
+
 // ErrUnsafePath is matched by the error of a run that a path would have led
 // out of the sandbox's root: a symbolic link to a /proc magic link (such as
 // /proc/self/fd/N, a descriptor of the host) on the way to a mount target,

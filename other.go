@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"syscall"
 )
 
 func (s *Sandbox) run(ctx context.Context, argv []string) (*Result, error) {
@@ -16,3 +17,18 @@ func (s *Sandbox) run(ctx context.Context, argv []string) (*Result, error) {
 func removeBridge(context.Context, Network) error {
 	return fmt.Errorf("sandbox: bridge on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
+
+// instanceSys is empty where there are no sandboxes: Start fails.
+type instanceSys struct{}
+
+func (s *Sandbox) start(ctx context.Context, argv []string) (instanceSys, error) {
+	return instanceSys{}, fmt.Errorf("sandbox: start on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+}
+
+func (instanceSys) exited() <-chan struct{}     { return nil }
+func (instanceSys) result() *Result             { return nil }
+func (instanceSys) close() error                { return nil }
+func (instanceSys) network() *NetworkInfo       { return nil }
+func (instanceSys) kill()                       {}
+func (instanceSys) running() bool               { return false }
+func (instanceSys) signal(syscall.Signal) error { return errors.ErrUnsupported }

@@ -17,7 +17,7 @@ import (
 // made here, once; an image's config or an OCI spec can be turned into the
 // same fields.
 type plan struct {
-	argv  []string
+	argv  []string // empty for a sandbox that idles (Start without argv)
 	paths []string // where argv[0] is looked for, in order
 	env   []string // the whole environment, PATH included
 
@@ -76,9 +76,13 @@ type netPlan struct {
 // plan makes the plan of a run of argv. The definition must be valid.
 func (s *Sandbox) plan(argv []string) *plan {
 	env := s.environ()
+	var paths []string
+	if len(argv) > 0 {
+		paths = commandPaths(argv[0], env)
+	}
 	pl := &plan{
 		argv:         argv,
-		paths:        commandPaths(argv[0], env),
+		paths:        paths,
 		env:          env,
 		root:         s.root,
 		hostname:     s.hostname,
@@ -127,4 +131,12 @@ func parentsFirst(mounts []mount) []mount {
 		return strings.Count(a.target, "/") - strings.Count(b.target, "/")
 	})
 	return out
+}
+
+// name returns the command, for messages: argv[0], or "idle sandbox".
+func (pl *plan) name() string {
+	if len(pl.argv) == 0 {
+		return "idle sandbox"
+	}
+	return pl.argv[0]
 }

@@ -31,6 +31,12 @@ type running struct {
 	status int       // the init's status pipe, read end; -1 without the init
 	start  time.Time // when the program started
 
+	// exited is closed by watch once PID 1 is reaped; ws and timedOut are
+	// set before.
+	exited   chan struct{}
+	ws       unix.WaitStatus
+	timedOut bool
+
 	// undo releases, last first, everything acquired; every acquisition is
 	// pushed right after it is made.
 	undo cleanup.Stack
@@ -46,7 +52,7 @@ func start(ctx context.Context, pl *plan) (_ *running, err error) {
 	if err := checkHost(); err != nil {
 		return nil, fmt.Errorf("sandbox: run: %w", err)
 	}
-	r := &running{pl: pl, status: -1}
+	r := &running{pl: pl, status: -1, exited: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.close(ctx))
@@ -64,14 +70,15 @@ func start(ctx context.Context, pl *plan) (_ *running, err error) {
 	proc, err := pl.startChild(c.program, c.attr, r.bridge)
 	pl.report(c.program)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: start %s: %w", pl.argv[0], pl.startError(err))
+		return nil, fmt.Errorf("sandbox: start %s: %w", pl.name(), pl.startError(err))
 	}
 	r.proc = proc
+	r.start = time.Now()
+	go r.watch()
 	r.undo.Push(r.kill)
 	// The child holds the bridge's namespace now: it lives exactly as long
 	// as the sandbox.
 	r.bridge.closeNetns()
-	r.start = time.Now()
 	r.io.started()
 	return r, nil
 }
@@ -169,11 +176,57 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 	return &childSetup{program: pl.program(base, idMapsWritten, sysfs, r.cg, r.bridge, mounts, x), attr: attr}, nil
 }
 
-// wait waits for the program to end, killing it (and with it every process
-// of its PID namespace) when the timeout passes or ctx ends, and returns
+// watch waits for PID 1 to end without holding an OS thread, kills it
+// when the plan's timeout passes (which bounds the sandbox's life from its
+// start), reaps it, and closes r.exited.
+func (r *running) watch() {
+	defer close(r.exited)
+	done := make(chan unix.WaitStatus, 1)
+	go func() {
+		ws, err := r.proc.WaitPolled()
+		if err != nil {
+			// Not pollable (it should be, since Linux 5.3): wait in a thread.
+			ws = r.proc.Wait()
+		}
+		done <- ws
+	}()
+	var timeout <-chan time.Time
+	if r.pl.timeout > 0 {
+		t := time.NewTimer(r.pl.timeout - time.Since(r.start))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case r.ws = <-done:
+	case <-timeout:
+		r.signal(unix.SIGKILL)
+		// The program may have ended by itself as the timer fired, before
+		// the kill could reach it: only a run the kill ended timed out.
+		r.ws = <-done
+		r.timedOut = r.ws.Signaled() && r.ws.Signal() == unix.SIGKILL
+	}
+}
+
+// wait waits for the program to end, killing the sandbox (and with it
+// every process of its PID namespace) when ctx ends first, and returns
 // what it did. The error is ctx's, when ctx ended it.
 func (r *running) wait(ctx context.Context) (*Result, error) {
-	ws, ctxErr, timedOut := r.waitExit(ctx)
+	var ctxErr error
+	select {
+	case <-r.exited:
+	case <-ctx.Done():
+		r.signal(unix.SIGKILL)
+		<-r.exited
+		ctxErr = fmt.Errorf("sandbox: run %s: %w", r.pl.name(), ctx.Err())
+	}
+	return r.result(), ctxErr
+}
+
+// result returns what the program did, once PID 1 was reaped: its status
+// (the init's report of it), its output, and what its cgroup measured.
+// Call it once.
+func (r *running) result() *Result {
+	ws, timedOut := r.ws, r.timedOut
 	if program, ok := readStatus(r.status); ok {
 		// The init's report of the program's own end. It writes it only
 		// once the program ended, which a kill of the init would have
@@ -196,44 +249,7 @@ func (r *running) wait(ctx context.Context) (*Result, error) {
 	if err != nil {
 		res.TeardownErr = fmt.Errorf("sandbox: read usage: %w", err)
 	}
-	if ctxErr != nil {
-		ctxErr = fmt.Errorf("sandbox: run %s: %w", r.pl.argv[0], ctxErr)
-	}
-	return res, ctxErr
-}
-
-// waitExit waits for PID 1 to end without holding an OS thread, and kills
-// it when the timeout passes or ctx ends. The child is reaped then.
-func (r *running) waitExit(ctx context.Context) (ws unix.WaitStatus, ctxErr error, timedOut bool) {
-	done := make(chan unix.WaitStatus, 1)
-	go func() {
-		ws, err := r.proc.WaitPolled()
-		if err != nil {
-			// Not pollable (it should be, since Linux 5.3): wait in a thread.
-			ws = r.proc.Wait()
-		}
-		done <- ws
-	}()
-	var timeout <-chan time.Time
-	if r.pl.timeout > 0 {
-		t := time.NewTimer(r.pl.timeout)
-		defer t.Stop()
-		timeout = t.C
-	}
-	defer func() { r.proc.PID = 0 }() // reaped: close need not kill it
-	select {
-	case ws = <-done:
-		return ws, nil, false
-	case <-timeout:
-		r.signal(unix.SIGKILL)
-		// The program may have ended by itself as the timer fired, before
-		// the kill could reach it: only a run the kill ended timed out.
-		ws = <-done
-		return ws, nil, ws.Signaled() && ws.Signal() == unix.SIGKILL
-	case <-ctx.Done():
-		r.signal(unix.SIGKILL)
-		return <-done, ctx.Err(), false
-	}
+	return res
 }
 
 // signal sends sig to the sandbox's PID 1 through its pidfd, which a
@@ -246,10 +262,11 @@ func (r *running) signal(sig unix.Signal) error {
 // process with PID 1), reaps it, and closes its pidfd: the undo step of a
 // started child.
 func (r *running) kill(context.Context) error {
-	if r.proc.PID != 0 {
+	select {
+	case <-r.exited:
+	default:
 		r.signal(unix.SIGKILL)
-		r.proc.Wait()
-		r.proc.PID = 0
+		<-r.exited
 	}
 	return closeFD(&r.proc.PIDFD)
 }

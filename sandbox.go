@@ -299,6 +299,12 @@ func (s *Sandbox) Validate() error {
 
 // validateRun checks what Run receives besides the definition.
 func (s *Sandbox) validateRun(ctx context.Context, argv []string) error {
+	return s.validateStart(ctx, argv, false)
+}
+
+// validateStart checks what Run and Start receive besides the definition;
+// idleOK lets argv be empty (Start), which needs the init.
+func (s *Sandbox) validateStart(ctx context.Context, argv []string, idleOK bool) error {
 	err := s.Validate()
 	var problems []*FieldError
 	if err != nil {
@@ -308,6 +314,9 @@ func (s *Sandbox) validateRun(ctx context.Context, argv []string) error {
 		problems = append(problems, &FieldError{Field: "ctx", Value: nil, Reason: "must not be nil"})
 	}
 	switch {
+	case len(argv) == 0 && idleOK && !s.init:
+		problems = append(problems, &FieldError{Field: "argv", Value: argv, Reason: "must name a command: a sandbox with no program needs the init (WithInit(true))"})
+	case len(argv) == 0 && idleOK:
 	case len(argv) == 0:
 		problems = append(problems, &FieldError{Field: "argv", Value: argv, Reason: "must name a command"})
 	case argv[0] == "":

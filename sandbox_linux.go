@@ -69,7 +69,7 @@ func closeFD(fd *int) error {
 // startError rewrites the paths of a failed step of the child to those the
 // sandbox sees, and says what a failed exec of command meant.
 func (pl *plan) startError(err error) error {
-	command := pl.argv[0]
+	command := pl.name()
 	var se *spawn.Error
 	if !errors.As(err, &se) {
 		return err

@@ -421,6 +421,16 @@ func (p *Program) ExecSearch(paths, argv, env []string, stubFD int) {
 	}
 }
 
+// ExecIdle appends the ops that execute the init stub at stubFD with no
+// program (an empty argv[0], see internal/execstub), with env: a sandbox
+// that idles until it is killed.
+func (p *Program) ExecIdle(stubFD int, env []string) {
+	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(RegErrPipe), 3, 0}, regIn: 1}, Step{"dup3", "error pipe to fd 3"})
+	av := p.strv([]string{""})
+	p.add(op{nr: unix.SYS_EXECVEAT, args: [6]uintptr{uintptr(stubFD), p.str(""), ptrvPtr(av), ptrvPtr(p.strv(env)), unix.AT_EMPTY_PATH}},
+		Step{"exec", "init"})
+}
+
 // Socket appends socket(2) and stores the descriptor in r.
 func (p *Program) Socket(domain, typ, proto int, r Reg) {
 	p.add(op{nr: unix.SYS_SOCKET, args: [6]uintptr{uintptr(domain), uintptr(typ | unix.SOCK_CLOEXEC), uintptr(proto)}, regOut: int8(r) + 1},

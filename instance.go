@@ -1,0 +1,148 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Instance is a sandbox that runs until its program ends or it is closed,
+// made by [Sandbox.Start]: a database a test talks to, a server, a
+// sandbox that idles for files to be put in and read back. Its methods
+// are safe for concurrent use. The caller must call Close, which frees
+// everything it holds; a caller that dies takes its instances along.
+type Instance struct {
+	sys instanceSys // the running sandbox, per OS
+
+	mu       sync.Mutex
+	res      *Result // guarded by mu; set once the program ended
+	closed   bool    // guarded by mu
+	closeErr error   // guarded by mu; Close's result
+}
+
+// Stats is what a running sandbox uses now.
+type Stats struct {
+	// Memory is the memory its processes use now, in bytes (page cache
+	// of their files included); MemoryPeak the most they used at once.
+	Memory, MemoryPeak int64
+	// CPU is the CPU time of every process of the sandbox so far.
+	CPU time.Duration
+	// Processes is how many processes run in it (the init included).
+	Processes int
+	// RxBytes and TxBytes are what its eth0 received and sent, on a
+	// Bridge network; zero for other networks.
+	RxBytes, TxBytes uint64
+}
+
+// Start starts argv in a new sandbox as defined by s and returns once the
+// program runs; without argv the sandbox runs no program and idles (its
+// init only) until closed. ctx bounds the start only: the instance lives
+// until its program ends, WithTimeout's limit passes (from the start), or
+// Close. The errors are Run's.
+func (s *Sandbox) Start(ctx context.Context, argv ...string) (*Instance, error) {
+	if err := s.validateStart(ctx, argv, true); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sandbox: start: %w", err)
+	}
+	sys, err := s.start(ctx, argv)
+	if err != nil {
+		return nil, err
+	}
+	return &Instance{sys: sys}, nil
+}
+
+// Wait waits for the program to end and returns what it did, as Run does;
+// for a sandbox with no program, it returns once Close killed it. ctx
+// bounds the wait only: when it ends first, Wait returns its error and the
+// sandbox runs on. Later calls return the same result.
+func (in *Instance) Wait(ctx context.Context) (*Result, error) {
+	if in == nil {
+		return nil, ErrClosed
+	}
+	select {
+	case <-in.sys.exited():
+	case <-ctx.Done():
+		return nil, fmt.Errorf("sandbox: wait: %w", ctx.Err())
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.resultLocked(), nil
+}
+
+// resultLocked collects the program's result once it ended; later calls
+// return the same. Preconditions: in.mu is held and the program ended.
+func (in *Instance) resultLocked() *Result {
+	if in.res == nil {
+		in.res = in.sys.result()
+	}
+	return in.res
+}
+
+// Close kills whatever of the sandbox still runs and frees everything it
+// holds: its cgroup, its network, its mounts. It is idempotent and safe
+// from any goroutine; later calls return the first call's error. After
+// it, Wait returns the program's result (a program still running is
+// killed by SIGKILL).
+func (in *Instance) Close() error {
+	if in == nil {
+		return nil
+	}
+	in.sys.kill()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.closed {
+		in.closed = true
+		res := in.resultLocked() // before the cgroup goes: its usage
+		in.closeErr = in.sys.close()
+		if in.closeErr != nil {
+			// The program's result stays valid; the teardown's failure
+			// goes with it, as with Run.
+			res.TeardownErr = errors.Join(res.TeardownErr, in.closeErr)
+		}
+	}
+	return in.closeErr
+}
+
+// isClosed reports whether Close was called.
+func (in *Instance) isClosed() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.closed
+}
+
+// IP returns the sandbox's address on its bridge, or the zero Addr for
+// other networks.
+func (in *Instance) IP() netip.Addr {
+	if info := in.sys.network(); info != nil {
+		return info.IP
+	}
+	return netip.Addr{}
+}
+
+// Ports returns the published ports, with the host ports chosen for 0
+// filled in; nil without a bridge.
+func (in *Instance) Ports() []PublishedPort {
+	if info := in.sys.network(); info != nil {
+		return info.Ports
+	}
+	return nil
+}
+
+// Signal sends sig to the sandbox's program, through the init, which
+// sends it on (an idle sandbox's init ignores all but SIGKILL, which ends
+// the sandbox). It returns ErrClosed once the sandbox has ended.
+func (in *Instance) Signal(sig syscall.Signal) error {
+	if in == nil || in.isClosed() || !in.sys.running() {
+		return ErrClosed
+	}
+	if err := in.sys.signal(sig); err != nil {
+		return fmt.Errorf("sandbox: signal %s: %w", signalName(sig), err)
+	}
+	return nil
+}
