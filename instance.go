@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -145,4 +146,42 @@ func (in *Instance) Signal(sig syscall.Signal) error {
 		return fmt.Errorf("sandbox: signal %s: %w", signalName(sig), err)
 	}
 	return nil
+}
+
+// ReadFile returns the contents of the regular file path (absolute, as the
+// sandbox sees it) in the running sandbox. path is resolved inside the
+// sandbox's root: no symbolic link planted in it, and no race while it
+// reads, makes the host read a file of its own. It returns ErrClosed once
+// the sandbox has ended.
+func (in *Instance) ReadFile(path string) ([]byte, error) {
+	if reason := checkSandboxPath(path); reason != "" {
+		return nil, &ConfigError{Problems: []*FieldError{{Field: "path", Value: path, Reason: reason}}}
+	}
+	if in == nil || in.isClosed() {
+		return nil, ErrClosed
+	}
+	b, err := in.sys.readFileIn(path)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		return nil, fmt.Errorf("sandbox: read file: %w", err)
+	}
+	return b, err
+}
+
+// WriteFile creates or replaces the regular file path (absolute, as the
+// sandbox sees it) in the running sandbox with data and the permission
+// bits mode, owned by the sandbox's user (see WithUser). Its directory must
+// exist. path is resolved as ReadFile resolves it; a symbolic link at path
+// itself is not followed. It returns ErrClosed once the sandbox has ended.
+func (in *Instance) WriteFile(path string, data []byte, mode fs.FileMode) error {
+	if reason := checkMountTarget(path); reason != "" {
+		return &ConfigError{Problems: []*FieldError{{Field: "path", Value: path, Reason: reason}}}
+	}
+	if in == nil || in.isClosed() {
+		return ErrClosed
+	}
+	err := in.sys.writeFileIn(path, data, mode)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("sandbox: write file: %w", err)
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"io/fs"
 	"syscall"
 )
 
@@ -40,3 +41,19 @@ func (x instanceSys) running() bool {
 }
 
 func (x instanceSys) signal(sig syscall.Signal) error { return x.r.signal(sig) }
+
+// hostIDs returns the host's uid and gid of the sandbox's user.
+func (x instanceSys) hostIDs() (uid, gid int) {
+	pl := x.r.pl
+	if pl.userns == nil {
+		return pl.uid, pl.gid
+	}
+	return pl.userns.uid + pl.uid, pl.userns.gid + pl.gid
+}
+
+func (x instanceSys) readFileIn(name string) ([]byte, error) { return x.readFile(name) }
+
+func (x instanceSys) writeFileIn(name string, data []byte, mode fs.FileMode) error {
+	uid, gid := x.hostIDs()
+	return x.writeFile(name, data, mode, uid, gid)
+}

@@ -2,6 +2,9 @@ package sandbox_test
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox"
 	"github.com/sandboxkit/sandbox/internal/testutil"
@@ -93,4 +97,54 @@ func TestStartValidates(t *testing.T) {
 	assert.Equal(t, "argv", fe.Field, "no program needs the init")
 	var nilInstance *sandbox.Instance
 	assert.NoError(t, nilInstance.Close())
+}
+
+func TestInstanceFilesStayInsideTheRoot(t *testing.T) {
+	sb, root := busybox(t)
+	for name, sb := range variants(sb.WithUser(1000, 1000)) {
+		in := start(t, sb)
+		// In and out, owned by the sandbox's user.
+		require.NoError(t, in.WriteFile("/tmp/in", []byte("hello"), 0o640), name)
+		got, err := in.ReadFile("/tmp/in")
+		require.NoError(t, err)
+		assert.Equal(t, "hello", string(got))
+		// A hostile root holds links to the host; none leads out.
+		host := filepath.Join(t.TempDir(), "host-secret")
+		require.NoError(t, os.WriteFile(host, []byte("secret"), 0o600))
+		for link, target := range map[string]string{
+			"/tmp/abs": host, "/tmp/up": "../../../../../../" + host, "/tmp/fd": "/proc/self/fd/0",
+			"/tmp/sys": "/proc/sys/kernel/hostname",
+		} {
+			require.NoError(t, os.Symlink(target, filepath.Join(root, "etc", filepath.Base(link))), name)
+			_, err := in.ReadFile("/etc/" + filepath.Base(link))
+			assert.Error(t, err, "%s: ReadFile through %s -> %s", name, link, target)
+			if filepath.Base(link) == "abs" {
+				err = in.WriteFile("/etc/abs", []byte("x"), 0o644)
+				assert.Error(t, err, "%s: a link at the path is not followed", name)
+			}
+			require.NoError(t, os.Remove(filepath.Join(root, "etc", filepath.Base(link))))
+		}
+		b, err := os.ReadFile(host)
+		require.NoError(t, err)
+		assert.Equal(t, "secret", string(b), "%s: the host file is untouched", name)
+		// The host writes as root: a link onto /proc/sys would change the
+		// host's own kernel settings.
+		hostname, err := os.ReadFile("/proc/sys/kernel/hostname")
+		require.NoError(t, err)
+		require.NoError(t, os.Symlink("/proc/sys/kernel", filepath.Join(root, "etc", "kernel")))
+		err = in.WriteFile("/etc/kernel/hostname", []byte("pwned"), 0o644)
+		assert.ErrorIs(t, err, sandbox.ErrUnsafePath, "%s: no write through a link onto /proc/sys", name)
+		require.NoError(t, os.Remove(filepath.Join(root, "etc", "kernel")))
+		now, err := os.ReadFile("/proc/sys/kernel/hostname")
+		require.NoError(t, err)
+		assert.Equal(t, string(hostname), string(now), "%s: the host's host name is untouched", name)
+		// A FIFO does not hold the caller up.
+		require.NoError(t, unix.Mkfifo(filepath.Join(root, "etc", "fifo"), 0o644))
+		_, err = in.ReadFile("/etc/fifo")
+		assert.ErrorIs(t, err, errors.ErrUnsupported, "%s: a FIFO is no regular file", name)
+		os.Remove(filepath.Join(root, "etc", "fifo"))
+		require.NoError(t, in.Close())
+		_, err = in.ReadFile("/tmp/in")
+		assert.ErrorIs(t, err, sandbox.ErrClosed)
+	}
 }
