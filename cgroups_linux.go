@@ -24,6 +24,9 @@ const cgroupRoot = "/sys/fs/cgroup"
 // creates it, writes its limits and removes it; usage is read here from the
 // few files a Result needs.
 type cgroup interface {
+	// now returns the memory its processes use now, in bytes, and how
+	// many processes it holds.
+	now() (memory int64, procs int, err error)
 	// procsFDs are open cgroup.procs files (v1) that the child writes "0"
 	// to, joining before it runs any of the payload's code.
 	procsFDs() []int
@@ -117,4 +120,10 @@ func cpuQuota(c Cores) (quota int64, period uint64) {
 // live one, even after the PID is reused), and a random part.
 func cgroupName(owner state.Owner) string {
 	return cgroupPrefix + owner.String() + "-" + state.RandomID(8)
+}
+
+// countLines returns how many lines the file at path holds.
+func countLines(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	return bytes.Count(b, []byte("\n")), err
 }

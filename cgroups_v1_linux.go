@@ -144,3 +144,12 @@ func (g *cgroupV1) destroy() error {
 	}
 	return errors.Join(errs...)
 }
+
+func (g *cgroupV1) now() (int64, int, error) {
+	mem, err := readInt(g.path("memory", "memory.usage_in_bytes"))
+	if err != nil {
+		return 0, 0, err
+	}
+	procs, err := countLines(g.path("memory", "cgroup.procs"))
+	return mem, procs, err
+}

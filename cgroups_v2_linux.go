@@ -95,3 +95,12 @@ func (g *cgroupV2) destroy() error {
 	}
 	return removeCgroupDir(g.path)
 }
+
+func (g *cgroupV2) now() (int64, int, error) {
+	mem, err := readInt(filepath.Join(g.path, "memory.current"))
+	if err != nil {
+		return 0, 0, err
+	}
+	procs, err := countLines(filepath.Join(g.path, "cgroup.procs"))
+	return mem, procs, err
+}

@@ -185,3 +185,38 @@ func (in *Instance) WriteFile(path string, data []byte, mode fs.FileMode) error 
 	}
 	return err
 }
+
+// Stats returns what the running sandbox uses now: memory, CPU, its
+// processes and, on a bridge, its network traffic. It returns ErrClosed
+// once the sandbox has ended.
+func (in *Instance) Stats() (*Stats, error) {
+	if in == nil || in.isClosed() {
+		return nil, ErrClosed
+	}
+	st, err := in.sys.statsIn()
+	if err != nil && !errors.Is(err, ErrClosed) {
+		return nil, fmt.Errorf("sandbox: stats: %w", err)
+	}
+	return st, err
+}
+
+// WaitPort returns once a process of the sandbox listens on TCP port
+// (IPv4 or IPv6), as the sandbox's own network namespace reports it: the
+// host reads it, and nothing runs in the sandbox to ask. ctx bounds the
+// wait; it returns ErrClosed if the sandbox ends first. port is the port
+// inside the sandbox (not a published host port).
+func (in *Instance) WaitPort(ctx context.Context, port int) error {
+	if port <= 0 || port > 65535 {
+		return &ConfigError{Problems: []*FieldError{{Field: "port", Value: port, Reason: "must be 1 to 65535"}}}
+	}
+	if in == nil || in.isClosed() {
+		return ErrClosed
+	}
+	if err := in.sys.waitPortIn(ctx, port); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return err
+		}
+		return fmt.Errorf("sandbox: wait for port %d: %w", port, err)
+	}
+	return nil
+}

@@ -57,3 +57,6 @@ func (x instanceSys) writeFileIn(name string, data []byte, mode fs.FileMode) err
 	uid, gid := x.hostIDs()
 	return x.writeFile(name, data, mode, uid, gid)
 }
+
+func (x instanceSys) statsIn() (*Stats, error)                       { return x.stats() }
+func (x instanceSys) waitPortIn(ctx context.Context, port int) error { return x.waitPort(ctx, port) }

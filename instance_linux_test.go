@@ -3,6 +3,9 @@ package sandbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -147,4 +150,44 @@ func TestInstanceFilesStayInsideTheRoot(t *testing.T) {
 		_, err = in.ReadFile("/tmp/in")
 		assert.ErrorIs(t, err, sandbox.ErrClosed)
 	}
+}
+
+func TestInstanceOnABridge(t *testing.T) {
+	sb, _ := busybox(t)
+	n, subnet := testBridge(t)
+	for name, sb := range variants(sb.WithNetwork(n).WithPublish(0, 8080)) {
+		// The server starts a moment after the program does: WaitPort
+		// tells when it listens, read from the sandbox's namespace.
+		in := start(t, sb, "/bin/sh", "-c", "sleep 0.2; exec httpd -f -p 8080 -h /etc")
+		require.NoError(t, in.WaitPort(testCtx(t), 8080), name)
+		assert.True(t, subnet.Contains(in.IP()), "%s: IP %v in %v", name, in.IP(), subnet)
+		ports := in.Ports()
+		require.Len(t, ports, 1)
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/hostname", ports[0].HostPort))
+		require.NoError(t, err, "%s: the published port answers once WaitPort returned", name)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, "rootfs-fixture\n", string(body))
+		st, err := in.Stats()
+		require.NoError(t, err)
+		assert.Positive(t, st.Memory, name)
+		assert.GreaterOrEqual(t, st.Processes, 2, "%s: the init and httpd", name)
+		assert.Positive(t, st.RxBytes, "%s: eth0 received the request", name)
+		assert.Positive(t, st.TxBytes, name)
+		require.NoError(t, in.Close())
+		_, err = in.Stats()
+		assert.ErrorIs(t, err, sandbox.ErrClosed)
+		assert.ErrorIs(t, in.WaitPort(testCtx(t), 8080), sandbox.ErrClosed)
+	}
+	assert.Zero(t, bridgePorts(t, n), "Close leaves no veth")
+}
+
+func TestWaitPortEndsWithTheSandbox(t *testing.T) {
+	sb, _ := busybox(t)
+	in := start(t, sb, "sleep", "0.1")
+	assert.ErrorIs(t, in.WaitPort(testCtx(t), 9), sandbox.ErrClosed, "nothing will listen: the sandbox ended")
+	ctx, cancel := context.WithTimeout(testCtx(t), 100*time.Millisecond)
+	defer cancel()
+	idle := start(t, sb)
+	assert.ErrorIs(t, idle.WaitPort(ctx, 9), context.DeadlineExceeded)
 }

@@ -35,3 +35,5 @@ func (instanceSys) running() bool                                 { return false
 func (instanceSys) signal(syscall.Signal) error                   { return errors.ErrUnsupported }
 func (instanceSys) readFileIn(string) ([]byte, error)             { return nil, errors.ErrUnsupported }
 func (instanceSys) writeFileIn(string, []byte, fs.FileMode) error { return errors.ErrUnsupported }
+func (instanceSys) statsIn() (*Stats, error)                      { return nil, errors.ErrUnsupported }
+func (instanceSys) waitPortIn(context.Context, int) error         { return errors.ErrUnsupported }
