@@ -153,3 +153,28 @@ func ExampleCollect() {
 		log.Print(err)
 	}
 }
+
+// A server per test, kept up while the test talks to it: Start returns
+// once the program runs, WaitPort once it listens. Needs Linux and root,
+// so it is compiled but not run by go test (TestInstanceOnABridge runs the
+// same steps).
+func ExampleSandbox_Start() {
+	ctx := context.Background()
+	n := sandbox.Bridge(sandbox.BridgeName("testnet"), sandbox.Subnet(netip.MustParsePrefix("10.77.0.0/24")))
+	defer sandbox.RemoveBridge(ctx, n)
+	in, err := sandbox.New(sandbox.HostRoot()).WithNetwork(n).WithPublish(0, 80).
+		Start(ctx, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer in.Close() // kills it and frees everything; t.Cleanup(func() { in.Close() }) in a test
+	if err := in.WaitPort(ctx, 80); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("serving at", in.IP(), "and on 127.0.0.1 port", in.Ports()[0].HostPort)
+	if err := in.WriteFile("/tmp/greeting", []byte("hi\n"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	st, _ := in.Stats()
+	fmt.Println("memory now", st.Memory, "bytes")
+}
