@@ -70,6 +70,8 @@ wait:
 	je reap
 	test eax, eax
 	js wait                     # interrupted: again
+	test r13, r13
+	jz wait                     # idle: nobody to send it to
 	mov edi, r13d               # any other signal: kill(program, sig)
 	mov esi, eax
 	mov eax, 62
@@ -85,7 +87,7 @@ reap:
 	test rax, rax
 	jle wait                    # nothing more to reap for now
 	cmp rax, r13
-	jne reap                    # an orphan: reaped, next
+	jne reap                    # an orphan (or idle): reaped, next
 	mov edi, 4                  # the program ended: write its status to 4
 	lea rsi, [rsp+8]
 	mov edx, 4
@@ -95,26 +97,11 @@ reap:
 	mov eax, 231
 	syscall
 idle:
-	mov edi, 3                  # close(3) and close(4): nothing to report
+	xor r13d, r13d              # no program: pid 0, nothing to forward or report
+	mov edi, 3                  # close(3) and close(4)
 	mov eax, 3
 	syscall
 	mov edi, 4
 	mov eax, 3
 	syscall
-idlewait:
-	mov rdi, rsp                # rt_sigtimedwait(all, &info, NULL, 8)
-	lea rsi, [rsp+16]
-	xor edx, edx
-	mov r10d, 8
-	mov eax, 128
-	syscall
-idlereap:
-	mov rdi, -1                 # wait4(-1, &status, WNOHANG, NULL): orphans
-	lea rsi, [rsp+8]
-	mov edx, 1
-	xor r10d, r10d
-	mov eax, 61
-	syscall
-	test rax, rax
-	jg idlereap
-	jmp idlewait
+	jmp wait

@@ -71,6 +71,7 @@ wait:
 	cmp x0, #17                 // SIGCHLD
 	b.eq reap
 	tbnz x0, #63, wait          // interrupted: again
+	cbz x20, wait               // idle: nobody to send it to
 	mov x1, x0                  // any other signal: kill(program, sig)
 	mov x0, x20
 	mov x8, #129
@@ -96,26 +97,11 @@ reap:
 	mov x8, #94
 	svc #0
 idle:
-	mov x0, #3                  // close(3) and close(4): nothing to report
+	mov x20, #0                 // no program: pid 0, nothing to forward or report
+	mov x0, #3                  // close(3) and close(4)
 	mov x8, #57
 	svc #0
 	mov x0, #4
 	mov x8, #57
 	svc #0
-idlewait:
-	mov x0, sp                  // rt_sigtimedwait(all, &info, NULL, 8)
-	add x1, sp, #16
-	mov x2, #0
-	mov x3, #8
-	mov x8, #137
-	svc #0
-idlereap:
-	mov x0, #-1                 // wait4(-1, &status, WNOHANG, NULL): orphans
-	add x1, sp, #8
-	mov x2, #1
-	mov x3, #0
-	mov x8, #260
-	svc #0
-	cmp x0, #0
-	b.gt idlereap
-	b idlewait
+	b wait
