@@ -60,3 +60,7 @@ func (x instanceSys) writeFileIn(name string, data []byte, mode fs.FileMode) err
 
 func (x instanceSys) statsIn() (*Stats, error)                       { return x.stats() }
 func (x instanceSys) waitPortIn(ctx context.Context, port int) error { return x.waitPort(ctx, port) }
+
+func (x instanceSys) execIn(ctx context.Context, argv []string) (*Result, error) {
+	return x.exec(ctx, argv)
+}

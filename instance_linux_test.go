@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -190,4 +192,73 @@ func TestWaitPortEndsWithTheSandbox(t *testing.T) {
 	defer cancel()
 	idle := start(t, sb)
 	assert.ErrorIs(t, idle.WaitPort(ctx, 9), context.DeadlineExceeded)
+}
+
+func TestInstanceExec(t *testing.T) {
+	sb, _ := busybox(t)
+	n, _ := testBridge(t)
+	for name, sb := range variants(sb.WithUser(1000, 1000).WithWorkdir("/home/user").WithEnv("WHO=sandbox")) {
+		for _, net := range []sandbox.Network{sandbox.NoNetwork(), n} {
+			in := start(t, sb.WithNetwork(net), "/bin/sh", "-c", "echo main > /tmp/mark; hostname > /tmp/host; exec sleep 30")
+			require.Eventually(t, func() bool { b, _ := in.ReadFile("/tmp/mark"); return len(b) > 0 }, 10*time.Second, 5*time.Millisecond)
+			// The same root, user, namespaces and environment as the
+			// program; its own exit status and output.
+			res, err := in.Exec(testCtx(t), "/bin/sh", "-c",
+				`cat /tmp/mark; id -u; pwd; echo $WHO; [ "$(hostname)" = "$(cat /tmp/host)" ] && echo same-uts; `+
+					`echo /proc/[0-9]* | wc -w; readlink /proc/self/ns/net; echo err >&2; exit 3`)
+			require.NoError(t, err, "%s %v", name, net)
+			assert.Equal(t, 3, res.ExitCode, "%s %v: %v %s", name, net, res, res.Stderr)
+			lines := strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")
+			require.Len(t, lines, 7, "%s: %s", name, res.Stdout)
+			assert.Equal(t, []string{"main", "1000", "/home/user", "sandbox", "same-uts"}, lines[:5], name)
+			// The init, sh, sleep, and this sh (and its pipeline): only
+			// the sandbox's processes; the entering process is invisible.
+			count, _ := strconv.Atoi(lines[5])
+			assert.GreaterOrEqual(t, count, 4, "%s: %s", name, lines[5])
+			mainNet, err := in.Exec(testCtx(t), "readlink", "/proc/1/ns/net")
+			require.NoError(t, err)
+			assert.Equal(t, strings.TrimSpace(string(mainNet.Stdout)), lines[6], "%s: the sandbox's network namespace", name)
+			assert.Equal(t, "err\n", string(res.Stderr))
+			// ctx ends an exec; the sandbox runs on.
+			ctx, cancel := context.WithTimeout(testCtx(t), 100*time.Millisecond)
+			_, err = in.Exec(ctx, "sleep", "30")
+			cancel()
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			_, err = in.Exec(testCtx(t), "no-such-command")
+			assert.ErrorIs(t, err, os.ErrNotExist)
+			require.NoError(t, in.Close())
+			_, err = in.Exec(testCtx(t), "true")
+			assert.ErrorIs(t, err, sandbox.ErrClosed)
+		}
+	}
+	assert.Empty(t, testutil.SandboxCgroups(t))
+}
+
+// The process that enters a sandbox for Exec starts as a copy of the host
+// process; a process of the sandbox that could reach it would read the
+// host's memory and environment (CVE-2016-9962). It never is in the
+// sandbox's PID namespace: only the program is, born from a fresh image.
+func TestExecLeavesNothingOfTheHostToSee(t *testing.T) {
+	sb, _ := busybox(t)
+	t.Setenv("SANDBOXKIT_HOST_SECRET", "hunter2")
+	self, err := os.Executable()
+	require.NoError(t, err)
+	sb = sb.WithCapabilities(append(sandbox.DefaultCapabilities(), "CAP_SYS_PTRACE")...).
+		WithSeccomp(sandbox.DefaultSeccompProfile().Allow("ptrace"))
+	for name, sb := range variants(sb) {
+		// A watcher with CAP_SYS_PTRACE reads every process's environment,
+		// executable and memory map, over and over, while Exec runs.
+		in := start(t, sb, "/bin/sh", "-c", `while :; do for p in /proc/[0-9]*; do
+			cat $p/environ $p/maps 2>/dev/null; readlink $p/exe 2>/dev/null; done; done > /tmp/seen`)
+		for range 40 {
+			res, err := in.Exec(testCtx(t), "true")
+			require.NoError(t, err, name)
+			require.Equal(t, 0, res.ExitCode)
+		}
+		seen, err := in.ReadFile("/tmp/seen")
+		require.NoError(t, err)
+		require.NotEmpty(t, seen, "%s: the watcher saw processes", name)
+		assert.NotContains(t, string(seen), "hunter2", "%s: the host's environment must not be visible", name)
+		assert.NotContains(t, string(seen), self, "%s: the host's binary must not be visible", name)
+	}
 }

@@ -37,3 +37,6 @@ func (instanceSys) readFileIn(string) ([]byte, error)             { return nil, 
 func (instanceSys) writeFileIn(string, []byte, fs.FileMode) error { return errors.ErrUnsupported }
 func (instanceSys) statsIn() (*Stats, error)                      { return nil, errors.ErrUnsupported }
 func (instanceSys) waitPortIn(context.Context, int) error         { return errors.ErrUnsupported }
+func (instanceSys) execIn(context.Context, []string) (*Result, error) {
+	return nil, errors.ErrUnsupported
+}

@@ -310,12 +310,24 @@ func (s *Sandbox) validateStart(ctx context.Context, argv []string, idleOK bool)
 	if err != nil {
 		problems = err.(*ConfigError).Problems
 	}
+	if len(argv) == 0 && idleOK && !s.init {
+		problems = append(problems, &FieldError{Field: "argv", Value: argv, Reason: "must name a command: a sandbox with no program needs the init (WithInit(true))"})
+	}
+	problems = append(problems, checkCall(ctx, argv, idleOK)...)
+	if len(problems) == 0 {
+		return nil
+	}
+	return &ConfigError{Problems: problems}
+}
+
+// checkCall returns the problems of a call's ctx and argv; idleOK lets
+// argv be empty.
+func checkCall(ctx context.Context, argv []string, idleOK bool) []*FieldError {
+	var problems []*FieldError
 	if ctx == nil {
 		problems = append(problems, &FieldError{Field: "ctx", Value: nil, Reason: "must not be nil"})
 	}
 	switch {
-	case len(argv) == 0 && idleOK && !s.init:
-		problems = append(problems, &FieldError{Field: "argv", Value: argv, Reason: "must name a command: a sandbox with no program needs the init (WithInit(true))"})
 	case len(argv) == 0 && idleOK:
 	case len(argv) == 0:
 		problems = append(problems, &FieldError{Field: "argv", Value: argv, Reason: "must name a command"})
@@ -327,10 +339,7 @@ func (s *Sandbox) validateStart(ctx context.Context, argv []string, idleOK bool)
 			problems = append(problems, &FieldError{Field: "argv", Value: a, Reason: "must not contain a NUL byte"})
 		}
 	}
-	if len(problems) == 0 {
-		return nil
-	}
-	return &ConfigError{Problems: problems}
+	return problems
 }
 
 // checkSandboxPath returns why p is not a usable absolute path inside the

@@ -193,7 +193,24 @@ func (p *Process) Wait() unix.WaitStatus { return reap(p.PID) }
 // the runtime's poller watches a duplicate of its pidfd, which becomes
 // readable when the process exits, and only then is it reaped. Many
 // sandboxes can wait at once at the cost of goroutines alone.
-func (p *Process) WaitPolled() (unix.WaitStatus, error) {
+func (p *Process) WaitPolled() (unix.WaitStatus, error) { return p.waitPolled(nil) }
+
+// WaitPolledRusage is WaitPolled that also fills ru with the resource use
+// of the process and its waited-for descendants; when polling fails, it
+// waits in a thread.
+func (p *Process) WaitPolledRusage(ru *unix.Rusage) unix.WaitStatus {
+	ws, err := p.waitPolled(ru)
+	if err != nil {
+		for {
+			if _, err := unix.Wait4(p.PID, &ws, 0, ru); err != unix.EINTR {
+				break
+			}
+		}
+	}
+	return ws
+}
+
+func (p *Process) waitPolled(ru *unix.Rusage) (unix.WaitStatus, error) {
 	fd, err := unix.FcntlInt(uintptr(p.PIDFD), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return 0, fmt.Errorf("spawn: dup pidfd: %w", err)
@@ -214,7 +231,7 @@ func (p *Process) WaitPolled() (unix.WaitStatus, error) {
 	var ws unix.WaitStatus
 	var werr error
 	err = rc.Read(func(uintptr) bool {
-		pid, err := unix.Wait4(p.PID, &ws, unix.WNOHANG, nil)
+		pid, err := unix.Wait4(p.PID, &ws, unix.WNOHANG, ru)
 		switch {
 		case err == unix.EINTR:
 			return false
