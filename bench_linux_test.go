@@ -1,7 +1,9 @@
 package sandbox_test
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/sandboxkit/sandbox"
 	"github.com/sandboxkit/sandbox/internal/testutil"
@@ -62,4 +64,44 @@ func BenchmarkRunParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkInstance compares, in one loop, a cold Run of true, an Exec of
+// true into a running sandbox, and a Start of an idle sandbox with its
+// Close.
+func BenchmarkInstance(b *testing.B) {
+	testutil.RequireRoot(b)
+	sb := sandbox.New(sandbox.Dir(testutil.Rootfs(b))).WithMemory(64 << 20)
+	in, err := sb.Start(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	var run, exec, start []time.Duration
+	for b.Loop() {
+		t := time.Now()
+		if res, err := sb.Run(b.Context(), "/bin/true"); err != nil || res.ExitCode != 0 {
+			b.Fatal(err, res)
+		}
+		run = append(run, time.Since(t))
+		t = time.Now()
+		if res, err := in.Exec(b.Context(), "/bin/true"); err != nil || res.ExitCode != 0 {
+			b.Fatal(err, res)
+		}
+		exec = append(exec, time.Since(t))
+		t = time.Now()
+		idle, err := sb.Start(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = append(start, time.Since(t))
+		idle.Close()
+	}
+	median := func(d []time.Duration) float64 { slices.Sort(d); return float64(d[len(d)/2]) }
+	r, e, s := median(run), median(exec), median(start)
+	b.ReportMetric(r, "run-ns")
+	b.ReportMetric(e, "exec-ns")
+	b.ReportMetric(s, "start-ns")
+	b.ReportMetric(e/r, "exec/run")
+	b.ReportMetric(s/r, "start/run")
 }
