@@ -156,3 +156,22 @@ func TestCollectRemovesWhatACrashedBridgedCallerLeft(t *testing.T) {
 		})
 	}
 }
+
+func TestInstancesDieWithACrashedCallerAndCollectRemovesTheRest(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := testutil.Rootfs(t)
+	n, subnet := testBridge(t)
+	name := bridgeName(n)
+	before := testutil.SnapshotHost(t)
+	crashedRun(t, root, "instances:"+name+":"+subnet.String())
+	// Every process of every instance died with the caller: their cgroups
+	// are empty, which Collect's rmdir needs.
+	require.NoError(t, sandbox.Collect(testCtx(t)))
+	after := testutil.SnapshotHost(t)
+	assert.Empty(t, after.Cgroups, "no cgroup, and so no process, is left")
+	leases, err := filepath.Glob(filepath.Join("/run/sandboxkit/net", name, "*.lease"))
+	require.NoError(t, err)
+	assert.Empty(t, leases)
+	assert.Zero(t, bridgePorts(t, n), "no veth is left")
+	assert.Equal(t, before.Mounts, after.Mounts)
+}

@@ -24,7 +24,8 @@ const escapeEnv = "SANDBOXKIT_ESCAPE"
 // to be killed, as a crashing service would be. VARIANT "user" runs the
 // sandbox as user 1000, "userns" in a user namespace; "bridge:NAME:SUBNET"
 // on that bridge with a port published on every host address, and
-// "bridge-dnat:NAME:SUBNET" the same with kernel DNAT.
+// "bridge-dnat:NAME:SUBNET" the same with kernel DNAT; "instances:NAME:SUBNET"
+// starts long-lived sandboxes of several kinds instead.
 const crashEnv = "SANDBOXKIT_CRASH_ROOT"
 
 // leaseEnv, when set to "ROOT,BRIDGE,SUBNET,SHARE,N", makes the test binary
@@ -56,6 +57,30 @@ func TestMain(m *testing.M) {
 				opts = append(opts, sandbox.PublishDNAT())
 			}
 			sb = sb.WithNetwork(sandbox.Bridge(opts...)).WithPublishOn(netip.IPv4Unspecified(), 0, 80)
+		}
+		if kind == "instances" {
+			// Idle, busy, bridged and user-namespaced instances at once,
+			// as a service holding several would.
+			name, subnet, _ := strings.Cut(bridge, ":")
+			n := sandbox.Bridge(sandbox.BridgeName(name), sandbox.Subnet(netip.MustParsePrefix(subnet)))
+			base := sandbox.New(sandbox.Dir(root))
+			for _, in := range []struct {
+				sb   *sandbox.Sandbox
+				argv []string
+			}{
+				{base, nil},
+				{base, []string{"/bin/sh", "-c", "while :; do :; done"}},
+				{base.WithNetwork(n).WithPublish(0, 80), []string{"sleep", "100"}},
+				{base.WithUserNamespace(), []string{"sleep", "100"}},
+				{base.WithUserNamespace().WithNetwork(n), nil},
+			} {
+				if _, err := in.sb.Start(context.Background(), in.argv...); err != nil {
+					fmt.Println("start:", err)
+					os.Exit(1)
+				}
+			}
+			fmt.Println("running")
+			select {}
 		}
 		sb.Run(context.Background(), "/bin/sh", "-c", "echo running; sleep 100")
 		os.Exit(1)
