@@ -154,7 +154,10 @@ func TestBridgeLeavesNothingAfterManyRuns(t *testing.T) {
 	testutil.CheckFDs(t, before, fmt.Sprintf("after %d bridge runs (namespaces, proxies, netlink sockets)", runs))
 	assert.Equal(t, before.Mounts, after.Mounts)
 	assert.Empty(t, after.Cgroups)
-	assert.LessOrEqual(t, after.Threads, before.Threads+4, "no proxy goroutine may linger")
+	// Threads the runtime made stay, idle: up to four for the veth
+	// deletions that may still be in the kernel (netsetup's bound), a few
+	// for blocking calls meanwhile. A thread lost per run would be 200.
+	assert.LessOrEqual(t, after.Threads, before.Threads+8, "no proxy goroutine or thread may linger")
 	assert.Zero(t, bridgePorts(t, n), "the veths must be gone when Run returns")
 	leases, err := filepath.Glob(filepath.Join("/run/sandboxkit/net", bridgeName(n), "*.lease"))
 	require.NoError(t, err)
