@@ -29,7 +29,7 @@ const execOutputGrace = 100 * time.Millisecond
 // and executes at once (the class of CVE-2016-9962), forwards signals to
 // it and reports its status.
 func (x instanceSys) exec(ctx context.Context, argv []string) (res *Result, err error) {
-	if !x.running() {
+	if !x.r.alive() {
 		return nil, ErrClosed
 	}
 	pl := *x.r.pl // the sandbox's plan, for this program
@@ -94,7 +94,7 @@ func (x instanceSys) exec(ctx context.Context, argv []string) (res *Result, err 
 	pl.addExec(&p, x2)
 
 	proc, err := pl.startChild(&p, attr, nil)
-	if errors.Is(err, unix.ESRCH) || !x.running() {
+	if errors.Is(err, unix.ESRCH) || !x.r.alive() {
 		return nil, errors.Join(ErrClosed, err) // the sandbox ended meanwhile
 	}
 	if err != nil {
@@ -107,7 +107,7 @@ func (x instanceSys) exec(ctx context.Context, argv []string) (res *Result, err 
 
 	done := make(chan unix.WaitStatus, 1)
 	var ru unix.Rusage
-	go func() { done <- proc.WaitPolledRusage(&ru) }()
+	go func() { done <- proc.WaitPolled(&ru) }()
 	var ws unix.WaitStatus
 	var ctxErr error
 	select {
@@ -121,17 +121,10 @@ func (x instanceSys) exec(ctx context.Context, argv []string) (res *Result, err 
 		ws = <-done
 		ctxErr = fmt.Errorf("sandbox: exec %s: %w", argv[0], ctx.Err())
 	}
-	if program, ok := readStatus(status); ok {
-		ws = program
-	}
+	ws, _ = programStatus(ws, status)
 	res = &Result{Wall: time.Since(start), Network: x.r.bridge.info()}
 	io.finishWithin(res, execOutputGrace)
-	switch {
-	case ws.Signaled():
-		res.ExitCode, res.Signal = -1, ws.Signal()
-	default:
-		res.ExitCode = ws.ExitStatus()
-	}
+	res.setExit(ws)
 	// The init's own time and its waited-for program's.
 	res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	return res, ctxErr

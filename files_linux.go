@@ -70,9 +70,9 @@ func (x instanceSys) readFile(name string) ([]byte, error) {
 }
 
 // writeFile creates or replaces the regular file name of the sandbox with
-// data and mode as the host's uid and gid, the sandbox's user (see
-// asUser).
-func (x instanceSys) writeFile(name string, data []byte, mode fs.FileMode, uid, gid int) error {
+// data and mode as the sandbox's user (see asUser).
+func (x instanceSys) writeFile(name string, data []byte, mode fs.FileMode) error {
+	uid, gid := x.hostIDs()
 	return asUser(uid, gid, func() error { return x.writeFileAs(name, data, mode) })
 }
 

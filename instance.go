@@ -110,11 +110,17 @@ func (in *Instance) Close() error {
 	return in.closeErr
 }
 
-// isClosed reports whether Close was called.
-func (in *Instance) isClosed() bool {
+// usable returns ErrClosed for a nil Instance or one that was closed.
+func (in *Instance) usable() error {
+	if in == nil {
+		return ErrClosed
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.closed
+	if in.closed {
+		return ErrClosed
+	}
+	return nil
 }
 
 // IP returns the sandbox's address on its bridge, or the zero Addr for
@@ -139,7 +145,7 @@ func (in *Instance) Ports() []PublishedPort {
 // sends it on (an idle sandbox's init ignores all but SIGKILL, which ends
 // the sandbox). It returns ErrClosed once the sandbox has ended.
 func (in *Instance) Signal(sig syscall.Signal) error {
-	if in == nil || in.isClosed() || !in.sys.running() {
+	if in.usable() != nil || !in.sys.running() {
 		return ErrClosed
 	}
 	if err := in.sys.signal(sig); err != nil {
@@ -157,10 +163,10 @@ func (in *Instance) ReadFile(path string) ([]byte, error) {
 	if reason := checkSandboxPath(path); reason != "" {
 		return nil, &ConfigError{Problems: []*FieldError{{Field: "path", Value: path, Reason: reason}}}
 	}
-	if in == nil || in.isClosed() {
-		return nil, ErrClosed
+	if err := in.usable(); err != nil {
+		return nil, err
 	}
-	b, err := in.sys.readFileIn(path)
+	b, err := in.sys.readFile(path)
 	if err != nil && !errors.Is(err, ErrClosed) {
 		return nil, fmt.Errorf("sandbox: read file: %w", err)
 	}
@@ -176,10 +182,10 @@ func (in *Instance) WriteFile(path string, data []byte, mode fs.FileMode) error 
 	if reason := checkMountTarget(path); reason != "" {
 		return &ConfigError{Problems: []*FieldError{{Field: "path", Value: path, Reason: reason}}}
 	}
-	if in == nil || in.isClosed() {
-		return ErrClosed
+	if err := in.usable(); err != nil {
+		return err
 	}
-	err := in.sys.writeFileIn(path, data, mode)
+	err := in.sys.writeFile(path, data, mode)
 	if err != nil && !errors.Is(err, ErrClosed) {
 		return fmt.Errorf("sandbox: write file: %w", err)
 	}
@@ -190,10 +196,10 @@ func (in *Instance) WriteFile(path string, data []byte, mode fs.FileMode) error 
 // processes and, on a bridge, its network traffic. It returns ErrClosed
 // once the sandbox has ended.
 func (in *Instance) Stats() (*Stats, error) {
-	if in == nil || in.isClosed() {
-		return nil, ErrClosed
+	if err := in.usable(); err != nil {
+		return nil, err
 	}
-	st, err := in.sys.statsIn()
+	st, err := in.sys.stats()
 	if err != nil && !errors.Is(err, ErrClosed) {
 		return nil, fmt.Errorf("sandbox: stats: %w", err)
 	}
@@ -209,10 +215,10 @@ func (in *Instance) WaitPort(ctx context.Context, port int) error {
 	if port <= 0 || port > 65535 {
 		return &ConfigError{Problems: []*FieldError{{Field: "port", Value: port, Reason: "must be 1 to 65535"}}}
 	}
-	if in == nil || in.isClosed() {
-		return ErrClosed
+	if err := in.usable(); err != nil {
+		return err
 	}
-	if err := in.sys.waitPortIn(ctx, port); err != nil {
+	if err := in.sys.waitPort(ctx, port); err != nil {
 		if errors.Is(err, ErrClosed) {
 			return err
 		}
@@ -234,8 +240,8 @@ func (in *Instance) Exec(ctx context.Context, argv ...string) (*Result, error) {
 	if problems := checkCall(ctx, argv, false); problems != nil {
 		return nil, &ConfigError{Problems: problems}
 	}
-	if in == nil || in.isClosed() {
-		return nil, ErrClosed
+	if err := in.usable(); err != nil {
+		return nil, err
 	}
-	return in.sys.execIn(ctx, argv)
+	return in.sys.exec(ctx, argv)
 }

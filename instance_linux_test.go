@@ -262,3 +262,28 @@ func TestExecLeavesNothingOfTheHostToSee(t *testing.T) {
 		assert.NotContains(t, string(seen), self, "%s: the host's binary must not be visible", name)
 	}
 }
+
+func TestCloseWaitsForExecsInFlight(t *testing.T) {
+	sb, _ := busybox(t)
+	for name, sb := range variants(sb) {
+		in := start(t, sb)
+		done := make(chan error, 1)
+		go func() {
+			_, err := in.Exec(testCtx(t), "sleep", "30")
+			done <- err
+		}()
+		// The exec's process is in the sandbox's cgroup: Close must not
+		// remove the cgroup before it is gone.
+		require.Eventually(t, func() bool {
+			st, err := in.Stats()
+			return err == nil && st.Processes >= 3
+		}, 10*time.Second, 5*time.Millisecond, "%s: the exec runs", name)
+		require.NoError(t, in.Close(), "%s: Close with an exec in flight", name)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the exec outlived Close", name)
+		}
+		assert.Empty(t, testutil.SandboxCgroups(t), "%s: nothing left after Close", name)
+	}
+}

@@ -26,17 +26,17 @@ func (s *Sandbox) start(ctx context.Context, argv []string) (instanceSys, error)
 	return instanceSys{}, fmt.Errorf("sandbox: start on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
 
-func (instanceSys) exited() <-chan struct{}                       { return nil }
-func (instanceSys) result() *Result                               { return nil }
-func (instanceSys) close() error                                  { return nil }
-func (instanceSys) network() *NetworkInfo                         { return nil }
-func (instanceSys) kill()                                         {}
-func (instanceSys) running() bool                                 { return false }
-func (instanceSys) signal(syscall.Signal) error                   { return errors.ErrUnsupported }
-func (instanceSys) readFileIn(string) ([]byte, error)             { return nil, errors.ErrUnsupported }
-func (instanceSys) writeFileIn(string, []byte, fs.FileMode) error { return errors.ErrUnsupported }
-func (instanceSys) statsIn() (*Stats, error)                      { return nil, errors.ErrUnsupported }
-func (instanceSys) waitPortIn(context.Context, int) error         { return errors.ErrUnsupported }
-func (instanceSys) execIn(context.Context, []string) (*Result, error) {
+func (instanceSys) exited() <-chan struct{}                     { return nil }
+func (instanceSys) result() *Result                             { return nil }
+func (instanceSys) close() error                                { return nil }
+func (instanceSys) network() *NetworkInfo                       { return nil }
+func (instanceSys) kill()                                       {}
+func (instanceSys) running() bool                               { return false }
+func (instanceSys) signal(syscall.Signal) error                 { return errors.ErrUnsupported }
+func (instanceSys) readFile(string) ([]byte, error)             { return nil, errors.ErrUnsupported }
+func (instanceSys) writeFile(string, []byte, fs.FileMode) error { return errors.ErrUnsupported }
+func (instanceSys) stats() (*Stats, error)                      { return nil, errors.ErrUnsupported }
+func (instanceSys) waitPort(context.Context, int) error         { return errors.ErrUnsupported }
+func (instanceSys) exec(context.Context, []string) (*Result, error) {
 	return nil, errors.ErrUnsupported
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -181,29 +182,36 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 // start), reaps it, and closes r.exited.
 func (r *running) watch() {
 	defer close(r.exited)
-	done := make(chan unix.WaitStatus, 1)
-	go func() {
-		ws, err := r.proc.WaitPolled()
-		if err != nil {
-			// Not pollable (it should be, since Linux 5.3): wait in a thread.
-			ws = r.proc.Wait()
-		}
-		done <- ws
-	}()
-	var timeout <-chan time.Time
+	var fired atomic.Bool
 	if r.pl.timeout > 0 {
-		t := time.NewTimer(r.pl.timeout - time.Since(r.start))
+		t := time.AfterFunc(r.pl.timeout-time.Since(r.start), func() {
+			fired.Store(true)
+			r.signal(unix.SIGKILL)
+		})
 		defer t.Stop()
-		timeout = t.C
 	}
+	r.ws = r.proc.WaitPolled(nil)
+	// The program may have ended by itself as the timer fired, before the
+	// kill could reach it: only a run the kill ended timed out.
+	r.timedOut = fired.Load() && r.ws.Signaled() && r.ws.Signal() == unix.SIGKILL
+}
+
+// alive reports whether PID 1 still runs (is not reaped yet).
+func (r *running) alive() bool {
 	select {
-	case r.ws = <-done:
-	case <-timeout:
+	case <-r.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop kills PID 1 if it still runs (its PID namespace takes every other
+// process with it) and returns once it is reaped.
+func (r *running) stop() {
+	if r.alive() {
 		r.signal(unix.SIGKILL)
-		// The program may have ended by itself as the timer fired, before
-		// the kill could reach it: only a run the kill ended timed out.
-		r.ws = <-done
-		r.timedOut = r.ws.Signaled() && r.ws.Signal() == unix.SIGKILL
+		<-r.exited
 	}
 }
 
@@ -215,8 +223,7 @@ func (r *running) wait(ctx context.Context) (*Result, error) {
 	select {
 	case <-r.exited:
 	case <-ctx.Done():
-		r.signal(unix.SIGKILL)
-		<-r.exited
+		r.stop()
 		ctxErr = fmt.Errorf("sandbox: run %s: %w", r.pl.name(), ctx.Err())
 	}
 	return r.result(), ctxErr
@@ -226,22 +233,13 @@ func (r *running) wait(ctx context.Context) (*Result, error) {
 // (the init's report of it), its output, and what its cgroup measured.
 // Call it once.
 func (r *running) result() *Result {
-	ws, timedOut := r.ws, r.timedOut
-	if program, ok := readStatus(r.status); ok {
-		// The init's report of the program's own end. It writes it only
-		// once the program ended, which a kill of the init would have
-		// prevented: a run that the timer's kill reached after the
-		// program ended did not time out.
-		ws, timedOut = program, false
-	}
-	res := &Result{Wall: time.Since(r.start), TimedOut: timedOut, Network: r.bridge.info()}
+	ws, reported := programStatus(r.ws, r.status)
+	// The init writes its report only once the program ended, which a
+	// kill of the init would have prevented: a run that the timer's kill
+	// reached after the program ended did not time out.
+	res := &Result{Wall: time.Since(r.start), TimedOut: r.timedOut && !reported, Network: r.bridge.info()}
 	r.io.finish(res)
-	switch {
-	case ws.Signaled():
-		res.ExitCode, res.Signal = -1, ws.Signal()
-	default:
-		res.ExitCode = ws.ExitStatus()
-	}
+	res.setExit(ws)
 	// Every process of the sandbox died with its PID 1, so the cgroup is
 	// idle: what it measured is final.
 	u, err := r.cg.usage()
@@ -258,16 +256,10 @@ func (r *running) signal(sig unix.Signal) error {
 	return unix.PidfdSendSignal(r.proc.PIDFD, sig, nil, 0)
 }
 
-// kill ends the sandbox if it still runs (its PID namespace takes every
-// process with PID 1), reaps it, and closes its pidfd: the undo step of a
-// started child.
+// kill stops the sandbox and closes its pidfd: the undo step of a started
+// child.
 func (r *running) kill(context.Context) error {
-	select {
-	case <-r.exited:
-	default:
-		r.signal(unix.SIGKILL)
-		<-r.exited
-	}
+	r.stop()
 	return closeFD(&r.proc.PIDFD)
 }
 
@@ -314,6 +306,26 @@ func statusPipe() (r, w int, err error) {
 		return -1, -1, err
 	}
 	return fds[0], w, nil
+}
+
+// programStatus returns the program's own wait status: what the init
+// reported on the status pipe (reported is then true), or else the wait
+// status of PID 1 itself (no init, or an init that was killed).
+func programStatus(pid1 unix.WaitStatus, status int) (ws unix.WaitStatus, reported bool) {
+	if program, ok := readStatus(status); ok {
+		return program, true
+	}
+	return pid1, false
+}
+
+// setExit records how the program ended: its exit code, or -1 and the
+// signal that killed it.
+func (res *Result) setExit(ws unix.WaitStatus) {
+	if ws.Signaled() {
+		res.ExitCode, res.Signal = -1, ws.Signal()
+		return
+	}
+	res.ExitCode = ws.ExitStatus()
 }
 
 // readStatus returns the program's wait status as the init wrote it on

@@ -77,7 +77,7 @@ func (pl *plan) startError(err error) error {
 	c := *se
 	c.Step.Path = sandboxPath(c.Step.Path)
 	switch {
-	case c.Errno == unix.ELOOP || c.Step.Op == "check file system of":
+	case c.Step.InRoot && (c.Errno == unix.ELOOP || c.Errno == unix.EPERM):
 		// A path resolved inside the root met a magic link, or a
 		// target landed on /proc or /sys (see addMkdirAll).
 		return fmt.Errorf("%w (%w)", &c, ErrUnsafePath)

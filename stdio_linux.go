@@ -16,13 +16,12 @@ import (
 // handed over directly (as duplicates), anything else goes through a pipe
 // copied by a goroutine that ends before Run returns.
 type stdio struct {
-	child   [3]*os.File // the child's ends, closed once it started
-	feed    func()      // copies a reader to the program's stdin; not waited for
-	copies  []func()    // copy the program's output; started once it runs
-	wg      sync.WaitGroup
-	pipes   []*os.File // the parent's ends, closed by finish or abort
-	outputs []*os.File // the read ends among pipes
-	out     [2]*capture
+	child  [3]*os.File // the child's ends, closed once it started
+	feed   func()      // copies a reader to the program's stdin; not waited for
+	copies []func()    // copy the program's output; started once it runs
+	wg     sync.WaitGroup
+	pipes  []*os.File // the parent's ends, closed by finish or abort
+	out    [2]*capture
 }
 
 // capture keeps the first limit bytes written to it and counts the rest.
@@ -92,7 +91,6 @@ func (pl *plan) newStdio() (_ *stdio, err error) {
 		}
 		st.child[i+1] = pw
 		st.pipes = append(st.pipes, pr)
-		st.outputs = append(st.outputs, pr)
 		dst := w
 		if st.out[i] != nil {
 			dst = st.out[i]
@@ -181,7 +179,7 @@ func (st *stdio) finish(res *Result) {
 // output open after it ended (an Exec's background processes): what they
 // write within grace is kept, and then the copies stop.
 func (st *stdio) finishWithin(res *Result, grace time.Duration) {
-	for _, f := range st.outputs {
+	for _, f := range st.pipes { // a deadline to read changes nothing of stdin's
 		f.SetReadDeadline(time.Now().Add(grace))
 	}
 	st.finish(res)

@@ -137,7 +137,7 @@ func Start(p *Program, attr Attr) (*Process, error) {
 		}
 		if err != nil {
 			unix.PidfdSendSignal(int(pidfd), unix.SIGKILL, nil, 0)
-			reap(int(pid))
+			reap(int(pid), nil)
 			unix.Close(int(pidfd))
 			return nil, err
 		}
@@ -158,7 +158,7 @@ func Start(p *Program, attr Attr) (*Process, error) {
 		}
 		// The child failed before it executed its payload; it has
 		// exited or is about to.
-		reap(int(pid))
+		reap(int(pid), nil)
 		unix.Close(int(pidfd))
 		switch {
 		case err != nil || n != len(buf):
@@ -173,11 +173,12 @@ func Start(p *Program, attr Attr) (*Process, error) {
 	}
 }
 
-// reap waits for pid to exit and returns how it ended.
-func reap(pid int) unix.WaitStatus {
+// reap waits for pid to exit and returns how it ended; ru, when not nil,
+// receives what it and its waited-for descendants used.
+func reap(pid int, ru *unix.Rusage) unix.WaitStatus {
 	var ws unix.WaitStatus
 	for {
-		_, err := unix.Wait4(pid, &ws, 0, nil)
+		_, err := unix.Wait4(pid, &ws, 0, ru)
 		if err != unix.EINTR {
 			return ws
 		}
@@ -187,25 +188,19 @@ func reap(pid int) unix.WaitStatus {
 // Wait waits for the process to exit, reaps it and returns how it ended.
 // Its PIDFD stays open for the caller to close. The calling thread blocks
 // in wait4 meanwhile; WaitPolled does not.
-func (p *Process) Wait() unix.WaitStatus { return reap(p.PID) }
+func (p *Process) Wait() unix.WaitStatus { return reap(p.PID, nil) }
 
 // WaitPolled is Wait without holding an OS thread while the process runs:
 // the runtime's poller watches a duplicate of its pidfd, which becomes
 // readable when the process exits, and only then is it reaped. Many
-// sandboxes can wait at once at the cost of goroutines alone.
-func (p *Process) WaitPolled() (unix.WaitStatus, error) { return p.waitPolled(nil) }
-
-// WaitPolledRusage is WaitPolled that also fills ru with the resource use
-// of the process and its waited-for descendants; when polling fails, it
-// waits in a thread.
-func (p *Process) WaitPolledRusage(ru *unix.Rusage) unix.WaitStatus {
+// sandboxes can wait at once at the cost of goroutines alone. Where the
+// pidfd cannot be polled (it can since Linux 5.3), it waits as Wait does.
+// ru, when not nil, receives what the process and its waited-for
+// descendants used.
+func (p *Process) WaitPolled(ru *unix.Rusage) unix.WaitStatus {
 	ws, err := p.waitPolled(ru)
 	if err != nil {
-		for {
-			if _, err := unix.Wait4(p.PID, &ws, 0, ru); err != unix.EINTR {
-				break
-			}
-		}
+		return reap(p.PID, ru)
 	}
 	return ws
 }

@@ -57,6 +57,10 @@ type denyCheck struct {
 type Step struct {
 	Op   string
 	Path string
+	// InRoot marks a resolution inside the root (OpenInRoot) or the check
+	// that a target is not on procfs or sysfs (DenyFS): its ELOOP or
+	// EPERM means a path tried to lead out.
+	InRoot bool
 }
 
 // Program is the list of system calls a child runs between clone and exec.
@@ -106,7 +110,7 @@ func (p *Program) Syscall(s Step, nr uintptr, args ...uintptr) {
 func (p *Program) Mount(source, target, fstype string, flags uintptr, data string) {
 	p.add(op{nr: unix.SYS_MOUNT, args: [6]uintptr{
 		p.strOrNil(source), p.str(target), p.strOrNil(fstype), flags, p.strOrNil(data),
-	}}, Step{"mount " + fstypeOr(fstype, source), target})
+	}}, Step{Op: "mount " + fstypeOr(fstype, source), Path: target})
 }
 
 func fstypeOr(fstype, source string) string {
@@ -123,7 +127,7 @@ func fstypeOr(fstype, source string) string {
 // an empty regular file to mount a file on.
 func (p *Program) MknodExistOK(path string, mode uint32) {
 	p.add(op{nr: unix.SYS_MKNODAT, args: [6]uintptr{atFDCWD(), p.str(path), uintptr(mode)}, okErr: syscall.EEXIST},
-		Step{"mknod", path})
+		Step{Op: "mknod", Path: path})
 }
 
 // maxAgain bounds how often a child retries ops that fail with EAGAIN.
@@ -141,7 +145,7 @@ func (p *Program) OpenInRoot(path string, flags int, r Reg) {
 	binary.NativeEndian.PutUint64(how[0:], uint64(flags))
 	binary.NativeEndian.PutUint64(how[16:], unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
 	p.add(op{nr: unix.SYS_OPENAT2, args: [6]uintptr{atFDCWD(), p.str(path), p.Bytes(how), unix.SizeofOpenHow},
-		regOut: int8(r) + 1, again: true}, Step{"open", path})
+		regOut: int8(r) + 1, again: true}, Step{Op: "open", Path: path, InRoot: true})
 }
 
 // OpenAs appends the ops that open path with flags and move the
@@ -150,8 +154,8 @@ func (p *Program) OpenInRoot(path string, flags int, r Reg) {
 // parent chose (and keeps open, so that nothing else takes it).
 func (p *Program) OpenAs(path string, flags int, fd int, r Reg) {
 	p.add(op{nr: unix.SYS_OPENAT, args: [6]uintptr{atFDCWD(), p.str(path), uintptr(flags | unix.O_CLOEXEC)}, regOut: int8(r) + 1},
-		Step{"open", path})
-	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(r), uintptr(fd), unix.O_CLOEXEC}, regIn: 1}, Step{"dup3", path})
+		Step{Op: "open", Path: path})
+	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(r), uintptr(fd), unix.O_CLOEXEC}, regIn: 1}, Step{Op: "dup3", Path: path})
 	p.Close(r)
 }
 
@@ -167,40 +171,40 @@ func (p *Program) MoveMount(fromFD int, to Reg, s Step) {
 // the absolute path target.
 func (p *Program) MoveMountTo(fromFD int, target string) {
 	p.add(op{nr: unix.SYS_MOVE_MOUNT, args: [6]uintptr{uintptr(fromFD), p.str(""), atFDCWD(), p.str(target),
-		unix.MOVE_MOUNT_F_EMPTY_PATH}}, Step{"mount", target})
+		unix.MOVE_MOUNT_F_EMPTY_PATH}}, Step{Op: "mount", Path: target})
 }
 
 // MoveMountReg is MoveMount for a mount held in register from.
 func (p *Program) MoveMountReg(from, to Reg, path string) {
 	empty := p.str("")
 	p.add(op{nr: unix.SYS_MOVE_MOUNT, args: [6]uintptr{uintptr(from), empty, uintptr(to), empty,
-		unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH}, regIn: 1<<0 | 1<<2}, Step{"mount", path})
+		unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH}, regIn: 1<<0 | 1<<2}, Step{Op: "mount", Path: path})
 }
 
 // Fsopen appends fsopen(2) of the file system type fstype into r.
 func (p *Program) Fsopen(fstype string, r Reg) {
 	p.add(op{nr: unix.SYS_FSOPEN, args: [6]uintptr{p.str(fstype), unix.FSOPEN_CLOEXEC}, regOut: int8(r) + 1},
-		Step{"fsopen", fstype})
+		Step{Op: "fsopen", Path: fstype})
 }
 
 // FsconfigString appends fsconfig(FSCONFIG_SET_STRING, key, value) on the
 // file system context in r.
 func (p *Program) FsconfigString(r Reg, key, value string) {
 	p.add(op{nr: unix.SYS_FSCONFIG, args: [6]uintptr{uintptr(r), unix.FSCONFIG_SET_STRING, p.str(key), p.str(value)}, regIn: 1},
-		Step{"fsconfig", key + "=" + value})
+		Step{Op: "fsconfig", Path: key + "=" + value})
 }
 
 // FsconfigCreate appends fsconfig(FSCONFIG_CMD_CREATE) on the context in r.
 func (p *Program) FsconfigCreate(r Reg) {
 	p.add(op{nr: unix.SYS_FSCONFIG, args: [6]uintptr{uintptr(r), unix.FSCONFIG_CMD_CREATE}, regIn: 1},
-		Step{"fsconfig", "create"})
+		Step{Op: "fsconfig", Path: "create"})
 }
 
 // Fsmount appends fsmount(2) of the context in r with the mount attributes
 // attrs, storing the detached mount in out.
 func (p *Program) Fsmount(r Reg, attrs uintptr, out Reg) {
 	p.add(op{nr: unix.SYS_FSMOUNT, args: [6]uintptr{uintptr(r), unix.FSMOUNT_CLOEXEC, attrs}, regIn: 1, regOut: int8(out) + 1},
-		Step{"fsmount", ""})
+		Step{Op: "fsmount", Path: ""})
 }
 
 // MkdirAt appends mkdirat(2) of name in the directory open in register
@@ -208,16 +212,16 @@ func (p *Program) Fsmount(r Reg, attrs uintptr, out Reg) {
 // directory in errors.
 func (p *Program) MkdirAt(dir Reg, name string, mode uint32, display string) {
 	p.add(op{nr: unix.SYS_MKDIRAT, args: [6]uintptr{uintptr(dir), p.str(name), uintptr(mode)}, regIn: 1, okErr: syscall.EEXIST},
-		Step{"mkdir", display})
+		Step{Op: "mkdir", Path: display})
 }
 
 // MkdirOwnedAt is MkdirAt followed, only if it created the directory, by
 // fchownat(2) of it to uid and gid, never through a symbolic link.
 func (p *Program) MkdirOwnedAt(dir Reg, name string, mode uint32, uid, gid int, display string) {
 	p.add(op{nr: unix.SYS_MKDIRAT, args: [6]uintptr{uintptr(dir), p.str(name), uintptr(mode)}, regIn: 1, okErr: syscall.EEXIST, skip: 1},
-		Step{"mkdir", display})
+		Step{Op: "mkdir", Path: display})
 	p.add(op{nr: unix.SYS_FCHOWNAT, args: [6]uintptr{uintptr(dir), p.str(name), uintptr(uid), uintptr(gid), unix.AT_SYMLINK_NOFOLLOW}, regIn: 1},
-		Step{"chown", display})
+		Step{Op: "chown", Path: display})
 }
 
 // MknodAt appends mknodat(2) of name in the directory open in register
@@ -225,12 +229,12 @@ func (p *Program) MkdirOwnedAt(dir Reg, name string, mode uint32, uid, gid int, 
 // mount a file on).
 func (p *Program) MknodAt(dir Reg, name string, mode uint32, display string) {
 	p.add(op{nr: unix.SYS_MKNODAT, args: [6]uintptr{uintptr(dir), p.str(name), uintptr(mode)}, regIn: 1, okErr: syscall.EEXIST},
-		Step{"mknod", display})
+		Step{Op: "mknod", Path: display})
 }
 
 // Fchdir appends fchdir(2) to the directory open in register r.
 func (p *Program) Fchdir(r Reg, display string) {
-	p.add(op{nr: unix.SYS_FCHDIR, args: [6]uintptr{uintptr(r)}, regIn: 1}, Step{"chdir", display})
+	p.add(op{nr: unix.SYS_FCHDIR, args: [6]uintptr{uintptr(r)}, regIn: 1}, Step{Op: "chdir", Path: display})
 }
 
 // DenyFS appends fstatfs(2) of the descriptor in r and fails with EPERM
@@ -244,18 +248,18 @@ func (p *Program) DenyFS(r Reg, display string, types ...int64) {
 		d.values[1] = types[0]
 	}
 	p.add(op{nr: unix.SYS_FSTATFS, args: [6]uintptr{uintptr(r), statfsPtr(d.st)}, regIn: 1, deny: d},
-		Step{"check file system of", display})
+		Step{Op: "check file system of", Path: display, InRoot: true})
 }
 
 // CloseFD appends close(2) of the descriptor number fd, one the child got
 // from the parent and needs no longer.
 func (p *Program) CloseFD(fd int) {
-	p.add(op{nr: unix.SYS_CLOSE, args: [6]uintptr{uintptr(fd)}}, Step{"close", fmt.Sprint("fd ", fd)})
+	p.add(op{nr: unix.SYS_CLOSE, args: [6]uintptr{uintptr(fd)}}, Step{Op: "close", Path: fmt.Sprint("fd ", fd)})
 }
 
 // Close appends close(2) of the descriptor in r.
 func (p *Program) Close(r Reg) {
-	p.add(op{nr: unix.SYS_CLOSE, args: [6]uintptr{uintptr(r)}, regIn: 1}, Step{"close", ""})
+	p.add(op{nr: unix.SYS_CLOSE, args: [6]uintptr{uintptr(r)}, regIn: 1}, Step{Op: "close", Path: ""})
 }
 
 // WriteFileAt appends the ops that create (or truncate) name in the
@@ -265,15 +269,15 @@ func (p *Program) Close(r Reg) {
 func (p *Program) WriteFileAt(dir Reg, name, display string, data []byte, mode uint32, uid, gid int, r Reg) {
 	p.add(op{nr: unix.SYS_OPENAT, args: [6]uintptr{uintptr(dir), p.str(name),
 		unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_NOFOLLOW | unix.O_CLOEXEC, uintptr(mode)},
-		regIn: 1, regOut: int8(r) + 1}, Step{"open", display})
+		regIn: 1, regOut: int8(r) + 1}, Step{Op: "open", Path: display})
 	if len(data) > 0 {
 		b := append([]byte(nil), data...)
 		p.keep = append(p.keep, b)
 		p.add(op{nr: unix.SYS_WRITE, args: [6]uintptr{uintptr(r), bytesPtr(b), uintptr(len(b))}, regIn: 1, want: int64(len(b))},
-			Step{"write", display})
+			Step{Op: "write", Path: display})
 	}
-	p.add(op{nr: unix.SYS_FCHOWN, args: [6]uintptr{uintptr(r), uintptr(uid), uintptr(gid)}, regIn: 1}, Step{"chown", display})
-	p.add(op{nr: unix.SYS_FCHMOD, args: [6]uintptr{uintptr(r), uintptr(mode)}, regIn: 1}, Step{"chmod", display})
+	p.add(op{nr: unix.SYS_FCHOWN, args: [6]uintptr{uintptr(r), uintptr(uid), uintptr(gid)}, regIn: 1}, Step{Op: "chown", Path: display})
+	p.add(op{nr: unix.SYS_FCHMOD, args: [6]uintptr{uintptr(r), uintptr(mode)}, regIn: 1}, Step{Op: "chmod", Path: display})
 	p.Close(r)
 }
 
@@ -284,44 +288,44 @@ func (p *Program) Mkdir(path string, mode uint32, existOK bool) {
 	if existOK {
 		o.okErr = syscall.EEXIST
 	}
-	p.add(o, Step{"mkdir", path})
+	p.add(o, Step{Op: "mkdir", Path: path})
 }
 
 // MkdirOwned appends mkdir(2) and, only if it created the directory,
 // chown(2) to uid and gid. An existing directory is left as it is.
 func (p *Program) MkdirOwned(path string, mode uint32, uid, gid int) {
 	p.add(op{nr: unix.SYS_MKDIRAT, args: [6]uintptr{atFDCWD(), p.str(path), uintptr(mode)}, okErr: syscall.EEXIST, skip: 1},
-		Step{"mkdir", path})
+		Step{Op: "mkdir", Path: path})
 	p.add(op{nr: unix.SYS_FCHOWNAT, args: [6]uintptr{atFDCWD(), p.str(path), uintptr(uid), uintptr(gid), unix.AT_SYMLINK_NOFOLLOW}},
-		Step{"chown", path})
+		Step{Op: "chown", Path: path})
 }
 
 // Mknod appends mknod(2) for a device or other special file.
 func (p *Program) Mknod(path string, mode uint32, dev uint64) {
 	p.add(op{nr: unix.SYS_MKNODAT, args: [6]uintptr{atFDCWD(), p.str(path), uintptr(mode), uintptr(dev)}},
-		Step{"mknod", path})
+		Step{Op: "mknod", Path: path})
 }
 
 // Symlink appends symlink(2): a link at path that points to target.
 func (p *Program) Symlink(target, path string) {
 	p.add(op{nr: unix.SYS_SYMLINKAT, args: [6]uintptr{p.str(target), atFDCWD(), p.str(path)}},
-		Step{"symlink", path})
+		Step{Op: "symlink", Path: path})
 }
 
 // Chdir appends chdir(2).
 func (p *Program) Chdir(path string) {
-	p.add(op{nr: unix.SYS_CHDIR, args: [6]uintptr{p.str(path)}}, Step{"chdir", path})
+	p.add(op{nr: unix.SYS_CHDIR, args: [6]uintptr{p.str(path)}}, Step{Op: "chdir", Path: path})
 }
 
 // PivotRoot appends pivot_root(new, old).
 func (p *Program) PivotRoot(newRoot, putOld string) {
 	p.add(op{nr: unix.SYS_PIVOT_ROOT, args: [6]uintptr{p.str(newRoot), p.str(putOld)}},
-		Step{"pivot_root", newRoot})
+		Step{Op: "pivot_root", Path: newRoot})
 }
 
 // Unmount appends umount2(2).
 func (p *Program) Unmount(path string, flags uintptr) {
-	p.add(op{nr: unix.SYS_UMOUNT2, args: [6]uintptr{p.str(path), flags}}, Step{"umount", path})
+	p.add(op{nr: unix.SYS_UMOUNT2, args: [6]uintptr{p.str(path), flags}}, Step{Op: "umount", Path: path})
 }
 
 // Sethostname appends sethostname(2).
@@ -329,7 +333,7 @@ func (p *Program) Sethostname(name string) {
 	b := []byte(name)
 	p.keep = append(p.keep, b)
 	p.add(op{nr: unix.SYS_SETHOSTNAME, args: [6]uintptr{bytesPtr(b), uintptr(len(b))}},
-		Step{"sethostname", name})
+		Step{Op: "sethostname", Path: name})
 }
 
 // Write appends write(2) of data to fd, which must write all of it.
@@ -344,11 +348,11 @@ func (p *Program) Write(s Step, fd int, data []byte) {
 func (p *Program) WriteFile(path string, data []byte, mode uint32, r Reg) {
 	p.add(op{nr: unix.SYS_OPENAT, args: [6]uintptr{atFDCWD(), p.str(path),
 		unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_CLOEXEC | unix.O_NOFOLLOW, uintptr(mode)},
-		regOut: int8(r) + 1}, Step{"open", path})
+		regOut: int8(r) + 1}, Step{Op: "open", Path: path})
 	b := append([]byte(nil), data...)
 	p.keep = append(p.keep, b)
 	p.add(op{nr: unix.SYS_WRITE, args: [6]uintptr{uintptr(r), bytesPtr(b), uintptr(len(b))}, regIn: 1, want: int64(len(b))},
-		Step{"write", path})
+		Step{Op: "write", Path: path})
 	p.Close(r)
 }
 
@@ -365,11 +369,11 @@ func (p *Program) WaitByte(s Step, fd int) {
 func (p *Program) Dup3(oldfd, newfd int) {
 	if oldfd == newfd {
 		p.add(op{nr: unix.SYS_FCNTL, args: [6]uintptr{uintptr(oldfd), unix.F_SETFD, 0}},
-			Step{"fcntl", fmt.Sprint("fd ", oldfd)})
+			Step{Op: "fcntl", Path: fmt.Sprint("fd ", oldfd)})
 		return
 	}
 	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(oldfd), uintptr(newfd), 0}},
-		Step{"dup3", fmt.Sprint("fd ", oldfd, " to ", newfd)})
+		Step{Op: "dup3", Path: fmt.Sprint("fd ", oldfd, " to ", newfd)})
 }
 
 // Exec appends execve(path, argv, env). With tryNext, a missing or
@@ -379,7 +383,7 @@ func (p *Program) Exec(path string, argv, env []string, tryNext bool) {
 	av := p.strv(argv)
 	ev := p.strv(env)
 	p.add(op{nr: unix.SYS_EXECVE, args: [6]uintptr{p.str(path), ptrvPtr(av), ptrvPtr(ev)}, next: tryNext},
-		Step{"exec", path})
+		Step{Op: "exec", Path: path})
 }
 
 // ExecSearch appends the ops that execute the first of paths that is
@@ -398,13 +402,13 @@ func (p *Program) ExecSearch(paths, argv, env []string, stubFD int) {
 	}
 	// The stub reports a failed exec of the payload on descriptor 3,
 	// which it makes close-on-exec first (see internal/execstub).
-	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(RegErrPipe), 3, 0}, regIn: 1}, Step{"dup3", "error pipe to fd 3"})
+	p.errPipeTo3()
 	// checks[i] jumps to the record of paths[i]'s choice when it is
 	// executable; the exec of the stub follows it.
 	first := len(p.ops)
 	for i, path := range paths {
 		p.add(op{nr: unix.SYS_FACCESSAT, args: [6]uintptr{atFDCWD(), p.str(path), unix.X_OK},
-			next: i < len(paths)-1, jump: int32(first+len(paths)+2*i) + 1}, Step{"exec", path})
+			next: i < len(paths)-1, jump: int32(first+len(paths)+2*i) + 1}, Step{Op: "exec", Path: path})
 	}
 	empty := p.str("")
 	ev := p.strv(env)
@@ -413,28 +417,35 @@ func (p *Program) ExecSearch(paths, argv, env []string, stubFD int) {
 		rec := make([]byte, 8)
 		binary.NativeEndian.PutUint32(rec[0:], recordChose)
 		binary.NativeEndian.PutUint32(rec[4:], uint32(i))
-		p.add(op{nr: unix.SYS_WRITE, args: [6]uintptr{uintptr(RegErrPipe), p.Bytes(rec), 8}, regIn: 1, want: 8}, Step{"exec", path})
+		p.add(op{nr: unix.SYS_WRITE, args: [6]uintptr{uintptr(RegErrPipe), p.Bytes(rec), 8}, regIn: 1, want: 8}, Step{Op: "exec", Path: path})
 		av := p.strv(append([]string{path}, argv...))
 		p.execs[i] = len(p.ops)
 		p.add(op{nr: unix.SYS_EXECVEAT, args: [6]uintptr{uintptr(stubFD), empty, ptrvPtr(av), ptrvPtr(ev), unix.AT_EMPTY_PATH}},
-			Step{"exec", path})
+			Step{Op: "exec", Path: path})
 	}
+}
+
+// errPipeTo3 appends the dup3 that hands the exec stub or init the error
+// pipe as descriptor 3, where it reports a failed execve of the payload
+// (see internal/execstub).
+func (p *Program) errPipeTo3() {
+	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(RegErrPipe), 3, 0}, regIn: 1}, Step{Op: "dup3", Path: "error pipe to fd 3"})
 }
 
 // ExecIdle appends the ops that execute the init stub at stubFD with no
 // program (an empty argv[0], see internal/execstub), with env: a sandbox
 // that idles until it is killed.
 func (p *Program) ExecIdle(stubFD int, env []string) {
-	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(RegErrPipe), 3, 0}, regIn: 1}, Step{"dup3", "error pipe to fd 3"})
+	p.errPipeTo3()
 	av := p.strv([]string{""})
 	p.add(op{nr: unix.SYS_EXECVEAT, args: [6]uintptr{uintptr(stubFD), p.str(""), ptrvPtr(av), ptrvPtr(p.strv(env)), unix.AT_EMPTY_PATH}},
-		Step{"exec", "init"})
+		Step{Op: "exec", Path: "init"})
 }
 
 // Socket appends socket(2) and stores the descriptor in r.
 func (p *Program) Socket(domain, typ, proto int, r Reg) {
 	p.add(op{nr: unix.SYS_SOCKET, args: [6]uintptr{uintptr(domain), uintptr(typ | unix.SOCK_CLOEXEC), uintptr(proto)}, regOut: int8(r) + 1},
-		Step{"socket", ""})
+		Step{Op: "socket", Path: ""})
 }
 
 // SyscallReg appends a system call whose argument argIdx is the value held
