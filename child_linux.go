@@ -115,6 +115,11 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 	for i, fd := range x.stdio {
 		p.Dup3(fd, i)
 	}
+	if x.ctty {
+		// The child leads a session of its own: its terminal becomes
+		// the session's, for the init and the program it forks.
+		p.Syscall(spawn.Step{Op: "ioctl", Path: "TIOCSCTTY"}, unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0)
+	}
 	if x.statusFD >= 0 {
 		p.Dup3(x.statusFD, 4) // where the init reports the program's status
 	}
@@ -136,6 +141,7 @@ type execSetup struct {
 	statusFD int // with the init: the status pipe's write end (>= 10); else -1
 	lastCap  int
 	filter   []seccomp.Instruction
+	ctty     bool // stdin is a terminal to make the controlling one
 }
 
 // program returns the child's program for pl, everything between the clone

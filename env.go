@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -9,9 +10,24 @@ import (
 // WithEnv, a later value for a key replacing an earlier one, plus PATH set
 // to DefaultPath unless given.
 func (s *Sandbox) environ() []string {
-	seen := make(map[string]int, len(s.env)+1)
-	var env []string
-	for _, kv := range s.env {
+	env := mergeEnv(nil, s.env)
+	if !hasKey(env, "PATH") {
+		env = append(env, "PATH="+DefaultPath)
+	}
+	return env
+}
+
+// mergeEnv returns base with the "KEY=value" entries of add set in it: a
+// key's later value replaces its earlier one in place, a new key comes
+// last.
+func mergeEnv(base, add []string) []string {
+	env := slices.Clone(base)
+	seen := make(map[string]int, len(env)+len(add))
+	for i, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		seen[k] = i
+	}
+	for _, kv := range add {
 		k, _, _ := strings.Cut(kv, "=")
 		if i, ok := seen[k]; ok {
 			env[i] = kv
@@ -20,10 +36,12 @@ func (s *Sandbox) environ() []string {
 		seen[k] = len(env)
 		env = append(env, kv)
 	}
-	if _, ok := seen["PATH"]; !ok {
-		env = append(env, "PATH="+DefaultPath)
-	}
 	return env
+}
+
+// hasKey reports whether env sets key.
+func hasKey(env []string, key string) bool {
+	return slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
 }
 
 // commandPaths returns where to look for the command name: name itself

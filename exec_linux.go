@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,7 +21,51 @@ import (
 // program ended, for what processes it left in the background write.
 const execOutputGrace = 100 * time.Millisecond
 
-// exec runs argv in the running sandbox and returns its Result.
+// processSys is a Process's program in a running sandbox.
+type processSys struct{ e *execProc }
+
+// execProc is a command started in a running sandbox: the init of its own
+// that started it (outside the sandbox's PID namespace), its stdio and
+// terminal, and what it did once it ended.
+type execProc struct {
+	name    string
+	proc    *spawn.Process
+	io      *stdio
+	tty     *os.File // the terminal's master; nil without one
+	status  int      // the init's status pipe, read end
+	start   time.Time
+	timeout time.Duration
+	network *NetworkInfo
+
+	done chan struct{} // closed once it ended and res is set
+	res  *Result
+
+	mu    sync.Mutex
+	ended bool // guarded by mu; then proc.PIDFD is closed
+}
+
+// commandPlan returns the plan of c in the sandbox: the sandbox's, with
+// c's program, environment, directory, user and stdio.
+func (x instanceSys) commandPlan(c *Command) (*plan, error) {
+	pl := *x.r.pl
+	pl.env = mergeEnv(pl.env, c.env)
+	pl.argv, pl.paths = c.argv, commandPaths(c.argv[0], pl.env)
+	pl.stdin, pl.stdout, pl.stderr = c.stdin, c.stdout, c.stderr
+	pl.timeout = c.timeout
+	pl.net.bornIn = false // it joins the network with the rest, by setns
+	if c.workdir != "" {
+		pl.workdir = c.workdir
+	}
+	if c.user != nil {
+		pl.uid, pl.gid = c.user[0], c.user[1]
+		if pl.userns != nil && (pl.uid >= pl.userns.size || pl.gid >= pl.userns.size) {
+			return nil, &ConfigError{Problems: []*FieldError{{Field: "user", Value: *c.user, Reason: "must be inside the user namespace's ID map"}}}
+		}
+	}
+	return &pl, nil
+}
+
+// exec starts c in the running sandbox.
 //
 // The child that enters is cloned outside the sandbox's PID namespace, so
 // no process of the sandbox ever sees it, let alone the host memory it
@@ -28,37 +76,52 @@ const execOutputGrace = 100 * time.Millisecond
 // That init forks the program, which is born in the sandbox's PID namespace
 // and executes at once (the class of CVE-2016-9962), forwards signals to
 // it and reports its status.
-func (x instanceSys) exec(ctx context.Context, argv []string) (res *Result, err error) {
+func (x instanceSys) exec(ctx context.Context, c *Command) (_ processSys, err error) {
 	if !x.r.alive() {
-		return nil, ErrClosed
+		return processSys{}, ErrClosed
 	}
-	pl := *x.r.pl // the sandbox's plan, for this program
-	pl.argv, pl.paths = argv, commandPaths(argv[0], pl.env)
-	pl.stdin, pl.stdout, pl.stderr = nil, nil, nil
-	pl.net.bornIn = false // it joins the network with the rest, by setns
-
+	pl, err := x.commandPlan(c)
+	if err != nil {
+		return processSys{}, err
+	}
+	e := &execProc{name: c.argv[0], status: -1, timeout: c.timeout, network: x.r.bridge.info(), done: make(chan struct{})}
 	var undo, spent cleanup.Stack
 	defer spent.Unwind(context.WithoutCancel(ctx))
-	defer func() { err = errors.Join(err, undo.Unwind(context.WithoutCancel(ctx))) }()
-
-	io, err := pl.newStdio()
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: exec: stdio: %w", err)
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, undo.Unwind(context.WithoutCancel(ctx)))
+		}
+	}()
+	fail := func(what string, err error) (processSys, error) {
+		return processSys{}, fmt.Errorf("sandbox: exec %s: %s: %w", e.name, what, err)
 	}
-	undo.PushErr(io.abort)
-	x2 := execSetup{stdio: io.childFDs(), lastCap: facts().lastCap, statusFD: -1}
+
+	if c.tty != nil {
+		uid, gid := pl.hostIDs()
+		master, slave, err := x.openPTY(*c.tty, uid, gid)
+		if err != nil {
+			return fail("terminal", err)
+		}
+		if e.io, err = newTTYStdio(master, slave, pl.stdin, pl.stdout, pl.outputLimit); err != nil {
+			return fail("terminal", err)
+		}
+		e.tty = master
+	} else if e.io, err = pl.newStdio(); err != nil {
+		return fail("stdio", err)
+	}
+	undo.PushErr(e.io.abort)
+	x2 := execSetup{stdio: e.io.childFDs(), lastCap: facts().lastCap, statusFD: -1, ctty: c.tty != nil}
 	if x2.filter, err = pl.seccomp.get(); err != nil {
-		return nil, fmt.Errorf("sandbox: exec: seccomp filter: %w", err)
+		return fail("seccomp filter", err)
 	}
 	if x2.stubFD, err = execstub.OpenInit(); err != nil {
-		return nil, fmt.Errorf("sandbox: exec: init: %w", err)
+		return fail("init", err)
 	}
 	spent.PushErr(func() error { return closeFD(&x2.stubFD) })
-	status := -1
-	if status, x2.statusFD, err = statusPipe(); err != nil {
-		return nil, fmt.Errorf("sandbox: exec: status pipe: %w", err)
+	if e.status, x2.statusFD, err = statusPipe(); err != nil {
+		return fail("status pipe", err)
 	}
-	undo.PushErr(func() error { return closeFD(&status) })
+	undo.PushErr(func() error { return closeFD(&e.status) })
 	spent.PushErr(func() error { return closeFD(&x2.statusFD) })
 
 	var p spawn.Program
@@ -70,7 +133,7 @@ func (x instanceSys) exec(ctx context.Context, argv []string) (res *Result, err 
 		// copy, and waits until it is one.
 		var fds [2]int
 		if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
-			return nil, fmt.Errorf("sandbox: exec: pipe: %w", err)
+			return fail("pipe", err)
 		}
 		wait := fds[0]
 		attr.Release = fds[1]
@@ -86,6 +149,8 @@ func (x instanceSys) exec(ctx context.Context, argv []string) (res *Result, err 
 	for _, fd := range x.r.cg.procsFDs() {
 		p.Write(spawn.Step{Op: "join cgroup", Path: fmt.Sprint("fd ", fd)}, fd, []byte("0"))
 	}
+	// A session of its own: the process group that a kill of the command
+	// reaches, and the session its terminal controls.
 	p.Syscall(spawn.Step{Op: "setsid"}, unix.SYS_SETSID)
 	// Joining the mount namespace put the child at its root.
 	p.OpenInRoot(pl.workdir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regDir)
@@ -95,37 +160,111 @@ func (x instanceSys) exec(ctx context.Context, argv []string) (res *Result, err 
 
 	proc, err := pl.startChild(&p, attr, nil)
 	if errors.Is(err, unix.ESRCH) || !x.r.alive() {
-		return nil, errors.Join(ErrClosed, err) // the sandbox ended meanwhile
+		return processSys{}, errors.Join(ErrClosed, err) // the sandbox ended meanwhile
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: exec %s: %w", argv[0], pl.startError(err))
+		return processSys{}, fmt.Errorf("sandbox: exec %s: %w", e.name, pl.startError(err))
 	}
-	undo.PushErr(func() error { return closeFD(&proc.PIDFD) })
+	e.proc = proc
 	spent.Unwind(context.WithoutCancel(ctx))
-	start := time.Now()
-	io.started()
+	e.start = time.Now()
+	e.io.started()
+	go e.watch()
+	return processSys{e}, nil
+}
 
-	done := make(chan unix.WaitStatus, 1)
-	var ru unix.Rusage
-	go func() { done <- proc.WaitPolled(&ru) }()
-	var ws unix.WaitStatus
-	var ctxErr error
-	select {
-	case ws = <-done:
-	case <-ctx.Done():
-		// The init and the program make a process group of their own
-		// (setsid), which spans the PID namespaces: the kill reaches the
-		// program inside too. The pidfd keeps the init unreaped, so its
-		// PID, the group's, names no other process.
-		unix.Kill(-proc.PID, unix.SIGKILL)
-		ws = <-done
-		ctxErr = fmt.Errorf("sandbox: exec %s: %w", argv[0], ctx.Err())
+// watch waits for the command's init to end, kills the command's process
+// group when its timeout passes, and records what it did.
+func (e *execProc) watch() {
+	defer close(e.done)
+	var fired atomic.Bool
+	if e.timeout > 0 {
+		t := time.AfterFunc(e.timeout, func() {
+			fired.Store(true)
+			e.killGroup()
+		})
+		defer t.Stop()
 	}
-	ws, _ = programStatus(ws, status)
-	res = &Result{Wall: time.Since(start), Network: x.r.bridge.info()}
-	io.finishWithin(res, execOutputGrace)
+	var ru unix.Rusage
+	ws := e.proc.WaitPolled(&ru)
+	ws, reported := programStatus(ws, e.status)
+	res := &Result{Wall: time.Since(e.start), TimedOut: fired.Load() && !reported, Network: e.network}
+	e.mu.Lock()
+	e.ended = true
+	if err := errors.Join(closeFD(&e.proc.PIDFD), closeFD(&e.status)); err != nil {
+		res.TeardownErr = fmt.Errorf("sandbox: exec %s: %w", e.name, err)
+	}
+	e.mu.Unlock()
+	// The terminal closes here: after ended is set, so Resize never
+	// reaches a closed one.
+	e.io.finishWithin(res, execOutputGrace)
 	res.setExit(ws)
 	// The init's own time and its waited-for program's.
 	res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return res, ctxErr
+	e.res = res
 }
+
+// killGroup kills the init and the program, which make a process group of
+// their own (setsid) spanning the PID namespaces. The init is not reaped
+// before mu is taken, so its PID, the group's, names no other process.
+func (e *execProc) killGroup() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.ended {
+		unix.Kill(-e.proc.PID, unix.SIGKILL)
+	}
+}
+
+// wait returns what the command did once it ended. When ctx ends first, it
+// kills the command and returns ctx's error with the result if kill is
+// set, and only the error otherwise.
+func (x processSys) wait(ctx context.Context, kill bool) (*Result, error) {
+	e := x.e
+	select {
+	case <-e.done:
+		return e.res, nil
+	case <-ctx.Done():
+	}
+	if !kill {
+		return nil, fmt.Errorf("sandbox: wait: %w", ctx.Err())
+	}
+	e.killGroup()
+	<-e.done
+	return e.res, fmt.Errorf("sandbox: exec %s: %w", e.name, ctx.Err())
+}
+
+// signal sends sig to the command's init, which passes it on; SIGKILL,
+// which the init cannot pass on, goes to the whole group.
+func (x processSys) signal(sig syscall.Signal) error {
+	e := x.e
+	if sig == unix.SIGKILL {
+		e.killGroup()
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ended {
+		return os.ErrProcessDone
+	}
+	return unix.PidfdSendSignal(e.proc.PIDFD, sig, nil, 0)
+}
+
+// resize sets the size of the command's terminal.
+func (x processSys) resize(size WindowSize) error {
+	e := x.e
+	if e.tty == nil {
+		return fmt.Errorf("sandbox: resize %s: %w", e.name, errNoTerminal)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ended {
+		return os.ErrProcessDone
+	}
+	if err := resizePTY(e.tty, size); err != nil {
+		return fmt.Errorf("sandbox: resize %s: %w", e.name, err)
+	}
+	return nil
+}
+
+// errNoTerminal: Resize of a command started without WithTTY.
+var errNoTerminal = errors.New("the command has no terminal (see Command.WithTTY)")

@@ -72,7 +72,7 @@ func (x instanceSys) readFile(name string) ([]byte, error) {
 // writeFile creates or replaces the regular file name of the sandbox with
 // data and mode as the sandbox's user (see asUser).
 func (x instanceSys) writeFile(name string, data []byte, mode fs.FileMode) error {
-	uid, gid := x.hostIDs()
+	uid, gid := x.r.pl.hostIDs()
 	return asUser(uid, gid, func() error { return x.writeFileAs(name, data, mode) })
 }
 

@@ -226,22 +226,3 @@ func (in *Instance) WaitPort(ctx context.Context, port int) error {
 	}
 	return nil
 }
-
-// Exec runs argv in the running sandbox, as another process in its
-// namespaces, cgroup, root and working directory, with its user,
-// capabilities, seccomp filter, no_new_privs, rlimits and environment, and
-// returns what it did, as Run does (CPU is its own; MemoryPeak is the
-// sandbox's, not reported per process: zero). Its stdin is empty and its
-// output is captured. ctx bounds it: when ctx ends first, the process is
-// killed and the error matches ctx.Err(). argv[0] is looked up in the
-// sandbox's PATH unless it contains a slash. It returns ErrClosed once the
-// sandbox has ended.
-func (in *Instance) Exec(ctx context.Context, argv ...string) (*Result, error) {
-	if problems := checkCall(ctx, argv, false); problems != nil {
-		return nil, &ConfigError{Problems: problems}
-	}
-	if err := in.usable(); err != nil {
-		return nil, err
-	}
-	return in.sys.exec(ctx, argv)
-}

@@ -24,9 +24,8 @@ func (x instanceSys) running() bool { return x.r.alive() }
 
 func (x instanceSys) signal(sig syscall.Signal) error { return x.r.signal(sig) }
 
-// hostIDs returns the host's uid and gid of the sandbox's user.
-func (x instanceSys) hostIDs() (uid, gid int) {
-	pl := x.r.pl
+// hostIDs returns the host's uid and gid of the plan's user.
+func (pl *plan) hostIDs() (uid, gid int) {
 	if pl.userns == nil {
 		return pl.uid, pl.gid
 	}

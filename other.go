@@ -37,6 +37,13 @@ func (instanceSys) readFile(string) ([]byte, error)             { return nil, er
 func (instanceSys) writeFile(string, []byte, fs.FileMode) error { return errors.ErrUnsupported }
 func (instanceSys) stats() (*Stats, error)                      { return nil, errors.ErrUnsupported }
 func (instanceSys) waitPort(context.Context, int) error         { return errors.ErrUnsupported }
-func (instanceSys) exec(context.Context, []string) (*Result, error) {
-	return nil, errors.ErrUnsupported
+func (instanceSys) exec(context.Context, *Command) (processSys, error) {
+	return processSys{}, errors.ErrUnsupported
 }
+
+// processSys is empty where there are no sandboxes: Command.Start fails.
+type processSys struct{}
+
+func (processSys) wait(context.Context, bool) (*Result, error) { return nil, errors.ErrUnsupported }
+func (processSys) signal(syscall.Signal) error                 { return errors.ErrUnsupported }
+func (processSys) resize(WindowSize) error                     { return errors.ErrUnsupported }

@@ -118,15 +118,11 @@ func (s *Sandbox) WithTimeout(d time.Duration) *Sandbox {
 func (s *Sandbox) WithEnv(kv ...string) *Sandbox {
 	c := s.clone()
 	for _, e := range kv {
-		k, _, ok := strings.Cut(e, "=")
-		switch {
-		case !ok || k == "":
-			c.invalid("env", e, `must be "KEY=value"`)
-		case strings.IndexByte(e, 0) >= 0:
-			c.invalid("env", e, "must not contain a NUL byte")
-		default:
-			c.env = append(c.env, e)
+		if reason := checkEnvEntry(e); reason != "" {
+			c.invalid("env", e, reason)
+			continue
 		}
+		c.env = append(c.env, e)
 	}
 	return c
 }
