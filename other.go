@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"runtime"
 	"syscall"
@@ -37,6 +38,12 @@ func (instanceSys) readFile(string) ([]byte, error)             { return nil, er
 func (instanceSys) writeFile(string, []byte, fs.FileMode) error { return errors.ErrUnsupported }
 func (instanceSys) stats() (*Stats, error)                      { return nil, errors.ErrUnsupported }
 func (instanceSys) waitPort(context.Context, int) error         { return errors.ErrUnsupported }
+func (instanceSys) copyTo(context.Context, string, io.Reader) error {
+	return errors.ErrUnsupported
+}
+func (instanceSys) copyFrom(context.Context, string) (io.ReadCloser, error) {
+	return nil, errors.ErrUnsupported
+}
 func (instanceSys) exec(context.Context, *Command) (processSys, error) {
 	return processSys{}, errors.ErrUnsupported
 }
