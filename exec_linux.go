@@ -52,6 +52,7 @@ func (x instanceSys) commandPlan(c *Command) (*plan, error) {
 	pl.argv, pl.paths = c.argv, commandPaths(c.argv[0], pl.env)
 	pl.stdin, pl.stdout, pl.stderr = c.stdin, c.stdout, c.stderr
 	pl.timeout = c.timeout
+	pl.watchOutput = false
 	pl.net.bornIn = false // it joins the network with the rest, by setns
 	if c.workdir != "" {
 		pl.workdir = c.workdir

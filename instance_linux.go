@@ -10,7 +10,9 @@ type instanceSys struct{ r *running }
 
 // start starts argv (none: idle) in a sandbox as s defines it.
 func (s *Sandbox) start(ctx context.Context, argv []string) (instanceSys, error) {
-	r, err := start(ctx, s.plan(argv))
+	pl := s.plan(argv)
+	pl.watchOutput = true
+	r, err := start(ctx, pl)
 	return instanceSys{r}, err
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"runtime"
 	"syscall"
 )
@@ -38,6 +39,10 @@ func (instanceSys) readFile(string) ([]byte, error)             { return nil, er
 func (instanceSys) writeFile(string, []byte, fs.FileMode) error { return errors.ErrUnsupported }
 func (instanceSys) stats() (*Stats, error)                      { return nil, errors.ErrUnsupported }
 func (instanceSys) waitPort(context.Context, int) error         { return errors.ErrUnsupported }
+func (instanceSys) waitOutput(context.Context, string) error    { return errors.ErrUnsupported }
+func (instanceSys) dial(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.ErrUnsupported
+}
 func (instanceSys) copyTo(context.Context, string, io.Reader) error {
 	return errors.ErrUnsupported
 }

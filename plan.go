@@ -38,6 +38,7 @@ type plan struct {
 	stdout      io.Writer
 	stderr      io.Writer
 	outputLimit int64
+	watchOutput bool // the host watches the output for ForOutput (an instance)
 
 	hardened bool // capabilities, no_new_privs, rlimits, seccomp, masks
 	caps     []int

@@ -22,6 +22,7 @@ type stdio struct {
 	wg     sync.WaitGroup
 	pipes  []*os.File // the parent's ends, closed by finish or abort
 	out    [2]*capture
+	watch  *outputWatch // an instance's, for ForOutput; nil for a run
 }
 
 // capture keeps the first limit bytes written to it and counts the rest.
@@ -45,6 +46,9 @@ func (c *capture) Write(p []byte) (int, error) {
 
 func (pl *plan) newStdio() (_ *stdio, err error) {
 	st := &stdio{}
+	if pl.watchOutput {
+		st.watch = newOutputWatch()
+	}
 	defer func() {
 		if err != nil {
 			st.abort()
@@ -94,6 +98,9 @@ func (pl *plan) newStdio() (_ *stdio, err error) {
 		dst := w
 		if st.out[i] != nil {
 			dst = st.out[i]
+		}
+		if st.watch != nil {
+			dst = io.MultiWriter(dst, st.watch.stream(i))
 		}
 		st.copies = append(st.copies, func() { io.Copy(dst, pr) })
 	}
