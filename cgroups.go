@@ -19,6 +19,9 @@ type limits struct {
 	memory int64 // bytes; 0 for none
 	cpu    Cores // 0 for none
 	pids   int   // 0 for none
+	// freezer: the cgroup can be frozen (Pause); on v1 it joins one
+	// more hierarchy, which a one-shot run does not pay for.
+	freezer bool
 }
 
 // usage is what a run's cgroup measured.

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -34,6 +35,9 @@ type cgroup interface {
 	cloneFD() int
 	// usage reads what the cgroup's processes used.
 	usage() (usage, error)
+	// freeze freezes, or thaws, every process of the cgroup and returns
+	// once the kernel says it is done.
+	freeze(ctx context.Context, frozen bool) error
 	// destroy closes the open files and removes the cgroup, which must have
 	// no process left. It is idempotent.
 	destroy() error

@@ -16,10 +16,13 @@ import (
 
 // v1Controllers returns the hierarchies a v1 sandbox cgroup is created in:
 // memory and cpuacct always, for the usage a Result reports; cpu and pids
-// only for their limits. Each hierarchy costs a mkdir, a migration and an
+// only for their limits, freezer only for an instance (Pause). Each hierarchy costs a mkdir, a migration and an
 // rmdir per run, so none is joined for nothing.
 func v1Controllers(lim limits) []string {
 	c := []string{"memory", "cpuacct"}
+	if lim.freezer {
+		c = append(c, "freezer")
+	}
 	if lim.cpu > 0 {
 		c = append(c, "cpu")
 	}
@@ -56,6 +59,8 @@ func newCgroupV1(root, name string, lim limits) (_ *cgroupV1, err error) {
 			subsystems = append(subsystems, cgroup1.NewCpu(root))
 		case "pids":
 			subsystems = append(subsystems, cgroup1.NewPids(root))
+		case "freezer":
+			subsystems = append(subsystems, cgroup1.NewFreezer(root))
 		}
 	}
 	hierarchy := func() ([]cgroup1.Subsystem, error) { return subsystems, nil }

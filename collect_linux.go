@@ -24,23 +24,31 @@ func ownerAlive(name string) bool {
 
 func collect(ctx context.Context) error {
 	var errs []error
+	var dead []string
 	for _, pattern := range []string{cgroupRoot + "/" + cgroupPrefix + "*", cgroupRoot + "/*/" + cgroupPrefix + "*"} {
 		dirs, err := filepath.Glob(pattern)
 		if err != nil {
 			return err
 		}
 		for _, dir := range dirs {
-			if err := ctx.Err(); err != nil {
-				return errors.Join(append(errs, err)...)
+			if !ownerAlive(filepath.Base(dir)) {
+				dead = append(dead, dir)
 			}
-			if ownerAlive(filepath.Base(dir)) {
-				continue
-			}
-			// rmdir fails on a cgroup that still has processes, so a
-			// straggler is never cut loose.
-			if err := removeCgroupDir(dir); err != nil {
-				errs = append(errs, err)
-			}
+		}
+	}
+	// Thawed first, in every hierarchy, before any is removed: a frozen
+	// process holds each of its cgroups until the freezer lets it die.
+	for _, dir := range dead {
+		thawLeft(dir)
+	}
+	for _, dir := range dead {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		// rmdir fails on a cgroup that still has processes, so a
+		// straggler is never cut loose.
+		if err := removeCgroupDir(dir); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	// IP leases of dead owners, with the NAT entries and veths they

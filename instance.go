@@ -226,3 +226,36 @@ func (in *Instance) WaitPort(ctx context.Context, port int) error {
 	}
 	return nil
 }
+
+// Pause freezes every process of the sandbox (the cgroup freezer: v2's
+// cgroup.freeze, or v1's freezer hierarchy) and returns once they are
+// frozen: they use no CPU until Resume, and keep their memory. An Exec
+// or a file copy into a paused sandbox waits for Resume; Close and the
+// timeout still end it. ctx bounds the wait. It returns ErrClosed once
+// the sandbox has ended.
+func (in *Instance) Pause(ctx context.Context) error {
+	return in.freeze(ctx, "pause", in.sys.pause)
+}
+
+// Resume thaws what Pause froze; resuming a sandbox that is not paused
+// does nothing. ctx bounds the wait. It returns ErrClosed once the
+// sandbox has ended.
+func (in *Instance) Resume(ctx context.Context) error {
+	return in.freeze(ctx, "resume", in.sys.resume)
+}
+
+func (in *Instance) freeze(ctx context.Context, op string, fn func(context.Context) error) error {
+	if ctx == nil {
+		return &ConfigError{Problems: []*FieldError{{Field: "ctx", Value: nil, Reason: "must not be nil"}}}
+	}
+	if err := in.usable(); err != nil {
+		return err
+	}
+	if err := fn(ctx); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return err
+		}
+		return fmt.Errorf("sandbox: %s: %w", op, err)
+	}
+	return nil
+}

@@ -12,6 +12,7 @@ type instanceSys struct{ r *running }
 func (s *Sandbox) start(ctx context.Context, argv []string) (instanceSys, error) {
 	pl := s.plan(argv)
 	pl.watchOutput = true
+	pl.limits.freezer = true
 	r, err := start(ctx, pl)
 	return instanceSys{r}, err
 }

@@ -59,22 +59,29 @@ func TestMain(m *testing.M) {
 			sb = sb.WithNetwork(sandbox.Bridge(opts...)).WithPublishOn(netip.IPv4Unspecified(), 0, 80)
 		}
 		if kind == "instances" {
-			// Idle, busy, bridged and user-namespaced instances at once,
+			// Idle, busy, bridged, user-namespaced and paused instances at once,
 			// as a service holding several would.
 			name, subnet, _ := strings.Cut(bridge, ":")
 			n := sandbox.Bridge(sandbox.BridgeName(name), sandbox.Subnet(netip.MustParsePrefix(subnet)))
 			base := sandbox.New(sandbox.Dir(root))
 			for _, in := range []struct {
-				sb   *sandbox.Sandbox
-				argv []string
+				sb    *sandbox.Sandbox
+				argv  []string
+				pause bool
 			}{
-				{base, nil},
-				{base, []string{"/bin/sh", "-c", "while :; do :; done"}},
-				{base.WithNetwork(n).WithPublish(0, 80), []string{"sleep", "100"}},
-				{base.WithUserNamespace(), []string{"sleep", "100"}},
-				{base.WithUserNamespace().WithNetwork(n), nil},
+				{base, nil, false},
+				{base, []string{"/bin/sh", "-c", "while :; do :; done"}, false},
+				{base.WithNetwork(n).WithPublish(0, 80), []string{"sleep", "100"}, false},
+				{base.WithUserNamespace(), []string{"sleep", "100"}, false},
+				{base.WithUserNamespace().WithNetwork(n), nil, false},
+				// A v1 freezer holds even SIGKILL: Collect must thaw it.
+				{base, []string{"/bin/sh", "-c", "while :; do :; done"}, true},
 			} {
-				if _, err := in.sb.Start(context.Background(), in.argv...); err != nil {
+				inst, err := in.sb.Start(context.Background(), in.argv...)
+				if err == nil && in.pause {
+					err = inst.Pause(context.Background())
+				}
+				if err != nil {
 					fmt.Println("start:", err)
 					os.Exit(1)
 				}

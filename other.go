@@ -43,6 +43,8 @@ func (instanceSys) waitOutput(context.Context, string) error    { return errors.
 func (instanceSys) dial(context.Context, string, string) (net.Conn, error) {
 	return nil, errors.ErrUnsupported
 }
+func (instanceSys) pause(context.Context) error  { return errors.ErrUnsupported }
+func (instanceSys) resume(context.Context) error { return errors.ErrUnsupported }
 func (instanceSys) copyTo(context.Context, string, io.Reader) error {
 	return errors.ErrUnsupported
 }

@@ -44,6 +44,10 @@ type running struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	freezeMu sync.Mutex
+	frozen   bool // guarded by freezeMu; Pause froze the cgroup
+	killing  bool // guarded by freezeMu; a kill began: no more freezing
 }
 
 // start builds pl's sandbox and starts its program. On error it has
@@ -186,7 +190,7 @@ func (r *running) watch() {
 	if r.pl.timeout > 0 {
 		t := time.AfterFunc(r.pl.timeout-time.Since(r.start), func() {
 			fired.Store(true)
-			r.signal(unix.SIGKILL)
+			r.killAll()
 		})
 		defer t.Stop()
 	}
@@ -210,7 +214,7 @@ func (r *running) alive() bool {
 // process with it) and returns once it is reaped.
 func (r *running) stop() {
 	if r.alive() {
-		r.signal(unix.SIGKILL)
+		r.killAll()
 		<-r.exited
 	}
 }
