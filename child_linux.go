@@ -116,9 +116,9 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 		p.Dup3(fd, i)
 	}
 	if x.ctty {
-		// The child leads a session of its own: its terminal becomes
-		// the session's, for the init and the program it forks.
-		p.Syscall(spawn.Step{Op: "ioctl", Path: "TIOCSCTTY"}, unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0)
+		// The terminal, once more at 5, which tells the init to make it
+		// the program's controlling terminal (see internal/execstub).
+		p.Dup3(0, 5)
 	}
 	if x.statusFD >= 0 {
 		p.Dup3(x.statusFD, 4) // where the init reports the program's status
@@ -141,7 +141,7 @@ type execSetup struct {
 	statusFD int // with the init: the status pipe's write end (>= 10); else -1
 	lastCap  int
 	filter   []seccomp.Instruction
-	ctty     bool // stdin is a terminal to make the controlling one
+	ctty     bool // stdin is a terminal, the program's controlling one
 }
 
 // program returns the child's program for pl, everything between the clone

@@ -1,10 +1,13 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -208,12 +211,91 @@ func (e *execProc) watch() {
 // killGroup kills the init and the program, which make a process group of
 // their own (setsid) spanning the PID namespaces. The init is not reaped
 // before mu is taken, so its PID, the group's, names no other process.
+//
+// On a terminal the program leads a session, and so a group, of its own
+// (see internal/execstub): it is found as the init's child before the
+// init dies, and its group is killed after (the init, killed first, does
+// not report, which is how a timeout is told from the program's end).
 func (e *execProc) killGroup() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.ended {
-		unix.Kill(-e.proc.PID, unix.SIGKILL)
+	if e.ended {
+		return
 	}
+	var leaders []int
+	if e.tty != nil {
+		leaders = childrenOf(e.proc.PID)
+	}
+	unix.Kill(-e.proc.PID, unix.SIGKILL)
+	for _, fd := range leaders {
+		// The pidfd holds the program's PID until it is reaped: the
+		// group it names is the program's.
+		var pid int
+		if _, err := fmt.Sscan(pidOfFD(fd), &pid); err == nil && pid > 0 {
+			unix.Kill(-pid, unix.SIGKILL)
+		}
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		unix.Close(fd)
+	}
+}
+
+// childrenOf returns pidfds of the children of the process pid, found in
+// /proc by their parent (the kernel's children lists need
+// CONFIG_PROC_CHILDREN, which many kernels lack). A pidfd is taken, then
+// the parent checked again, so that a recycled PID is never taken.
+func childrenOf(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || parentOf(child) != pid {
+			continue
+		}
+		fd, err := unix.PidfdOpen(child, 0)
+		if err != nil {
+			continue
+		}
+		if parentOf(child) != pid {
+			unix.Close(fd)
+			continue
+		}
+		fds = append(fds, fd)
+	}
+	return fds
+}
+
+// parentOf returns the parent's PID of the process pid, or -1.
+func parentOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name, in parentheses, may hold anything: the fields
+	// after its last ')' are "state ppid ...".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	var state string
+	var ppid int
+	if _, err := fmt.Sscan(string(b[i+1:]), &state, &ppid); err != nil {
+		return -1
+	}
+	return ppid
+}
+
+// pidOfFD returns the PID a pidfd names, from its fdinfo.
+func pidOfFD(fd int) string {
+	b, _ := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // wait returns what the command did once it ended. When ctx ends first, it

@@ -136,6 +136,30 @@ func TestCommandOnATerminal(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, syscall.SIGKILL, res.Signal)
 		assert.Error(t, other.Resize(sandbox.WindowSize{Rows: 1, Cols: 1}), "no terminal")
+
+		// ^C on the terminal interrupts the program, its foreground.
+		keysR, keys := io.Pipe()
+		p, err = in.Command("sleep", "30").WithTTY(sandbox.WindowSize{Rows: 24, Cols: 80}).WithStdin(keysR).Start(testCtx(t))
+		require.NoError(t, err)
+		time.Sleep(50 * time.Millisecond)
+		_, err = keys.Write([]byte{3})
+		require.NoError(t, err)
+		res, err = p.Wait(testCtx(t))
+		require.NoError(t, err)
+		assert.Equal(t, syscall.SIGINT, res.Signal, "%s: ^C: %v", name, res)
+
+		// A timeout ends a program on a terminal, which leads its own
+		// session, even one that ignores the hangup.
+		before, err := in.Stats()
+		require.NoError(t, err)
+		res, err = in.Command("/bin/sh", "-c", "trap '' HUP INT TERM; sleep 30; echo survived").
+			WithTTY(sandbox.WindowSize{Rows: 24, Cols: 80}).WithTimeout(200 * time.Millisecond).Run(testCtx(t))
+		require.NoError(t, err)
+		assert.True(t, res.TimedOut, "%s: %v", name, res)
+		require.Eventually(t, func() bool {
+			st, err := in.Stats()
+			return err == nil && st.Processes == before.Processes
+		}, 5*time.Second, 10*time.Millisecond, "%s: the shell and its sleep are gone", name)
 	}
 }
 

@@ -1,7 +1,9 @@
 package sandbox_test
 
 import (
+	"archive/tar"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -76,8 +78,10 @@ func TestReadmeServerPerTest(t *testing.T) {
 	testutil.RequireRoot(t)
 	requireInReadme(t,
 		`n := sandbox.Bridge(sandbox.BridgeName("testnet"), sandbox.Subnet(netip.MustParsePrefix("10.77.0.0/24")))`,
-		`res, _ := sandbox.New(sandbox.HostRoot()).WithNetwork(n).WithPublish(18080, 80).`,
-		`Run(ctx, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")`)
+		`in, err := sandbox.New(sandbox.HostRoot()).WithNetwork(n).WithPublish(0, 80).`,
+		`Start(ctx, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")`,
+		`err = in.WaitReady(ctx, sandbox.ForHTTP(80, "/hostname").Within(10*time.Second))`,
+		`url := fmt.Sprintf("http://127.0.0.1:%d/hostname", in.Ports()[0].HostPort) // or in.IP() on port 80`)
 	if routed(t, netip.MustParsePrefix("10.77.0.0/24")) {
 		testutil.SkipOrFail(t, "the README's example uses 10.77.0.0/24, which this host routes already")
 	}
@@ -86,31 +90,80 @@ func TestReadmeServerPerTest(t *testing.T) {
 
 	n := sandbox.Bridge(sandbox.BridgeName("testnet"), sandbox.Subnet(netip.MustParsePrefix("10.77.0.0/24")))
 	defer sandbox.RemoveBridge(context.Background(), n) // once no sandbox uses it
-	ctx, stop := context.WithCancel(ctx)
-	done := make(chan *sandbox.Result, 1)
-	go func() { // until stop(); Result.Network has its address
-		res, _ := sandbox.New(sandbox.HostRoot()).WithNetwork(n).WithPublish(18080, 80).
-			Run(ctx, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
-		done <- res
-	}()
-	// ... the test talks to http://127.0.0.1:18080/ ...
-	var body string
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://127.0.0.1:18080/hostname")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		body = string(b)
-		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 20*time.Millisecond, "the sandbox's server must answer on 127.0.0.1:18080")
+	in, err := sandbox.New(sandbox.HostRoot()).WithNetwork(n).WithPublish(0, 80).
+		Start(ctx, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+	require.NoError(t, err)
+	defer in.Close()
+	err = in.WaitReady(ctx, sandbox.ForHTTP(80, "/hostname").Within(10*time.Second))
+	require.NoError(t, err)
+	url := fmt.Sprintf("http://127.0.0.1:%d/hostname", in.Ports()[0].HostPort) // or in.IP() on port 80
+
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	hostname, err := os.ReadFile("/etc/hostname")
 	require.NoError(t, err)
-	assert.Equal(t, strings.TrimSpace(string(hostname)), strings.TrimSpace(body), "it serves the root's /etc")
-	stop()
-	res := <-done
-	require.NotNil(t, res, "Run must return the server's result when stopped")
-	require.NotNil(t, res.Network)
-	assert.True(t, netip.MustParsePrefix("10.77.0.0/24").Contains(res.Network.IP), "address %v", res.Network.IP)
+	assert.Equal(t, strings.TrimSpace(string(hostname)), strings.TrimSpace(string(b)), "it serves the root's /etc")
+	assert.True(t, netip.MustParsePrefix("10.77.0.0/24").Contains(in.IP()), "address %v", in.IP())
+}
+
+func TestReadmeLongLived(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireInReadme(t,
+		`in, err := sb.Start(ctx) // no argv: it idles until closed`,
+		`err = in.WriteFile("/tmp/hello.sh", []byte("echo hello from $0\n"), 0o755)`,
+		`res, err := in.Exec(ctx, "sh", "/tmp/hello.sh") // another process inside: its own Result`,
+		`res, err = in.Command("sh", "-c", "id -u; pwd; echo $DEBUG").`,
+		`WithUser(1000, 1000).WithWorkdir("/tmp").WithEnv("DEBUG=1").WithTimeout(5 * time.Second).Run(ctx)`,
+		`p, err := in.Command("sh").WithTTY(sandbox.WindowSize{Rows: 24, Cols: 80}).`,
+		`WithStdin(keys).WithStdout(screen).Start(ctx) // a terminal, as a shell service gives one`,
+		`err = p.Resize(sandbox.WindowSize{Rows: 50, Cols: 120}) // SIGWINCH`,
+		`err = in.CopyTo(ctx, "/tmp", tarStream)     // a tar stream in, as the sandbox's user`,
+		`rc, err := in.CopyFrom(ctx, "/tmp/hello.sh") // and out; both resolved inside its root`,
+		`err = in.Pause(ctx)                          // the cgroup freezer (v1 and v2)`)
+	ctx := testCtx(t)
+	sb := sandbox.New(sandbox.HostRoot())
+	keysR, keys := io.Pipe()
+	var screen strings.Builder
+	tarStream := tarOf(t, &tar.Header{Name: "copied", Typeflag: tar.TypeReg, Mode: 0o644})
+
+	in, err := sb.Start(ctx) // no argv: it idles until closed
+	require.NoError(t, err)
+	defer in.Close() // kills what runs, frees everything; idempotent
+	err = in.WriteFile("/tmp/hello.sh", []byte("echo hello from $0\n"), 0o755)
+	require.NoError(t, err)
+	res, err := in.Exec(ctx, "sh", "/tmp/hello.sh") // another process inside: its own Result
+	require.NoError(t, err)
+	assert.Equal(t, "hello from /tmp/hello.sh\n", string(res.Stdout))
+	res, err = in.Command("sh", "-c", "id -u; pwd; echo $DEBUG").
+		WithUser(1000, 1000).WithWorkdir("/tmp").WithEnv("DEBUG=1").WithTimeout(5 * time.Second).Run(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "1000\n/tmp\n1\n", string(res.Stdout))
+	p, err := in.Command("sh").WithTTY(sandbox.WindowSize{Rows: 24, Cols: 80}).
+		WithStdin(keysR).WithStdout(&screen).Start(ctx) // a terminal, as a shell service gives one
+	require.NoError(t, err)
+	err = p.Resize(sandbox.WindowSize{Rows: 50, Cols: 120}) // SIGWINCH
+	require.NoError(t, err)
+	io.WriteString(keys, "stty size; exit 7\n")
+	res, err = p.Wait(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 7, res.ExitCode, "%q", screen.String())
+	assert.Contains(t, screen.String(), "50 120")
+	err = in.CopyTo(ctx, "/tmp", tarStream) // a tar stream in, as the sandbox's user
+	require.NoError(t, err)
+	rc, err := in.CopyFrom(ctx, "/tmp/hello.sh") // and out; both resolved inside its root
+	require.NoError(t, err)
+	_, data := untar(t, rc)
+	rc.Close()
+	assert.Equal(t, "echo hello from $0\n", data["hello.sh"])
+	st, err := in.Stats() // memory now and peak, CPU, processes, eth0 bytes
+	require.NoError(t, err)
+	assert.Positive(t, st.Processes)
+	err = in.Pause(ctx) // the cgroup freezer (v1 and v2)
+	require.NoError(t, err)
+	err = in.Resume(ctx)
+	require.NoError(t, err)
+	_, err = in.ReadFile("/tmp/copied")
+	require.NoError(t, err)
 }

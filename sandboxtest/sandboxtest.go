@@ -67,6 +67,18 @@ func WaitPort(tb testing.TB, in *sandbox.Instance, port int) {
 	}
 }
 
+// WaitReady waits until in meets every condition (see
+// [sandbox.Instance.WaitReady]), and fails tb if that does not happen
+// within Timeout or the sandbox ends first.
+func WaitReady(tb testing.TB, in *sandbox.Instance, conds ...sandbox.Ready) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	if err := in.WaitReady(ctx, conds...); err != nil {
+		tb.Fatalf("wait until ready: %v", err)
+	}
+}
+
 // Exec runs argv in in, fails tb unless it exits 0, and returns its
 // standard output.
 func Exec(tb testing.TB, in *sandbox.Instance, argv ...string) string {

@@ -18,6 +18,7 @@ func TestStartExecAndCleanup(t *testing.T) {
 	t.Run("a test", func(t *testing.T) {
 		in = sandboxtest.Start(t, sandbox.New(sandbox.Dir(root)), "/bin/sh", "-c", "httpd -f -p 8080 -h /etc")
 		sandboxtest.WaitPort(t, in, 8080)
+		sandboxtest.WaitReady(t, in, sandbox.ForHTTP(8080, "/hostname"))
 		assert.Equal(t, "rootfs-fixture\n", sandboxtest.Exec(t, in, "cat", "/etc/hostname"))
 	})
 	// The subtest's cleanup closed it.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandboxkit/sandbox/internal/state"
 )
 
 // HostState is what a sandbox could leave behind on the host.
@@ -92,9 +94,28 @@ func SandboxCgroups(tb testing.TB) []string {
 	for _, pattern := range []string{"/sys/fs/cgroup/sandboxkit-*", "/sys/fs/cgroup/*/sandboxkit-*"} {
 		m, err := filepath.Glob(pattern)
 		must(tb, err)
-		found = append(found, m...)
+		for _, dir := range m {
+			if ours(filepath.Base(dir)) {
+				found = append(found, dir)
+			}
+		}
 	}
 	return found
+}
+
+// ours reports whether the cgroup name is one a leak check counts: a
+// sandbox's ("sandboxkit-PID-START-ID") whose owner is this process or
+// dead. Another live program's sandboxes (a concurrent test binary, a
+// developer's service) are not this test's to judge.
+func ours(name string) bool {
+	rest, _ := strings.CutPrefix(name, "sandboxkit-")
+	parts := strings.SplitN(rest, "-", 3)
+	if len(parts) < 3 {
+		return false
+	}
+	o, ok := state.ParseOwner(parts[0]+"-"+parts[1], '-')
+	self, err := state.Self()
+	return ok && (err == nil && o == self || !o.Alive())
 }
 
 // KeepIPForward restores the host's IPv4 forwarding setting when tb ends:

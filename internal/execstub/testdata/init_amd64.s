@@ -1,7 +1,10 @@
 # The init: PID 1 of a sandbox, and the exec stub's caller side.
 # On entry: [rsp] argc, then argv (argv[0] the path to execute), NULL, envp.
 # Descriptor 3: the starter's error pipe; 4: the pipe the program's wait
-# status goes to. An empty argv[0] means no program: the init idles,
+# status goes to. Descriptor 5, when open, is a terminal: the program leads
+# a session of its own with it as its controlling terminal (an exec
+# starts the init outside the sandbox's PID namespace, where the session
+# it leads would be out of the program's sight). An empty argv[0] means no program: the init idles,
 # reaping, until it is killed. Assembled by TestMachineCodeMatchesTheSources.
 .intel_syntax noprefix
 .globl _start
@@ -22,7 +25,24 @@ _start:
 	syscall
 	test rax, rax
 	jnz parent
-	mov qword ptr [rsp], 0      # child: rt_sigprocmask(SIG_SETMASK, none, NULL, 8)
+	mov edi, 5                  # child: fcntl(5, F_GETFD): a terminal at 5?
+	mov esi, 1
+	mov eax, 72
+	syscall
+	test rax, rax
+	js notty
+	mov eax, 112                # setsid: a session of its own, in the sandbox
+	syscall
+	xor edi, edi                # ioctl(0, TIOCSCTTY, 0): its terminal
+	mov esi, 0x540e
+	xor edx, edx
+	mov eax, 16
+	syscall
+	mov edi, 5                  # close(5)
+	mov eax, 3
+	syscall
+notty:
+	mov qword ptr [rsp], 0      # rt_sigprocmask(SIG_SETMASK, none, NULL, 8)
 	mov edi, 2
 	mov rsi, rsp
 	xor edx, edx

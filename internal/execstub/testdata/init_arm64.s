@@ -22,7 +22,23 @@ _start:
 	mov x8, #220
 	svc #0
 	cbnz x0, parent
-	str xzr, [sp]               // child: rt_sigprocmask(SIG_SETMASK, none, NULL, 8)
+	mov x0, #5                  // child: fcntl(5, F_GETFD): a terminal at 5?
+	mov x1, #1
+	mov x8, #25
+	svc #0
+	tbnz x0, #63, notty
+	mov x8, #157                // setsid
+	svc #0
+	mov x0, #0                  // ioctl(0, TIOCSCTTY, 0)
+	mov x1, #0x540e
+	mov x2, #0
+	mov x8, #29
+	svc #0
+	mov x0, #5                  // close(5)
+	mov x8, #57
+	svc #0
+notty:
+	str xzr, [sp]               // rt_sigprocmask(SIG_SETMASK, none, NULL, 8)
 	mov x0, #2
 	mov x1, sp
 	mov x2, #0
