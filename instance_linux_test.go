@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,4 +287,60 @@ func TestCloseWaitsForExecsInFlight(t *testing.T) {
 		}
 		assert.Empty(t, testutil.SandboxCgroups(t), "%s: nothing left after Close", name)
 	}
+}
+
+// rssKiB returns this process's resident memory in KiB.
+func rssKiB(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
+
+// 200 idle instances at once on a 2-core machine, each still answering
+// Exec, without a thread of the caller's per instance.
+func TestTwoHundredIdleInstancesAnswerExec(t *testing.T) {
+	sb, _ := busybox(t)
+	const n = 200
+	runtime.GC()
+	threadsBefore, rssBefore := threads(t), rssKiB(t)
+	instances := make([]*sandbox.Instance, n)
+	for i := range instances {
+		instances[i] = start(t, sb)
+	}
+	runtime.GC()
+	threadsIdle, rssIdle := threads(t), rssKiB(t)
+	var sandboxMem int64
+	for _, in := range instances {
+		st, err := in.Stats()
+		require.NoError(t, err)
+		sandboxMem += st.Memory
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, in := range instances {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res, err := in.Exec(testCtx(t), "echo", strconv.Itoa(i))
+			if assert.NoError(t, err, "instance %d", i) {
+				assert.Equal(t, strconv.Itoa(i)+"\n", string(res.Stdout), "instance %d", i)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d idle instances: caller threads %d -> %d (%.2f per instance), caller RSS %d -> %d KiB (%.0f KiB per instance), sandbox memory %.0f KiB per instance (cgroup)",
+		n, threadsBefore, threadsIdle, float64(threadsIdle-threadsBefore)/n, rssBefore, rssIdle, float64(rssIdle-rssBefore)/n, float64(sandboxMem)/1024/n)
+	assert.Less(t, threadsIdle-threadsBefore, 32, "idle instances must not hold a thread each")
+	for _, in := range instances {
+		require.NoError(t, in.Close())
+	}
+	assert.Empty(t, testutil.SandboxCgroups(t))
 }
