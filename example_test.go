@@ -1,12 +1,14 @@
 package sandbox_test
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/sandboxkit/sandbox"
@@ -177,4 +179,80 @@ func ExampleSandbox_Start() {
 	}
 	st, _ := in.Stats()
 	fmt.Println("memory now", st.Memory, "bytes")
+}
+
+// Command runs a program in a running sandbox with settings of its own;
+// this one is a shell on a terminal, as a web terminal would give a user.
+// It needs root: it compiles, and does not run as a test.
+func ExampleInstance_Command() {
+	ctx := context.Background()
+	in, err := sandbox.New(sandbox.HostRoot()).Start(ctx) // idles until closed
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer in.Close()
+	p, err := in.Command("/bin/sh").
+		WithUser(1000, 1000).WithWorkdir("/tmp").WithEnv("TERM=xterm").
+		WithTTY(sandbox.WindowSize{Rows: 24, Cols: 80}).
+		WithStdin(os.Stdin).WithStdout(os.Stdout).
+		Start(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	p.Resize(sandbox.WindowSize{Rows: 50, Cols: 132}) // when the user's window changes
+	res, err := p.Wait(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("the shell exited with", res.ExitCode)
+}
+
+// WaitReady waits for conditions that need nothing inside the image. It
+// needs root: it compiles, and does not run as a test.
+func ExampleInstance_WaitReady() {
+	ctx := context.Background()
+	in, err := sandbox.New(sandbox.HostRoot()).
+		Start(ctx, "python3", "-u", "-m", "http.server", "8000", "--bind", "127.0.0.1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer in.Close()
+	err = in.WaitReady(ctx,
+		sandbox.ForOutput("Serving HTTP"),
+		sandbox.ForPort(8000),
+		sandbox.ForHTTP(8000, "/").Within(10*time.Second), // from inside its network namespace
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("ready")
+}
+
+// CopyTo and CopyFrom move tar streams in and out of a running sandbox,
+// resolved inside its root. It needs root: it compiles, and does not run
+// as a test.
+func ExampleInstance_CopyFrom() {
+	ctx := context.Background()
+	in, err := sandbox.New(sandbox.HostRoot()).WithWorkdir("/work").
+		Start(ctx, "sh", "-c", "seq 3 > /work/out.txt; sleep 60")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer in.Close()
+	if err := in.WaitReady(ctx, sandbox.ForExec("test", "-s", "/work/out.txt")); err != nil {
+		log.Fatal(err)
+	}
+	rc, err := in.CopyFrom(ctx, "/work")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		fmt.Println(h.Name)
+	}
 }

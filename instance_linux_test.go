@@ -199,7 +199,7 @@ func TestInstanceExec(t *testing.T) {
 	sb, _ := busybox(t)
 	n, _ := testBridge(t)
 	for name, sb := range variants(sb.WithUser(1000, 1000).WithWorkdir("/home/user").WithEnv("WHO=sandbox")) {
-		for _, net := range []sandbox.Network{sandbox.NoNetwork(), n} {
+		for _, net := range []sandbox.Network{sandbox.NoNetwork(), n, sandbox.HostNetwork()} {
 			in := start(t, sb.WithNetwork(net), "/bin/sh", "-c", "echo main > /tmp/mark; hostname > /tmp/host; exec sleep 30")
 			require.Eventually(t, func() bool { b, _ := in.ReadFile("/tmp/mark"); return len(b) > 0 }, 10*time.Second, 5*time.Millisecond)
 			// The same root, user, namespaces and environment as the
