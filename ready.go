@@ -178,16 +178,22 @@ func (in *Instance) waitFor(ctx context.Context, c Ready) error {
 }
 
 // poll calls try every 100 ms until it succeeds, ctx ends (the error is
-// then ctx's, with try's last) or the sandbox ends.
+// then ctx's, with the last answer try had) or the sandbox ends.
 func (in *Instance) poll(ctx context.Context, try func() error) error {
+	var last error
 	for {
 		err := try()
 		if err == nil || errors.Is(err, ErrClosed) {
 			return err
 		}
+		// A try that ctx's end cut short had no answer: the one before
+		// says more.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), last)
 		case <-in.sys.exited():
 			return ErrClosed
 		case <-time.After(100 * time.Millisecond):

@@ -47,7 +47,7 @@ func TestWaitReadyForEveryKindTogether(t *testing.T) {
 			err = in.WaitReady(testCtx(t), sandbox.ForOutput("never printed").Within(200*time.Millisecond), sandbox.ForPort(8080))
 			assert.ErrorIs(t, err, context.DeadlineExceeded, name)
 			assert.ErrorContains(t, err, `output "never printed"`, name)
-			err = in.WaitReady(testCtx(t), sandbox.ForHTTP(8080, "/missing").Within(2*time.Second))
+			err = in.WaitReady(testCtx(t), sandbox.ForHTTP(8080, "/missing").Within(5*time.Second))
 			assert.ErrorContains(t, err, "404", "%s: the last answer is in the error", name)
 			require.NoError(t, in.Close())
 			_, err = in.Dial(testCtx(t), "tcp", "127.0.0.1:8080")
