@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -140,7 +141,12 @@ func TestTeardownFailureKeepsTheResult(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(share, "running")); return err == nil },
 		10*time.Second, 10*time.Millisecond)
-	cgroups := testutil.SandboxCgroups(t)
+	var cgroups []string // this run's: a dead program's may be there too
+	for _, cg := range testutil.SandboxCgroups(t) {
+		if strings.HasPrefix(filepath.Base(cg), "sandboxkit-"+strconv.Itoa(os.Getpid())+"-") {
+			cgroups = append(cgroups, cg)
+		}
+	}
 	require.NotEmpty(t, cgroups)
 	for _, cg := range cgroups {
 		require.NoError(t, os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(squatter.Process.Pid)), 0o644))
