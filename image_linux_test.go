@@ -1,0 +1,63 @@
+package sandbox_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/testutil"
+)
+
+func imageCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestImageLayoutRun loads a two-layer busybox image from an OCI layout
+// and runs it: its default command, env, working directory and user, and
+// the definition's overrides.
+func TestImageLayoutRun(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := imageCtx(t)
+	top := layerOf(t, tarOf(t,
+		entry{name: "srv/", typ: '5'},
+		entry{name: "srv/hello", body: "from the top layer\n"},
+		entry{name: "etc/hostname", body: "replaced\n"},
+	))
+	cfg := v1.Config{
+		Env:        []string{"PATH=/bin", "GREETING=hi"},
+		Entrypoint: []string{"/bin/sh", "-c"},
+		Cmd:        []string{`echo "$GREETING $(pwd) $(id -u):$(id -g)"; cat /srv/hello /etc/hostname`},
+		WorkingDir: "/srv",
+		User:       "user",
+	}
+	dir := writeLayout(t, busyboxImage(t, cfg, top))
+	st := newStore(t)
+	before := testutil.SnapshotHost(t)
+	img, err := st.Load(ctx, dir)
+	require.NoError(t, err, "Load of a layout")
+	require.Len(t, img.Layers(), 2)
+
+	res, err := sandbox.New(img).Run(ctx)
+	require.NoError(t, err, "Run with no argv on an image")
+	assert.Equal(t, 0, res.ExitCode, "stderr: %s", res.Stderr)
+	assert.Equal(t, "hi /srv 1000:1000\nfrom the top layer\nreplaced\n", string(res.Stdout))
+
+	res, err = sandbox.New(img).WithUser(0, 0).WithWorkdir("/").WithEnv("GREETING=bye").
+		Run(ctx, "sh", "-c", `echo "$GREETING $(pwd) $(id -u)"`)
+	require.NoError(t, err)
+	assert.Equal(t, "bye / 0\n", string(res.Stdout), "the definition's With methods override the image's")
+
+	again, err := st.Load(ctx, dir)
+	require.NoError(t, err, "second Load of the same layout")
+	assert.Equal(t, img.ID(), again.ID())
+	assert.Empty(t, storeEntries(t, st, "tmp"), "no temporaries left")
+	testutil.CheckFDs(t, before, "after loads and runs")
+	assert.Equal(t, before.Mounts, testutil.SnapshotHost(t).Mounts, "no mount left")
+}
