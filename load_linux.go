@@ -619,7 +619,8 @@ type progressReader struct {
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.done += int64(n)
-	if p.done-p.last >= 1<<20 {
+	// The end is reported once, by ensureLayer, after the checks.
+	if p.done-p.last >= 1<<20 && (p.total == 0 || p.done < p.total) {
 		p.last = p.done
 		p.report(Progress{Done: p.done, Total: p.total})
 	}

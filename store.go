@@ -84,8 +84,9 @@ func WithPlatform(platform string) ImageOption {
 	return func(o *imageOptions) { o.platform = platform }
 }
 
-// WithProgress has fn called as each layer's blob is read (about every MiB
-// and at its end) and once for a layer the store has already. fn is called
+// WithProgress has fn called as each layer's blob is read: about every
+// MiB, then once when it is read whole and checked (Done equal to Total),
+// or once, with Cached, for a layer the store has already. fn is called
 // from the goroutines that unpack layers, possibly several at once.
 func WithProgress(fn func(Progress)) ImageOption {
 	return func(o *imageOptions) { o.progress = fn }
