@@ -24,7 +24,7 @@ import (
 // reaches the page-size limit.
 func (img *Image) mount(ctx context.Context) (mnt int, release func() error, err error) {
 	var fds []int
-	release = func() error {
+	hold := func() error {
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
@@ -33,7 +33,7 @@ func (img *Image) mount(ctx context.Context) (mnt int, release func() error, err
 	}
 	defer func() {
 		if err != nil {
-			release()
+			hold()
 		}
 	}()
 	// Topmost first; a layer that comes again lower down is shadowed by
@@ -56,7 +56,7 @@ func (img *Image) mount(ctx context.Context) (mnt int, release func() error, err
 		if err != nil {
 			return -1, nil, &fs.PathError{Op: "open_tree", Path: img.store.path(storeLayers), Err: err}
 		}
-		return fd, release, nil
+		return fd, hold, nil
 	}
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
@@ -75,7 +75,7 @@ func (img *Image) mount(ctx context.Context) (mnt int, release func() error, err
 	if err != nil {
 		return -1, nil, os.NewSyscallError("fsmount overlay", err)
 	}
-	return mnt, release, nil
+	return mnt, hold, nil
 }
 
 // holdLayer opens the layer diffID's directory and takes its shared lock,

@@ -29,7 +29,11 @@ import (
 func (r rootSpec) open(ctx context.Context, detached bool) (fd int, release func() error, err error) {
 	release = func() error { return nil }
 	if r.kind == rootImage {
-		return r.image.mount(ctx)
+		fd, hold, err := r.image.mount(ctx)
+		if err != nil {
+			return -1, release, err
+		}
+		return fd, hold, nil
 	}
 	if detached {
 		fd, err := unix.OpenTree(unix.AT_FDCWD, r.path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
