@@ -2,6 +2,9 @@ package sandbox_test
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,4 +63,31 @@ func TestImageLayoutRun(t *testing.T) {
 	assert.Empty(t, storeEntries(t, st, "tmp"), "no temporaries left")
 	testutil.CheckFDs(t, before, "after loads and runs")
 	assert.Equal(t, before.Mounts, testutil.SnapshotHost(t).Mounts, "no mount left")
+}
+
+// TestImageManyLayers runs an image of 60 layers, from a store whose path
+// is long enough that their lowerdir= string would pass the page-size
+// limit of mount options, and in a user namespace too.
+func TestImageManyLayers(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := imageCtx(t)
+	const n = 60
+	var ls []v1.Layer
+	for i := range n {
+		ls = append(ls, layerOf(t, tarOf(t, entry{name: fmt.Sprintf("layers/%02d", i), body: "x"})))
+	}
+	dir := filepath.Join(t.TempDir(), strings.Repeat("long-store-directory-name/", 6))
+	st, err := sandbox.OpenStore(dir)
+	require.NoError(t, err)
+	img, err := st.Load(ctx, writeLayout(t, busyboxImage(t, v1.Config{}, ls...)))
+	require.NoError(t, err)
+	require.Greater(t, n*len(filepath.Join(dir, "layers", strings.Repeat("0", 64))), 4096)
+
+	res, err := sandbox.New(img).Run(ctx, "sh", "-c", "ls /layers | wc -l")
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprintln(n), string(res.Stdout), "stderr: %s", res.Stderr)
+
+	res, err = sandbox.New(img).WithUserNamespace().Run(ctx, "sh", "-c", "ls /layers | wc -l; echo hi > /tmp/x; cat /tmp/x")
+	require.NoError(t, err, "Run of an image in a user namespace")
+	assert.Equal(t, fmt.Sprintln(n)+"hi\n", string(res.Stdout), "stderr: %s", res.Stderr)
 }
