@@ -85,10 +85,19 @@ func Unpack(ctx context.Context, r io.Reader, dir string, want Want, opts Option
 		return Stats{}, err
 	}
 	defer closeFn()
-	plain := &hashReader{r: tarStream, h: sha256.New()}
+	// An uncompressed blob is its own tar: its digest is its DiffID, and
+	// it is hashed once.
+	plain := raw
+	var stream io.Reader = br
+	if tarStream != io.Reader(br) {
+		pipe := newPipeline(tarStream)
+		defer pipe.stop()
+		plain = &hashReader{r: pipe, h: sha256.New()}
+		stream = plain
+	}
 	// What the tar may hold beyond its cap fails apply; a stream that is
 	// not a tar, say zeros, is capped here too.
-	limited := &capReader{r: plain, left: opts.MaxBytes + 1<<20}
+	limited := &capReader{r: stream, left: opts.MaxBytes + 1<<20}
 	if err := apply(ctx, limited, dir, opts); err != nil {
 		return Stats{}, err
 	}
