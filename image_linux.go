@@ -58,24 +58,49 @@ func (img *Image) mount(ctx context.Context) (mnt int, release func() error, err
 		}
 		return fd, hold, nil
 	}
-	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return -1, nil, os.NewSyscallError("fsopen overlay", err)
-	}
-	defer unix.Close(fsfd)
+	names := make([]string, len(fds))
 	for i, fd := range fds {
-		if err := unix.FsconfigSetString(fsfd, "lowerdir+", "/proc/self/fd/"+strconv.Itoa(fd)); err != nil {
-			return -1, nil, &fs.PathError{Op: "fsconfig lowerdir+", Path: order[i], Err: err}
+		names[i] = "/proc/self/fd/" + strconv.Itoa(fd)
+	}
+	mnt, err = overlayOf(names, true)
+	if err != nil {
+		// Before Linux 6.8 there is no lowerdir+ (before 6.5 overlayfs
+		// takes it as an unknown option, at create): one string, whose
+		// short names fit about 200 layers in the page it may fill.
+		var legacyErr error
+		if mnt, legacyErr = overlayOf(names, false); legacyErr != nil {
+			return -1, nil, errors.Join(err, legacyErr)
 		}
 	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return -1, nil, os.NewSyscallError("fsconfig create overlay of "+strconv.Itoa(len(fds))+" layers", err)
-	}
-	mnt, err = unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV)
-	if err != nil {
-		return -1, nil, os.NewSyscallError("fsmount overlay", err)
-	}
 	return mnt, hold, nil
+}
+
+// overlayOf mounts a detached, read-only overlay of the lower layers
+// names, topmost first: each given with lowerdir+ when plus, else all in
+// one lowerdir.
+func overlayOf(names []string, plus bool) (int, error) {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, os.NewSyscallError("fsopen overlay", err)
+	}
+	defer unix.Close(fsfd)
+	if plus {
+		for _, n := range names {
+			if err := unix.FsconfigSetString(fsfd, "lowerdir+", n); err != nil {
+				return -1, &fs.PathError{Op: "fsconfig lowerdir+", Path: n, Err: err}
+			}
+		}
+	} else if err := unix.FsconfigSetString(fsfd, "lowerdir", strings.Join(names, ":")); err != nil {
+		return -1, &fs.PathError{Op: "fsconfig lowerdir", Path: strconv.Itoa(len(names)) + " layers", Err: err}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, os.NewSyscallError("fsconfig create overlay of "+strconv.Itoa(len(names))+" layers", err)
+	}
+	mnt, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return -1, os.NewSyscallError("fsmount overlay", err)
+	}
+	return mnt, nil
 }
 
 // holdLayer opens the layer diffID's directory and takes its shared lock,
