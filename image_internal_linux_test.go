@@ -41,3 +41,39 @@ func TestOverlayOfBothWays(t *testing.T) {
 		unix.Close(mnt)
 	}
 }
+
+// TestLookupUser resolves an image's User in passwd and group contents;
+// what cannot be resolved, or does not fit, is a reason, never root.
+func TestLookupUser(t *testing.T) {
+	passwd := []byte("root:x:0:0::/root:/bin/sh\n# comment\napp:x:1000:1001::/home/app:/bin/sh\nhuge:x:4294967295:1::/:/bin/sh\nbad:x:12x:1::/:/bin/sh\n")
+	group := []byte("root:x:0:\nstaff:x:50:\nwide:x:99999999999:\n")
+	tests := []struct {
+		user     string
+		uid, gid int
+		reason   string // a part of it; "" for none
+	}{
+		{"app", 1000, 1001, ""},
+		{"1000", 1000, 1001, ""},
+		{"app:staff", 1000, 50, ""},
+		{"app:7", 1000, 7, ""},
+		{"2000", 2000, 2000, ""}, // no entry: the same number, not root's group
+		{"2000:staff", 2000, 50, ""},
+		{"nobody-here", 0, 0, "no user"},
+		{"app:nogroup", 0, 0, "no group"},
+		{"4294967295", 0, 0, "does not fit"},
+		{"99999999999", 0, 0, "does not fit"},
+		{"huge", 0, 0, "does not fit"},
+		{"bad", 0, 0, "no number"},
+		{"app:wide", 0, 0, "does not fit"},
+		{"app:4294967296", 0, 0, "does not fit"},
+	}
+	for _, tt := range tests {
+		uid, gid, reason := lookupUser(tt.user, passwd, group)
+		if tt.reason != "" {
+			assert.Contains(t, reason, tt.reason, "lookupUser(%q)", tt.user)
+			continue
+		}
+		assert.Empty(t, reason, "lookupUser(%q)", tt.user)
+		assert.Equal(t, [2]int{tt.uid, tt.gid}, [2]int{uid, gid}, "lookupUser(%q)", tt.user)
+	}
+}

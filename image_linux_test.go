@@ -91,3 +91,29 @@ func TestImageManyLayers(t *testing.T) {
 	require.NoError(t, err, "Run of an image in a user namespace")
 	assert.Equal(t, fmt.Sprintln(n)+"hi\n", string(res.Stdout), "stderr: %s", res.Stderr)
 }
+
+// TestImageUserNeverFallsBackToRoot runs an image whose user its
+// /etc/passwd lacks: the run is refused as a configuration error naming
+// the user, unless WithUser chooses one; a user the image resolves runs as
+// it.
+func TestImageUserNeverFallsBackToRoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := imageCtx(t)
+	st := newStore(t)
+	img, err := st.Load(ctx, writeLayout(t, busyboxImage(t, v1.Config{User: "ghost"})))
+	require.NoError(t, err, "Load of an image with an unknown user")
+	_, err = sandbox.New(img).Run(ctx, "id", "-u")
+	require.ErrorIs(t, err, sandbox.ErrInvalidConfig, "Run as an unresolvable image user")
+	var fe *sandbox.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "user", fe.Field)
+	assert.Contains(t, err.Error(), "ghost")
+	res, err := sandbox.New(img).WithUser(1000, 1000).Run(ctx, "id", "-u")
+	require.NoError(t, err)
+	assert.Equal(t, "1000\n", string(res.Stdout))
+
+	img, err = st.Load(ctx, writeLayout(t, busyboxImage(t, v1.Config{User: "4294967295"})))
+	require.NoError(t, err)
+	_, err = sandbox.New(img).Run(ctx, "id", "-u")
+	assert.ErrorIs(t, err, sandbox.ErrInvalidConfig, "Run as a UID that does not fit")
+}
