@@ -1,7 +1,9 @@
 package sandbox_test
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -34,9 +36,37 @@ func BenchmarkImageRun(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("dir", func(b *testing.B) { benchRun(b, sandbox.New(sandbox.Dir(root)).WithMemory(64<<20), "/bin/true") })
-	b.Run("image-warm", func(b *testing.B) { benchRun(b, sandbox.New(img).WithMemory(64<<20), "/bin/true") })
-	b.Run("image-20-layers", func(b *testing.B) { benchRun(b, sandbox.New(manyImg).WithMemory(64<<20), "/bin/true") })
+	// Interleaved, so that the machine's drift hits each variant alike:
+	// the medians and the ratios to the Dir root are reported.
+	b.Run("interleaved", func(b *testing.B) {
+		variants := []struct {
+			name string
+			sb   *sandbox.Sandbox
+		}{
+			{"dir", sandbox.New(sandbox.Dir(root)).WithMemory(64 << 20)},
+			{"image-warm", sandbox.New(img).WithMemory(64 << 20)},
+			{"image-20-layers", sandbox.New(manyImg).WithMemory(64 << 20)},
+		}
+		times := make([][]time.Duration, len(variants))
+		for b.Loop() {
+			for i, v := range variants {
+				start := time.Now()
+				res, err := v.sb.Run(b.Context(), "/bin/true")
+				if err != nil || res.ExitCode != 0 {
+					b.Fatal(err, res)
+				}
+				times[i] = append(times[i], time.Since(start))
+			}
+		}
+		dir := median(times[0])
+		for i, v := range variants {
+			m := median(times[i])
+			b.ReportMetric(float64(m.Microseconds())/1000, v.name+"-ms")
+			if i > 0 {
+				b.ReportMetric(float64(m)/float64(dir), v.name+"/dir")
+			}
+		}
+	})
 	b.Run("image-first-run", func(b *testing.B) {
 		for b.Loop() {
 			st, err := sandbox.OpenStore(b.TempDir())
@@ -53,4 +83,10 @@ func BenchmarkImageRun(b *testing.B) {
 			}
 		}
 	})
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
