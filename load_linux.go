@@ -321,6 +321,9 @@ func chooseIn(idx v1.ImageIndex, want, ref string, depth int, avail *[]string) (
 		return nil, err
 	}
 	for _, d := range m.Manifests {
+		if d.Size > maxConfigBytes {
+			return nil, fmt.Errorf("manifest %s of %d bytes: more than %d", d.Digest, d.Size, maxConfigBytes)
+		}
 		switch {
 		case d.MediaType.IsIndex():
 			child, err := idx.ImageIndex(d.Digest)
@@ -343,11 +346,9 @@ func chooseIn(idx v1.ImageIndex, want, ref string, depth int, avail *[]string) (
 				if err != nil {
 					return nil, err
 				}
-				cf, err := img.ConfigFile()
-				if err != nil {
+				if p, err = configPlatform(img); err != nil {
 					return nil, err
 				}
-				p = cf.Platform()
 			}
 			if p == nil || p.OS == "unknown" {
 				continue // attestations and the like
@@ -375,15 +376,31 @@ func chooseIn(idx v1.ImageIndex, want, ref string, depth int, avail *[]string) (
 // checkPlatform returns a *PlatformError unless the single image img is for
 // the platform want.
 func checkPlatform(img v1.Image, want, ref string) error {
-	cf, err := img.ConfigFile()
+	p, err := configPlatform(img)
 	if err != nil {
 		return err
 	}
-	p := cf.Platform()
 	if p == nil || platformMatches(p, want) {
 		return nil
 	}
 	return &PlatformError{Ref: ref, Want: want, Available: []string{p.String()}}
+}
+
+// configPlatform returns the platform img's config names, reading a
+// config of at most maxConfigBytes.
+func configPlatform(img v1.Image) (*v1.Platform, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if m.Config.Size > maxConfigBytes {
+		return nil, fmt.Errorf("config of %d bytes: more than %d", m.Config.Size, maxConfigBytes)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("malformed config: %w", err)
+	}
+	return cf.Platform(), nil
 }
 
 // checkDigest returns an error unless the blob raw returns hashes to want.
