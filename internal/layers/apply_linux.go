@@ -171,7 +171,7 @@ func (a *applier) add(hdr *tar.Header, r io.Reader) error {
 		}
 		a.dirs = append(a.dirs, dirTimes{name: name, ts: times(hdr)})
 		return nil
-	case tar.TypeReg: // archive/tar reads the old TypeRegA as TypeReg
+	case tar.TypeReg, tar.TypeCont: // archive/tar reads the old TypeRegA as TypeReg
 		var fd int
 		err := a.create(parent, base, func() (err error) {
 			fd, err = unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
