@@ -21,7 +21,7 @@ func BenchmarkImageRun(b *testing.B) {
 	layout := writeLayout(b, busyboxImage(b, v1.Config{}))
 	var many []v1.Layer
 	for i := range 19 {
-		many = append(many, layerOf(b, tarOf(b, entry{name: "l/" + string(rune('a'+i)), body: "x"})))
+		many = append(many, layerOf(b, layerTar(b, entry{name: "l/" + string(rune('a'+i)), body: "x"})))
 	}
 	manyLayout := writeLayout(b, busyboxImage(b, v1.Config{}, many...))
 	st, err := sandbox.OpenStore(b.TempDir())

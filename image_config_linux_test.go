@@ -28,12 +28,12 @@ func TestImageZstdAndPlainLayers(t *testing.T) {
 	opener := func(data []byte) tarball.Opener {
 		return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
 	}
-	zl, err := tarball.LayerFromOpener(opener(tarOf(t, entry{name: "z", body: "zstd\n"})), tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	zl, err := tarball.LayerFromOpener(opener(layerTar(t, entry{name: "z", body: "zstd\n"})), tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
 	require.NoError(t, err)
 	mt, err := zl.MediaType()
 	require.NoError(t, err)
 	require.Contains(t, string(mt), "zstd")
-	img, err := newStore(t).Load(ctx, writeLayout(t, busyboxImage(t, v1.Config{}, zl, uncompressedLayer(t, tarOf(t, entry{name: "p", body: "plain\n"})))))
+	img, err := newStore(t).Load(ctx, writeLayout(t, busyboxImage(t, v1.Config{}, zl, uncompressedLayer(t, layerTar(t, entry{name: "p", body: "plain\n"})))))
 	require.NoError(t, err, "Load of zstd and uncompressed layers")
 	res, err := sandbox.New(img).Run(ctx, "cat", "/z", "/p")
 	require.NoError(t, err)
@@ -63,14 +63,14 @@ func (p *plainLayer) MediaType() (types.MediaType, error) { return types.OCIUnco
 func TestImageBadConfig(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx := imageCtx(t)
-	huge := imageOf(t, v1.Config{Env: []string{"BIG=" + strings.Repeat("x", 5<<20)}}, layerOf(t, tarOf(t, entry{name: "f", body: "x"})))
+	huge := imageOf(t, v1.Config{Env: []string{"BIG=" + strings.Repeat("x", 5<<20)}}, layerOf(t, layerTar(t, entry{name: "f", body: "x"})))
 	st := newStore(t)
 	_, err := st.Load(ctx, writeLayout(t, huge))
 	require.Error(t, err, "Load of a 5 MiB config")
 	assert.Contains(t, err.Error(), "config of")
 	assert.Empty(t, storeEntries(t, st, "layers"))
 
-	dir := writeLayout(t, imageOf(t, v1.Config{}, layerOf(t, tarOf(t, entry{name: "f", body: "x"}))))
+	dir := writeLayout(t, imageOf(t, v1.Config{}, layerOf(t, layerTar(t, entry{name: "f", body: "x"}))))
 	replaceConfig(t, dir, []byte(`{"rootfs": "not an object`))
 	_, err = st.Load(ctx, dir)
 	require.Error(t, err, "Load of a config that is not JSON")

@@ -58,7 +58,7 @@ func sha(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:
 // runs it; a corrupted layer in each fails the load.
 func TestImageLoadFormats(t *testing.T) {
 	testutil.RequireRoot(t)
-	top := tarOf(t, entry{name: "msg", body: "formats\n"})
+	top := layerTar(t, entry{name: "msg", body: "formats\n"})
 	img := busyboxImage(t, v1.Config{Cmd: []string{"cat", "/msg"}}, layerOf(t, top))
 	dir := writeLayout(t, img, layout.WithAnnotations(map[string]string{"io.containerd.image.name": "docker.io/library/fmt:1"}))
 	names, files := layoutFiles(t, dir)

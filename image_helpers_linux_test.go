@@ -33,8 +33,8 @@ type entry struct {
 	xattrs     map[string]string
 }
 
-// tarOf returns the uncompressed tar of entries.
-func tarOf(tb testing.TB, entries ...entry) []byte {
+// layerTar returns the uncompressed tar of entries.
+func layerTar(tb testing.TB, entries ...entry) []byte {
 	tb.Helper()
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)

@@ -28,7 +28,7 @@ func imageCtx(t *testing.T) context.Context {
 func TestImageLayoutRun(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx := imageCtx(t)
-	top := layerOf(t, tarOf(t,
+	top := layerOf(t, layerTar(t,
 		entry{name: "srv/", typ: '5'},
 		entry{name: "srv/hello", body: "from the top layer\n"},
 		entry{name: "etc/hostname", body: "replaced\n"},
@@ -74,7 +74,7 @@ func TestImageManyLayers(t *testing.T) {
 	const n = 60
 	var ls []v1.Layer
 	for i := range n {
-		ls = append(ls, layerOf(t, tarOf(t, entry{name: fmt.Sprintf("layers/%02d", i), body: "x"})))
+		ls = append(ls, layerOf(t, layerTar(t, entry{name: fmt.Sprintf("layers/%02d", i), body: "x"})))
 	}
 	dir := filepath.Join(t.TempDir(), strings.Repeat("long-store-directory-name/", 6))
 	st, err := sandbox.OpenStore(dir)

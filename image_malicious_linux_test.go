@@ -87,7 +87,7 @@ func TestImageMaliciousLayers(t *testing.T) {
 			ctx := imageCtx(t)
 			var ls []v1.Layer
 			for _, l := range tt.layers {
-				ls = append(ls, layerOf(t, tarOf(t, l...)))
+				ls = append(ls, layerOf(t, layerTar(t, l...)))
 			}
 			st := newStore(t)
 			img, err := st.Load(ctx, writeLayout(t, imageOf(t, v1.Config{}, ls...)), tt.opts...)
@@ -130,7 +130,7 @@ func TestImageCorruptLayout(t *testing.T) {
 	for _, how := range []string{"flip a byte", "truncate"} {
 		t.Run(how, func(t *testing.T) {
 			ctx := imageCtx(t)
-			l := layerOf(t, tarOf(t, entry{name: "f", body: strings.Repeat("data ", 1000)}))
+			l := layerOf(t, layerTar(t, entry{name: "f", body: strings.Repeat("data ", 1000)}))
 			dir := writeLayout(t, imageOf(t, v1.Config{}, l))
 			dg, err := l.Digest()
 			require.NoError(t, err)
@@ -160,11 +160,11 @@ func TestImageCorruptLayout(t *testing.T) {
 func TestImageMetadataAndWhiteouts(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx := imageCtx(t)
-	lower := layerOf(t, tarOf(t,
+	lower := layerOf(t, layerTar(t,
 		entry{name: "w/", typ: '5'}, entry{name: "w/a", body: "a"}, entry{name: "w/b", body: "b"},
 		entry{name: "o/", typ: '5'}, entry{name: "o/x", body: "x"},
 	))
-	upper := layerOf(t, tarOf(t,
+	upper := layerOf(t, layerTar(t,
 		entry{name: "w/.wh.a"},
 		entry{name: "o/", typ: '5'}, entry{name: "o/.wh..wh..opq"}, entry{name: "o/y", body: "y"},
 		entry{name: "suid", body: "#!/bin/sh\n", mode: 0o4755, uid: 1234, gid: 5678, xattrs: map[string]string{"user.note": "kept", "trusted.overlay.opaque": "y"}},

@@ -55,7 +55,7 @@ func TestImagePullRun(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx := imageCtx(t)
 	host := newRegistry(t, nil)
-	top := layerOf(t, tarOf(t, entry{name: "msg", body: "pulled\n"}))
+	top := layerOf(t, layerTar(t, entry{name: "msg", body: "pulled\n"}))
 	push(t, host+"/busybox:1", busyboxImage(t, v1.Config{Cmd: []string{"cat", "/msg"}}, top))
 
 	st := newStore(t)
@@ -99,7 +99,7 @@ func TestImagePullPlatforms(t *testing.T) {
 	ctx := imageCtx(t)
 	host := newRegistry(t, nil)
 	mk := func(arch string) v1.Image {
-		img := imageOf(t, v1.Config{}, layerOf(t, tarOf(t, entry{name: "arch", body: arch})))
+		img := imageOf(t, v1.Config{}, layerOf(t, layerTar(t, entry{name: "arch", body: arch})))
 		cf, err := img.ConfigFile()
 		require.NoError(t, err)
 		cf = cf.DeepCopy()
@@ -158,7 +158,7 @@ func TestImagePullAuth(t *testing.T) {
 		})
 	})
 	ref := host + "/private:1"
-	img := imageOf(t, v1.Config{}, layerOf(t, tarOf(t, entry{name: "f", body: "x"})))
+	img := imageOf(t, v1.Config{}, layerOf(t, layerTar(t, entry{name: "f", body: "x"})))
 	require.NoError(t, remote.Write(mustRef(t, ref), img, remote.WithAuth(basic("alice", "s3cret"))))
 
 	st := newStore(t)
@@ -182,7 +182,7 @@ func TestImagePullAuth(t *testing.T) {
 func TestImagePullCorruptLayer(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx := imageCtx(t)
-	l := layerOf(t, tarOf(t, entry{name: "f", body: strings.Repeat("payload ", 4096)}))
+	l := layerOf(t, layerTar(t, entry{name: "f", body: strings.Repeat("payload ", 4096)}))
 	dg, err := l.Digest()
 	require.NoError(t, err)
 	host := newRegistry(t, func(h http.Handler) http.Handler {
@@ -222,7 +222,7 @@ func TestImagePullConcurrent(t *testing.T) {
 	ctx := imageCtx(t)
 	host := newRegistry(t, nil)
 	ref := host + "/busybox:c"
-	push(t, ref, busyboxImage(t, v1.Config{}, layerOf(t, tarOf(t, entry{name: "f", body: "x"}))))
+	push(t, ref, busyboxImage(t, v1.Config{}, layerOf(t, layerTar(t, entry{name: "f", body: "x"}))))
 	dir := t.TempDir()
 	var mu sync.Mutex
 	unpacked := map[string]int{}

@@ -77,7 +77,7 @@ func TestImageTwoProcesses(t *testing.T) {
 	testutil.RequireRoot(t)
 	requireInReadme(t, "examples/image")
 	bin := buildExample(t)
-	big := layerOf(t, tarOf(t, entry{name: "big", body: strings.Repeat("0123456789abcdef", 8<<20)}))
+	big := layerOf(t, layerTar(t, entry{name: "big", body: strings.Repeat("0123456789abcdef", 8<<20)}))
 	layout := writeLayout(t, busyboxImage(t, v1.Config{Cmd: []string{"true"}}, big))
 	store := t.TempDir()
 	ctx := imageCtx(t)
