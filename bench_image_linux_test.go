@@ -28,6 +28,7 @@ func BenchmarkImageRun(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { st.Close() })
 	img, err := st.Load(b.Context(), layout)
 	if err != nil {
 		b.Fatal(err)
@@ -81,6 +82,7 @@ func BenchmarkImageRun(b *testing.B) {
 			if err != nil || res.ExitCode != 0 {
 				b.Fatal(err, res)
 			}
+			st.Close()
 		}
 	})
 }

@@ -266,6 +266,7 @@ func ExampleStore_Pull() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer store.Close()
 	img, err := store.Pull(ctx, "docker.io/library/busybox:1.37",
 		sandbox.WithProgress(func(p sandbox.Progress) { fmt.Println(p.Layer, p.Done, "of", p.Total) }))
 	if err != nil {
@@ -287,6 +288,7 @@ func ExampleStore_Load() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer store.Close()
 	img, err := store.Load(ctx, "/tmp/app.tar")
 	if err != nil {
 		log.Fatal(err)

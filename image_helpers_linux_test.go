@@ -162,6 +162,7 @@ func newStore(tb testing.TB) *sandbox.Store {
 	tb.Helper()
 	st, err := sandbox.OpenStore(tb.TempDir())
 	require.NoError(tb, err)
+	tb.Cleanup(func() { st.Close() })
 	return st
 }
 

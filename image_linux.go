@@ -22,6 +22,10 @@ import (
 // alone. Each layer is named to overlayfs as /proc/self/fd/N with
 // "lowerdir+", one by one: no mount option string, however many layers,
 // reaches the page-size limit.
+//
+// The overlay is made once per image and Store (see Store.Close): later
+// runs get a clone of it, whose dentries are warm, as long as each layer
+// is still the directory it was made of.
 func (img *Image) mount(ctx context.Context) (mnt int, release func() error, err error) {
 	var fds []int
 	hold := func() error {
@@ -44,12 +48,18 @@ func (img *Image) mount(ctx context.Context) (mnt int, release func() error, err
 			order = append(order, d)
 		}
 	}
+	ids := make([][2]uint64, 0, len(order))
 	for _, d := range order {
 		fd, err := img.store.holdLayer(ctx, d)
 		if err != nil {
 			return -1, nil, err
 		}
 		fds = append(fds, fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return -1, nil, &fs.PathError{Op: "stat layer", Path: d, Err: err}
+		}
+		ids = append(ids, [2]uint64{st.Dev, st.Ino})
 	}
 	if len(fds) == 1 {
 		fd, err := unix.OpenTree(fds[0], "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
@@ -58,21 +68,81 @@ func (img *Image) mount(ctx context.Context) (mnt int, release func() error, err
 		}
 		return fd, hold, nil
 	}
+	if fd, ok, err := img.store.cachedStack(img.id, ids); ok || err != nil {
+		return fd, hold, err
+	}
 	names := make([]string, len(fds))
 	for i, fd := range fds {
 		names[i] = "/proc/self/fd/" + strconv.Itoa(fd)
 	}
-	mnt, err = overlayOf(names, true)
+	stack, err := overlayOf(names, true)
 	if err != nil {
 		// Before Linux 6.8 there is no lowerdir+ (before 6.5 overlayfs
 		// takes it as an unknown option, at create): one string, whose
 		// short names fit about 200 layers in the page it may fill.
 		var legacyErr error
-		if mnt, legacyErr = overlayOf(names, false); legacyErr != nil {
+		if stack, legacyErr = overlayOf(names, false); legacyErr != nil {
 			return -1, nil, errors.Join(err, legacyErr)
 		}
 	}
+	mnt, err = cloneMount(stack)
+	if err != nil {
+		unix.Close(stack)
+		return -1, nil, err
+	}
+	img.store.keepStack(img.id, ids, stack)
 	return mnt, hold, nil
+}
+
+// cloneMount returns a new detached copy of the detached mount mnt.
+func cloneMount(mnt int) (int, error) {
+	fd, err := unix.OpenTree(mnt, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return -1, os.NewSyscallError("open_tree clone of the image's layers", err)
+	}
+	return fd, nil
+}
+
+// cachedStack returns a clone of the overlay kept for the image id, if
+// there is one made of exactly the layer directories ids.
+func (st *Store) cachedStack(id string, ids [][2]uint64) (int, bool, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s, ok := st.stacks[id]
+	if !ok || !slices.Equal(s.layers, ids) {
+		return -1, false, nil
+	}
+	fd, err := cloneMount(s.mnt)
+	return fd, err == nil, err
+}
+
+// keepStack keeps mnt as the overlay of the image id for later runs,
+// closing one it replaces.
+func (st *Store) keepStack(id string, ids [][2]uint64, mnt int) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if old, ok := st.stacks[id]; ok {
+		unix.Close(old.mnt)
+	}
+	if st.stacks == nil {
+		st.stacks = map[string]stack{}
+	}
+	st.stacks[id] = stack{mnt: mnt, layers: ids}
+}
+
+// Close releases the read-only overlays the store keeps of the images it
+// ran (one mount, and its descriptor, for each image of several layers),
+// which later runs would reuse. Sandboxes that run keep theirs. The Store
+// stays usable: a later run mounts again. Close is safe to call more than
+// once and from several goroutines.
+func (st *Store) Close() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for id, s := range st.stacks {
+		unix.Close(s.mnt)
+		delete(st.stacks, id)
+	}
+	return nil
 }
 
 // overlayOf mounts a detached, read-only overlay of the lower layers

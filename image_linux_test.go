@@ -61,7 +61,8 @@ func TestImageLayoutRun(t *testing.T) {
 	require.NoError(t, err, "second Load of the same layout")
 	assert.Equal(t, img.ID(), again.ID())
 	assert.Empty(t, storeEntries(t, st, "tmp"), "no temporaries left")
-	testutil.CheckFDs(t, before, "after loads and runs")
+	require.NoError(t, st.Close(), "Close releases the overlay kept for the image")
+	testutil.CheckFDs(t, before, "after loads and runs and Close")
 	assert.Equal(t, before.Mounts, testutil.SnapshotHost(t).Mounts, "no mount left")
 }
 
@@ -79,6 +80,7 @@ func TestImageManyLayers(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), strings.Repeat("long-store-directory-name/", 6))
 	st, err := sandbox.OpenStore(dir)
 	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
 	img, err := st.Load(ctx, writeLayout(t, busyboxImage(t, v1.Config{}, ls...)))
 	require.NoError(t, err)
 	require.Greater(t, n*len(filepath.Join(dir, "layers", strings.Repeat("0", 64))), 4096)
@@ -116,4 +118,33 @@ func TestImageUserNeverFallsBackToRoot(t *testing.T) {
 	require.NoError(t, err)
 	_, err = sandbox.New(img).Run(ctx, "id", "-u")
 	assert.ErrorIs(t, err, sandbox.ErrInvalidConfig, "Run as a UID that does not fit")
+}
+
+// TestImageRunsShareLayersNotWrites starts two sandboxes on one image of
+// several layers, whose runs share the store's overlay of them: each sees
+// its own writes only, and a later run none of them.
+func TestImageRunsShareLayersNotWrites(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := imageCtx(t)
+	st := newStore(t)
+	img, err := st.Load(ctx, writeLayout(t, busyboxImage(t, v1.Config{}, layerOf(t, layerTar(t, entry{name: "etc/motd", body: "image\n"})))))
+	require.NoError(t, err)
+	var ins []*sandbox.Instance
+	for range 2 {
+		in, err := sandbox.New(img).Start(ctx, "sleep", "100")
+		require.NoError(t, err)
+		t.Cleanup(func() { in.Close() })
+		ins = append(ins, in)
+	}
+	for i, in := range ins {
+		require.NoError(t, in.WriteFile("/etc/motd", []byte(fmt.Sprintln("sandbox", i)), 0o644))
+	}
+	for i, in := range ins {
+		b, err := in.ReadFile("/etc/motd")
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprintln("sandbox", i), string(b), "sandbox %d reads its own write", i)
+	}
+	res, err := sandbox.New(img).Run(ctx, "cat", "/etc/motd")
+	require.NoError(t, err)
+	assert.Equal(t, "image\n", string(res.Stdout), "a later run sees the image's file")
 }

@@ -237,6 +237,7 @@ func TestImagePullConcurrent(t *testing.T) {
 				errs[i] = err
 				return
 			}
+			defer st.Close()
 			_, errs[i] = st.Pull(ctx, ref, sandbox.WithProgress(func(p sandbox.Progress) {
 				if !p.Cached && p.Done == p.Total {
 					mu.Lock()

@@ -21,13 +21,14 @@ import (
 // registry.
 func TestReadmeImage(t *testing.T) {
 	testutil.RequireRoot(t)
-	requireInReadme(t, `img, err := store.Pull(ctx, ref)`,
+	requireInReadme(t, `defer store.Close() // releases the mounts it keeps for later runs`, `img, err := store.Pull(ctx, ref)`,
 		`res, err := sandbox.New(img).WithMemory(256 << 20).Run(ctx)`)
 	ctx := imageCtx(t)
 	ref := newRegistry(t, nil) + "/hello:1"
 	push(t, ref, busyboxImage(t, v1.Config{Cmd: []string{"echo", "hello from an image"}}))
 	store, err := sandbox.OpenStore(t.TempDir())
 	require.NoError(t, err)
+	defer store.Close()
 	img, err := store.Pull(ctx, ref)
 	require.NoError(t, err)
 	res, err := sandbox.New(img).WithMemory(256 << 20).Run(ctx)
@@ -92,6 +93,7 @@ func TestImageTwoProcesses(t *testing.T) {
 	}
 	st, err := sandbox.OpenStore(store)
 	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
 	assert.Len(t, storeEntries(t, st, "layers"), 2)
 	assert.Empty(t, storeEntries(t, st, "tmp"))
 
@@ -118,6 +120,7 @@ func TestImageTwoProcesses(t *testing.T) {
 	require.True(t, sawTemp, "the killed process was unpacking")
 	st, err = sandbox.OpenStore(fresh)
 	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
 	assert.Empty(t, storeEntries(t, st, "tmp"), "what the killed process left")
 	img, err := st.Load(ctx, layout)
 	require.NoError(t, err, "Load after a killed unpack")

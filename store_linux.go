@@ -330,8 +330,10 @@ func (st *Store) Remove(ctx context.Context, ref string) error {
 // Prune removes from the store every image that no reference names, every
 // layer that no image has, and what dead processes left in tmp. A layer
 // that a running sandbox stacks is kept (its lock is held), even when no
-// image has it any more; a later Prune removes it. Prune returns the
-// DiffIDs of the layers it removed.
+// image has it any more; a later Prune removes it. When it removed a
+// layer, Prune also releases what [Store.Close] does, which would pin the
+// space of removed layers. Prune returns the DiffIDs of the layers it
+// removed.
 func (st *Store) Prune(ctx context.Context) ([]string, error) {
 	l, err := st.lockStore(ctx, unix.LOCK_EX)
 	if err != nil {
@@ -339,6 +341,11 @@ func (st *Store) Prune(ctx context.Context) ([]string, error) {
 	}
 	defer l.Close()
 	removed, err := st.prune()
+	if len(removed) > 0 {
+		// The overlays kept for later runs would pin the removed layers'
+		// space until Close: drop them (later runs mount again).
+		st.Close()
+	}
 	if err != nil {
 		return removed, fmt.Errorf("sandbox: prune: %w", err)
 	}

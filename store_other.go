@@ -40,3 +40,6 @@ func (st *Store) Prune(ctx context.Context) ([]string, error) { return nil, errS
 
 // DiskUsage returns the bytes the store takes; images need Linux.
 func (st *Store) DiskUsage(ctx context.Context) (int64, error) { return 0, errStore("disk usage") }
+
+// Close releases what the store keeps; images need Linux.
+func (st *Store) Close() error { return nil }

@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	if err != nil {
 		return 1, err
 	}
+	defer st.Close()
 	bar := newBar(stderr)
 	opts := []sandbox.ImageOption{sandbox.WithProgress(bar.update)}
 	if *platform != "" {
