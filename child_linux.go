@@ -156,7 +156,7 @@ func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridg
 		joinNetns = -1 // cloned in it instead: see startChild
 	}
 	reopen := pl.root.path
-	if pl.userns != nil {
+	if pl.root.detached(pl.userns != nil) {
 		reopen = "" // base is a detached mount, mounted by addRoot
 	}
 	etc := bridge.etcFiles()

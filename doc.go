@@ -21,7 +21,8 @@
 // its program is the child of a small init that is PID 1 (forwarding
 // signals, reaping orphans; [Sandbox.WithInit]) and sees only the
 // processes it starts. Its root is
-// an overlay: the base ([Dir] or [HostRoot]) is read only and every change
+// an overlay: the base ([Dir], [HostRoot] or an [*Image] from a [Store]) is
+// read only and every change
 // goes to a tmpfs layer that disappears with the run. It has a fresh /proc,
 // a minimal /dev, a read-only /sys and a tmpfs /tmp, and nothing of the
 // host's file system outside the root is reachable (pivot_root, not
@@ -33,6 +34,9 @@
 // ports published to the host by [Sandbox.WithPublish] (on 127.0.0.1) and
 // [Sandbox.WithPublishOn] (on another host address, or all of them);
 // [Sandbox.WithUserNamespace] maps its root to an unprivileged host user.
+// [OpenStore] keeps OCI images on the host, each layer unpacked once and
+// checked against its digests; [Store.Pull] and [Store.Load] return an
+// [*Image] to run on.
 //
 // # Requirements
 //

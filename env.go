@@ -6,11 +6,11 @@ import (
 	"strings"
 )
 
-// environ returns the sandbox's environment: the variables given with
-// WithEnv, a later value for a key replacing an earlier one, plus PATH set
-// to DefaultPath unless given.
+// environ returns the sandbox's environment: an image's variables, then
+// those given with WithEnv, a later value for a key replacing an earlier
+// one, plus PATH set to DefaultPath unless given.
 func (s *Sandbox) environ() []string {
-	env := mergeEnv(nil, s.env)
+	env := mergeEnv(mergeEnv(nil, s.baseEnv()), s.env)
 	if !hasKey(env, "PATH") {
 		env = append(env, "PATH="+DefaultPath)
 	}

@@ -256,3 +256,50 @@ func ExampleInstance_CopyFrom() {
 		fmt.Println(h.Name)
 	}
 }
+
+// Pull an image and run its default command. Needs Linux, root and the
+// registry, so it is compiled but not run by go test (TestImagePullRun
+// runs the same steps against an in-process registry).
+func ExampleStore_Pull() {
+	ctx := context.Background()
+	store, err := sandbox.OpenStore("") // sandbox.DefaultStoreDir
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	img, err := store.Pull(ctx, "docker.io/library/busybox:1.37",
+		sandbox.WithProgress(func(p sandbox.Progress) { fmt.Println(p.Layer, p.Done, "of", p.Total) }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := sandbox.New(img).WithMemory(64<<20).Run(ctx, "echo", "hi")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(string(res.Stdout))
+}
+
+// Load an image that `docker save` wrote, then drop it and free its
+// layers. Needs Linux and root, so it is compiled but not run by go test
+// (TestImageLoadFormats and TestImageStorePrune run the same steps).
+func ExampleStore_Load() {
+	ctx := context.Background()
+	store, err := sandbox.OpenStore("/var/lib/myapp/images")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	img, err := store.Load(ctx, "/tmp/app.tar")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(img.Ref(), img.ID(), img.Command())
+	if err := store.Remove(ctx, img.Ref()); err != nil {
+		log.Fatal(err)
+	}
+	removed, err := store.Prune(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("removed", len(removed), "layers")
+}

@@ -76,8 +76,8 @@ func (pl *plan) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 		}
 	}
 	lower := "/proc/self/fd/" + strconv.Itoa(baseFD)
-	if pl.userns != nil {
-		// baseFD is a detached mount (see Root.open), which overlayfs
+	if pl.root.detached(pl.userns != nil) {
+		// baseFD is a detached mount (see rootSpec.open), which overlayfs
 		// takes as a layer only once it is in this mount namespace.
 		lower = scratchDir + "/lower"
 		p.Mkdir(lower, 0o755, false)

@@ -21,7 +21,7 @@ type plan struct {
 	paths []string // where argv[0] is looked for, in order
 	env   []string // the whole environment, PATH included
 
-	root         Root
+	root         rootSpec
 	hostname     string
 	workdir      string
 	uid, gid     int
@@ -81,15 +81,16 @@ func (s *Sandbox) plan(argv []string) *plan {
 	if len(argv) > 0 {
 		paths = commandPaths(argv[0], env)
 	}
+	workdir, uid, gid := s.identity()
 	pl := &plan{
 		argv:         argv,
 		paths:        paths,
 		env:          env,
 		root:         s.root,
 		hostname:     s.hostname,
-		workdir:      s.workdir,
-		uid:          s.uid,
-		gid:          s.gid,
+		workdir:      workdir,
+		uid:          uid,
+		gid:          gid,
 		mounts:       parentsFirst(s.mounts),
 		files:        s.files,
 		readOnly:     s.readOnly,

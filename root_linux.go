@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,20 +22,37 @@ import (
 // /proc, /sys and more), and it never showed those mounts anyway. The
 // copy is reached without any path lookup, even below directories the
 // namespace's root could not search.
-func (r Root) open(detached bool) (int, error) {
+//
+// An image's root is always detached: a read-only overlay of its layers
+// (see Image.mount). release lets go of what the root holds while the
+// sandbox lives (an image's layer locks); it is never nil.
+func (r rootSpec) open(ctx context.Context, detached bool) (fd int, release func() error, err error) {
+	release = func() error { return nil }
+	if r.kind == rootImage {
+		fd, hold, err := r.image.mount(ctx)
+		if err != nil {
+			return -1, release, err
+		}
+		return fd, hold, nil
+	}
 	if detached {
 		fd, err := unix.OpenTree(unix.AT_FDCWD, r.path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 		if err != nil {
-			return -1, &fs.PathError{Op: "open_tree", Path: r.path, Err: err}
+			return -1, release, &fs.PathError{Op: "open_tree", Path: r.path, Err: err}
 		}
-		return fd, nil
+		return fd, release, nil
 	}
-	fd, err := unix.Open(r.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err = unix.Open(r.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, &fs.PathError{Op: "open", Path: r.path, Err: err}
+		return -1, release, &fs.PathError{Op: "open", Path: r.path, Err: err}
 	}
-	return fd, nil
+	return fd, release, nil
 }
+
+// detached reports whether the base open returns is a detached mount,
+// which the child moves into its mount namespace, rather than a directory
+// it opens again by path: in a user namespace, and for an image.
+func (r rootSpec) detached(userns bool) bool { return userns || r.kind == rootImage }
 
 // checkRoot returns an error unless the base open at base can take the
 // sandbox's own file systems (see checkMountPoints) and, when the plan

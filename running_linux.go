@@ -101,10 +101,11 @@ type childSetup struct {
 // status pipe, the ID-map handshake and a sysfs for a user namespace.
 func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSetup, err error) {
 	pl := r.pl
-	base, err := pl.root.open(pl.userns != nil)
+	base, release, err := pl.root.open(ctx, pl.userns != nil)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: root: %w", err)
 	}
+	r.undo.PushErr(release) // an image's layers stay held while the sandbox lives
 	spent.PushErr(func() error { return closeFD(&base) })
 	if err := checkRoot(pl, base); err != nil {
 		return nil, fmt.Errorf("sandbox: root %s: %w", pl.root, err)

@@ -29,15 +29,17 @@ const DefaultOutputLimit = 1 << 20
 // A With method given a bad value records the problem and returns; Validate,
 // Run reports every recorded problem at once as a [*ConfigError].
 type Sandbox struct {
-	root         Root
+	root         rootSpec
 	memory       int64 // bytes; 0: no limit
 	cpu          Cores // 0: no limit
 	pids         int   // 0: no limit
 	timeout      time.Duration
 	env          []string
 	workdir      string
+	workdirSet   bool // WithWorkdir was called: an image's WorkingDir yields
 	hostname     string
 	uid, gid     int
+	userSet      bool // WithUser was called: an image's User yields
 	stdin        io.Reader
 	stdout       io.Writer
 	stderr       io.Writer
@@ -71,7 +73,7 @@ type Sandbox struct {
 // never fails; a bad root is reported by Validate.
 func New(root Root) *Sandbox {
 	return &Sandbox{
-		root:        root,
+		root:        specOf(root),
 		hostname:    DefaultHostname,
 		workdir:     "/",
 		outputLimit: DefaultOutputLimit,
@@ -129,14 +131,14 @@ func (s *Sandbox) WithEnv(kv ...string) *Sandbox {
 
 // WithWorkdir returns a copy of s whose program starts in dir, an absolute
 // path inside the sandbox; it is created if missing. The last call wins; the
-// default is "/".
+// default is "/", or an [*Image]'s WorkingDir.
 func (s *Sandbox) WithWorkdir(dir string) *Sandbox {
 	c := s.clone()
 	if reason := checkSandboxPath(dir); reason != "" {
 		c.invalid("workdir", dir, reason)
 		return c
 	}
-	c.workdir = path.Clean(dir)
+	c.workdir, c.workdirSet = path.Clean(dir), true
 	return c
 }
 
@@ -180,7 +182,7 @@ func checkHostname(name string) string {
 
 // WithUser returns a copy of s whose program runs as uid and gid (as seen
 // inside the sandbox) with no supplementary groups. Both must be between 0
-// and 2^32-2; the last call wins. The default is root of the sandbox.
+// and 2^32-2; the last call wins. The default is root of the sandbox, or an [*Image]'s User.
 func (s *Sandbox) WithUser(uid, gid int) *Sandbox {
 	c := s.clone()
 	ok := true
@@ -193,7 +195,7 @@ func (s *Sandbox) WithUser(uid, gid int) *Sandbox {
 		ok = false
 	}
 	if ok {
-		c.uid, c.gid = uid, gid
+		c.uid, c.gid, c.userSet = uid, gid, true
 	}
 	return c
 }
@@ -284,6 +286,7 @@ func (s *Sandbox) Validate() error {
 	if reason := s.root.check(); reason != "" {
 		problems = append([]*FieldError{{Field: "root", Value: s.root, Reason: reason}}, problems...)
 	}
+	problems = append(problems, s.imageProblems()...)
 	problems = append(problems, s.checkTargets()...)
 	problems = append(problems, s.checkUserNamespace()...)
 	problems = append(problems, s.checkNetwork()...)
@@ -425,6 +428,8 @@ func (r *Result) String() string {
 // matches ctx.Err().
 //
 // argv[0] is looked up in the sandbox's PATH unless it contains a slash.
+// On an [*Image], an empty argv runs the image's command (see
+// [Image.Command]).
 //
 // The error is nil whenever the program ran, whatever its outcome (see
 // [Result]), and even when releasing what the run held failed afterwards
@@ -434,6 +439,7 @@ func (r *Result) String() string {
 // kernel or OS without the needed features, or names the operation and path
 // that failed.
 func (s *Sandbox) Run(ctx context.Context, argv ...string) (*Result, error) {
+	argv = s.imageArgv(argv)
 	if err := s.validateRun(ctx, argv); err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func TestValidate(t *testing.T) {
 		{"relative root", sandbox.New(sandbox.Dir("root")), "root"},
 		{"root with NUL", sandbox.New(sandbox.Dir("/a\x00b")), "root"},
 		{"root with comma and colon", sandbox.New(sandbox.Dir("/a,b:c")), ""},
-		{"zero root", sandbox.New(sandbox.Root{}), "root"},
+		{"zero root", sandbox.New(nil), "root"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
