@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,6 +87,11 @@ func (img *Image) mount(ctx context.Context) (mnt int, release func() error, err
 		}
 	}
 	mnt, err = cloneMount(stack)
+	if errors.Is(err, unix.EINVAL) {
+		// Older kernels (the VM lane's 6.1) cannot clone a detached
+		// mount: each run then has an overlay of its own, none is kept.
+		return stack, hold, nil
+	}
 	if err != nil {
 		unix.Close(stack)
 		return -1, nil, err
@@ -160,7 +166,9 @@ func overlayOf(names []string, plus bool) (int, error) {
 				return -1, &fs.PathError{Op: "fsconfig lowerdir+", Path: n, Err: err}
 			}
 		}
-	} else if err := unix.FsconfigSetString(fsfd, "lowerdir", strings.Join(names, ":")); err != nil {
+	} else if lower := strings.Join(names, ":"); len(lower) > maxFsconfigString {
+		return overlayOfShortNames(names)
+	} else if err := unix.FsconfigSetString(fsfd, "lowerdir", lower); err != nil {
 		return -1, &fs.PathError{Op: "fsconfig lowerdir", Path: strconv.Itoa(len(names)) + " layers", Err: err}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {
@@ -171,6 +179,55 @@ func overlayOf(names []string, plus bool) (int, error) {
 		return -1, os.NewSyscallError("fsmount overlay", err)
 	}
 	return mnt, nil
+}
+
+// maxFsconfigString is the longest string fsconfig takes before Linux 6.5
+// (a page after): the one lowerdir of kernels without lowerdir+.
+const maxFsconfigString = 255
+
+// overlayOfShortNames is overlayOf with one lowerdir string too long for
+// an older fsconfig: the layers are named by links of one or two
+// characters in a directory of their own, which a thread with a working
+// directory of its own (unshare CLONE_FS) names them from. About 85
+// layers fit.
+func overlayOfShortNames(names []string) (int, error) {
+	dir, err := os.MkdirTemp("", "sandboxkit-layers-")
+	if err != nil {
+		return -1, err
+	}
+	defer os.RemoveAll(dir)
+	short := make([]string, len(names))
+	for i, n := range names {
+		short[i] = strconv.FormatInt(int64(i), 36)
+		if err := os.Symlink(n, dir+"/"+short[i]); err != nil {
+			return -1, err
+		}
+	}
+	if len(strings.Join(short, ":")) > maxFsconfigString {
+		return -1, fmt.Errorf("%d layers: more than this kernel's overlayfs takes without lowerdir+ (Linux 6.8): %w", len(names), errors.ErrUnsupported)
+	}
+	type mounted struct {
+		fd  int
+		err error
+	}
+	done := make(chan mounted, 1)
+	go func() {
+		// The thread's working directory is its own after the unshare,
+		// and it is never given back to the runtime (it exits locked).
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			done <- mounted{-1, os.NewSyscallError("unshare CLONE_FS", err)}
+			return
+		}
+		if err := unix.Chdir(dir); err != nil {
+			done <- mounted{-1, &fs.PathError{Op: "chdir", Path: dir, Err: err}}
+			return
+		}
+		fd, err := overlayOf(short, false)
+		done <- mounted{fd, err}
+	}()
+	m := <-done
+	return m.fd, m.err
 }
 
 // holdLayer opens the layer diffID's directory and takes its shared lock,
