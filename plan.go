@@ -50,6 +50,18 @@ type plan struct {
 	net    netPlan
 
 	trace func(steps []string, ns []int64) // profiling only
+
+	// hold, for a Pool's sandbox, makes the child wait before its exec
+	// for the argv a run sends it (see pool_linux.go); nil otherwise.
+	hold *heldExec
+}
+
+// heldExec is what a Pool's child waits with: the read end of the pipe
+// that releases it, the file its request is read from, and the most bytes
+// a request may take.
+type heldExec struct {
+	release, request int
+	capacity         int
 }
 
 // netPlan is how a run gets its network, decided once.

@@ -83,15 +83,22 @@ type Process struct {
 // has executed its payload. If an op of p fails, the child exits, is reaped,
 // and Start returns an *Error naming the op.
 func Start(p *Program, attr Attr) (*Process, error) {
-	if len(p.ops) == 0 {
-		return nil, fmt.Errorf("spawn: empty program")
-	}
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("spawn: pipe: %w", err)
 	}
+	defer unix.Close(fds[0])
+	return start(p, attr, fds, false)
+}
+
+// start is Start with the error pipe fds made; fork makes the child a copy
+// of the parent's memory even without AfterClone.
+func start(p *Program, attr Attr, fds [2]int, fork bool) (*Process, error) {
+	if len(p.ops) == 0 {
+		unix.Close(fds[1])
+		return nil, fmt.Errorf("spawn: empty program")
+	}
 	errR, errW := fds[0], fds[1]
-	defer unix.Close(errR)
 	// The child moves its end to descriptor 3 for the exec stub (see
 	// ExecSearch), after the program set up 0 to 4: keep it above them.
 	if errW < 10 {
@@ -111,7 +118,7 @@ func Start(p *Program, attr Attr) (*Process, error) {
 		flags:      uint64(attr.Cloneflags) | unix.CLONE_PIDFD,
 		exitSignal: uint64(syscall.SIGCHLD),
 	}
-	if attr.AfterClone == nil {
+	if attr.AfterClone == nil && !fork {
 		args.flags |= vforkFlags
 	}
 	if attr.CgroupFD >= 0 {
@@ -142,13 +149,24 @@ func Start(p *Program, attr Attr) (*Process, error) {
 			return nil, err
 		}
 	}
+	proc := &Process{PID: int(pid), PIDFD: int(pidfd)}
+	if err := awaitExec(p, proc, errR, fork); err != nil {
+		return nil, err
+	}
+	return proc, nil
+}
 
+// awaitExec reads the child's error pipe errR until the child has
+// executed its payload (the pipe's end) or, with held, until it waits
+// for its request (see ExecOnRequest). When the child failed instead, it
+// is reaped, its pidfd closed, and the error names the op.
+func awaitExec(p *Program, proc *Process, errR int, held bool) error {
 	chosen := -1 // the path an ExecSearch chose, when it said so
 	for {
 		var buf [8]byte
 		n, err := readFull(errR, buf[:])
-		if err == nil && n == 0 {
-			return &Process{PID: int(pid), PIDFD: int(pidfd)}, nil
+		if err == nil && n == 0 && !held {
+			return nil
 		}
 		idx := binary.NativeEndian.Uint32(buf[0:4])
 		e := syscall.Errno(binary.NativeEndian.Uint32(buf[4:8]))
@@ -156,20 +174,24 @@ func Start(p *Program, attr Attr) (*Process, error) {
 			chosen = int(e)
 			continue
 		}
+		if err == nil && n == len(buf) && idx == recordHeld && held {
+			return nil
+		}
 		// The child failed before it executed its payload; it has
 		// exited or is about to.
-		reap(int(pid), nil)
-		unix.Close(int(pidfd))
+		reap(proc.PID, nil)
+		unix.Close(proc.PIDFD)
+		proc.PIDFD = -1
 		switch {
 		case err != nil || n != len(buf):
-			return nil, fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)
+			return fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)
 		case idx == recordExecFailed && chosen >= 0 && chosen < len(p.execs):
 			i := p.execs[chosen]
-			return nil, &Error{Step: p.steps[i], Index: i, Errno: e, Exec: true}
+			return &Error{Step: p.steps[i], Index: i, Errno: e, Exec: true}
 		case int(idx) >= len(p.ops):
-			return nil, fmt.Errorf("spawn: child reported op %d: %w", idx, e)
+			return fmt.Errorf("spawn: child reported op %d: %w", idx, e)
 		}
-		return nil, &Error{Step: p.steps[idx], Index: int(idx), Errno: e}
+		return &Error{Step: p.steps[idx], Index: int(idx), Errno: e}
 	}
 }
 
@@ -358,8 +380,11 @@ failed:
 	p.fail[0] = uint32(i)
 	p.fail[1] = uint32(e)
 	fail = uintptr(unsafe.Pointer(&p.fail[0]))
-	syscall.RawSyscall(syscall.SYS_WRITE, errfd, fail, 8)
+	// The error pipe's register, which ExecOnRequest moves to 3.
+	syscall.RawSyscall(syscall.SYS_WRITE, p.regs[RegErrPipe], fail, 8)
 	for {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
 	}
 }
+
+func regsPtr(p *Program) uintptr { return uintptr(unsafe.Pointer(&p.regs[0])) }
