@@ -65,6 +65,7 @@ type held struct {
 	request  int // the request file (a memfd)
 	input    *jobInput
 	released bool
+	cold     bool // prepared by the run itself: not one of the pool's size
 }
 
 // jobInput is a held sandbox's stdin: the run's reader, set before the
@@ -245,7 +246,6 @@ func (ps *poolSys) take(ctx context.Context) (*held, error) {
 	for {
 		select {
 		case hd := <-ps.ready:
-			ps.slots <- struct{}{} // the refill replaces it
 			if !hd.alive() {
 				ps.retire(hd) // killed while it waited: never used
 				continue
@@ -256,16 +256,25 @@ func (ps *poolSys) take(ctx context.Context) (*held, error) {
 		ps.mu.Lock()
 		ps.cold++
 		ps.mu.Unlock()
-		return ps.prepare(ctx)
+		hd, err := ps.prepare(ctx)
+		if err == nil {
+			hd.cold = true
+		}
+		return hd, err
 	}
 }
 
-// retire releases hd in the background; Close waits for it.
+// retire releases hd, one of the pool's size, in the background, and
+// then lets the refill replace it; Close waits for it. Until then it
+// counts in the size: ready, being prepared, being released and tokens
+// make it, whatever the runs in flight.
 func (ps *poolSys) retire(hd *held) {
 	ps.work.Add(1)
 	go func() {
 		defer ps.work.Done()
-		if err := hd.discard(); err != nil {
+		err := hd.discard()
+		ps.slots <- struct{}{}
+		if err != nil {
 			ps.mu.Lock()
 			ps.teardownN++
 			if len(ps.teardownErrs) < maxTeardownErrs {
@@ -296,8 +305,23 @@ func (ps *poolSys) run(ctx context.Context, j *Job) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer ps.retire(hd) // fresh sandboxes only: it is never used again
-	return ps.runIn(ctx, hd, j)
+	res, err := ps.runIn(ctx, hd, j)
+	// Fresh sandboxes only: hd is never used again. A cold one is
+	// released before Run returns, as Sandbox.Run's is, so that the pool
+	// holds no more than its size beyond the runs in flight; one of the
+	// size is released in the background, and then replaced, off the
+	// CPUs the run used.
+	if !hd.cold {
+		ps.retire(hd)
+		return res, err
+	}
+	terr := hd.discard()
+	if res != nil {
+		res.TeardownErr = errors.Join(res.TeardownErr, terr)
+	} else {
+		err = errors.Join(err, terr)
+	}
+	return res, err
 }
 
 // runIn runs j in the held sandbox hd: it tightens the limits, writes the

@@ -44,7 +44,9 @@ func (p *Program) ExecOnRequest(stubFD, releaseFD, requestFD, capacity int) {
 	// failures after the close below are reported there.
 	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(RegErrPipe), 3, 0}, regIn: 1, regOut: int8(RegErrPipe) + 1},
 		Step{Op: "dup3", Path: "error pipe to fd 3"})
-	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(stubFD), heldStubFD, unix.O_CLOEXEC}}, Step{Op: "dup3", Path: "exec stub"})
+	if stubFD != heldStubFD { // already there, close-on-exec: nothing to do
+		p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(stubFD), heldStubFD, unix.O_CLOEXEC}}, Step{Op: "dup3", Path: "exec stub"})
+	}
 	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(releaseFD), heldReleaseFD, unix.O_CLOEXEC}}, Step{Op: "dup3", Path: "release pipe"})
 	p.add(op{nr: unix.SYS_DUP3, args: [6]uintptr{uintptr(requestFD), heldRequestFD, unix.O_CLOEXEC}}, Step{Op: "dup3", Path: "request file"})
 	p.Syscall(Step{Op: "close_range", Path: "fd 8 and above"}, unix.SYS_CLOSE_RANGE, heldRequestFD+1, math.MaxUint32, 0)
