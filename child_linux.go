@@ -129,7 +129,7 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 	}
 	if pl.hold != nil {
 		// A Pool's sandbox: the argv comes later (pool_linux.go).
-		p.ExecOnRequest(x.stubFD, pl.hold.release, pl.hold.request, pl.hold.capacity)
+		p.ExecOnRequest(x.stubFD, pl.hold.release, pl.hold.request, pl.env)
 		return
 	}
 	if len(pl.argv) == 0 {

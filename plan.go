@@ -51,18 +51,15 @@ type plan struct {
 
 	trace func(steps []string, ns []int64) // profiling only
 
-	// hold, for a Pool's sandbox, makes the child wait before its exec
-	// for the argv a run sends it (see pool_linux.go); nil otherwise.
+	// hold, for a Pool's sandbox, makes the init wait for the argv a run
+	// sends it before it forks the program (see pool_linux.go); nil
+	// otherwise.
 	hold *heldExec
 }
 
-// heldExec is what a Pool's child waits with: the read end of the pipe
-// that releases it, the file its request is read from, and the most bytes
-// a request may take.
-type heldExec struct {
-	release, request int
-	capacity         int
-}
+// heldExec is what a Pool's init waits with: the read end of the pipe
+// that releases it and the file its request is read from.
+type heldExec struct{ release, request int }
 
 // netPlan is how a run gets its network, decided once.
 type netPlan struct {

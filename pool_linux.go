@@ -17,12 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox/internal/cleanup"
+	"github.com/sandboxkit/sandbox/internal/execstub"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
-
-// requestCapacity is the most bytes a pool run's argv and environment may
-// take (pointers and strings): what a held child reads its request into.
-const requestCapacity = 256 << 10
 
 // maxTeardownErrs bounds the background teardown errors a pool keeps for
 // Close to return; Stats counts them all.
@@ -60,7 +57,6 @@ type poolSys struct {
 type held struct {
 	r        *running
 	h        *spawn.Held
-	prog     *spawn.Program
 	release  int // the release pipe's write end
 	request  int // the request file (a memfd)
 	input    *jobInput
@@ -176,7 +172,7 @@ func (ps *poolSys) prepare(ctx context.Context) (_ *held, err error) {
 	if hd.request, err = highFD(mfd); err != nil {
 		return nil, fmt.Errorf("sandbox: pool: request file: %w", err)
 	}
-	pl.hold = &heldExec{release: rd, request: hd.request, capacity: requestCapacity}
+	pl.hold = &heldExec{release: rd, request: hd.request}
 
 	r := hd.r
 	c, err := r.acquire(ctx, &spent)
@@ -194,7 +190,6 @@ func (ps *poolSys) prepare(ctx context.Context) (_ *held, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: pool: prepare: %w", pl.startError(err))
 	}
-	hd.prog = c.program
 	r.proc = &hd.h.Process
 	r.bridge.closeNetns()
 	r.io.closeChildEnds()
@@ -349,10 +344,10 @@ func (ps *poolSys) runIn(ctx context.Context, hd *held, j *Job) (*Result, error)
 			return nil, fmt.Errorf("sandbox: run %s: write %s: %w", pl.name(), f.path, err)
 		}
 	}
-	req, err := hd.prog.Request(path, pl.argv, pl.env)
-	if errors.Is(err, spawn.ErrRequestTooLarge) {
+	req, err := execstub.Request(path, pl.argv, pl.env)
+	if errors.Is(err, execstub.ErrRequestTooLarge) {
 		return nil, &ConfigError{Problems: []*FieldError{{Field: "argv", Value: pl.name(),
-			Reason: fmt.Sprintf("with the environment, takes more than %d bytes", requestCapacity)}}}
+			Reason: fmt.Sprintf("with the environment, takes more than %d bytes", execstub.RequestCapacity)}}}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: run %s: %w", pl.name(), err)

@@ -340,6 +340,9 @@ func deadOwners(t *testing.T) []string {
 	var dead []string
 	for _, dir := range testutil.SandboxCgroups(t) {
 		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), "sandboxkit-"), "-")
+		if _, err := strconv.Atoi(pid); err != nil {
+			continue // not a sandbox's (another tool's of the same prefix)
+		}
 		if _, err := os.Stat("/proc/" + pid); err != nil {
 			dead = append(dead, dir)
 		}

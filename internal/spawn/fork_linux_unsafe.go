@@ -91,9 +91,9 @@ func Start(p *Program, attr Attr) (*Process, error) {
 	return start(p, attr, fds, false)
 }
 
-// start is Start with the error pipe fds made; fork makes the child a copy
-// of the parent's memory even without AfterClone.
-func start(p *Program, attr Attr, fds [2]int, fork bool) (*Process, error) {
+// start is Start with the error pipe fds made; with held it returns once
+// the child's init waits for its request (see StartHeld).
+func start(p *Program, attr Attr, fds [2]int, held bool) (*Process, error) {
 	if len(p.ops) == 0 {
 		unix.Close(fds[1])
 		return nil, fmt.Errorf("spawn: empty program")
@@ -118,7 +118,7 @@ func start(p *Program, attr Attr, fds [2]int, fork bool) (*Process, error) {
 		flags:      uint64(attr.Cloneflags) | unix.CLONE_PIDFD,
 		exitSignal: uint64(syscall.SIGCHLD),
 	}
-	if attr.AfterClone == nil && !fork {
+	if attr.AfterClone == nil {
 		args.flags |= vforkFlags
 	}
 	if attr.CgroupFD >= 0 {
@@ -150,7 +150,7 @@ func start(p *Program, attr Attr, fds [2]int, fork bool) (*Process, error) {
 		}
 	}
 	proc := &Process{PID: int(pid), PIDFD: int(pidfd)}
-	if err := awaitExec(p, proc, errR, fork); err != nil {
+	if err := awaitExec(p, proc, errR, held); err != nil {
 		return nil, err
 	}
 	return proc, nil
@@ -380,11 +380,8 @@ failed:
 	p.fail[0] = uint32(i)
 	p.fail[1] = uint32(e)
 	fail = uintptr(unsafe.Pointer(&p.fail[0]))
-	// The error pipe's register, which ExecOnRequest moves to 3.
-	syscall.RawSyscall(syscall.SYS_WRITE, p.regs[RegErrPipe], fail, 8)
+	syscall.RawSyscall(syscall.SYS_WRITE, errfd, fail, 8)
 	for {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
 	}
 }
-
-func regsPtr(p *Program) uintptr { return uintptr(unsafe.Pointer(&p.regs[0])) }

@@ -19,7 +19,7 @@ const NumRegs = 8
 
 // RegErrPipe holds, from the program's start, the descriptor of the pipe
 // the child reports a failure on (close-on-exec). Ops may read it, as
-// ExecSearch does; only ExecOnRequest stores into it (moving the pipe).
+// ExecSearch does; none may store into it.
 const RegErrPipe = Reg(NumRegs - 1)
 
 // Records on the error pipe besides a failing op's index: the path an
@@ -74,7 +74,7 @@ type Program struct {
 	regs  [NumRegs]uintptr
 	fail  [2]uint32 // op index and errno, written by a failing child
 	execs []int     // the exec op of each path of ExecSearch, by index
-	buf   []byte    // where an ExecOnRequest child reads its request
+	held  bool      // ends in ExecOnRequest
 
 	// Trace, when it holds Len()+1 elements, receives CLOCK_MONOTONIC
 	// nanoseconds before the first op and after each op that the child
