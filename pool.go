@@ -160,6 +160,7 @@ type Job struct {
 	pids        int
 	timeout     time.Duration
 	outputLimit int64
+	outputKill  bool
 	problems    []*FieldError
 }
 
@@ -278,6 +279,16 @@ func (j *Job) WithOutputLimit(bytes int64) *Job {
 		return c
 	}
 	c.outputLimit = bytes
+	return c
+}
+
+// WithKillOnOutputLimit returns a copy of j whose sandbox is killed as
+// soon as the program's stdout or stderr passes the output limit (the
+// Result then says StdoutTruncated or StderrTruncated, and SIGKILL),
+// instead of running on with its output dropped. The last call wins.
+func (j *Job) WithKillOnOutputLimit(on bool) *Job {
+	c := j.clone()
+	c.outputKill = on
 	return c
 }
 

@@ -368,11 +368,15 @@ func (ps *poolSys) runIn(ctx context.Context, hd *held, j *Job) (*Result, error)
 	r.undo.Push(r.kill)
 
 	hd.input.src = j.stdin
-	if j.outputLimit > 0 {
-		for _, c := range r.io.out {
-			if c != nil {
-				c.limit = j.outputLimit
-			}
+	for _, c := range r.io.out {
+		if c == nil {
+			continue
+		}
+		if j.outputLimit > 0 {
+			c.limit = j.outputLimit
+		}
+		if j.outputKill {
+			c.full = func() { r.signal(unix.SIGKILL) }
 		}
 	}
 	status, err := statusReader(r.status)

@@ -219,6 +219,13 @@ func TestPoolLimits(t *testing.T) {
 	assert.Equal(t, "0123456789", string(res.Stdout), "the job's output limit")
 	assert.True(t, res.StdoutTruncated)
 
+	res, err = p.RunJob(ctx, sandbox.NewJob("sh", "-c", "while :; do echo spam; done").WithKillOnOutputLimit(true))
+	require.NoError(t, err)
+	assert.True(t, res.StdoutTruncated)
+	assert.Equal(t, syscall.SIGKILL, res.Signal, "killed once its output passed the limit")
+	assert.False(t, res.TimedOut)
+	assert.Less(t, res.Wall, time.Second)
+
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	res, err = p.Run(short, "sleep", "10")

@@ -30,6 +30,7 @@ type capture struct {
 	buf       bytes.Buffer
 	limit     int64
 	truncated bool
+	full      func() // when not nil, called once output passes the limit
 }
 
 // Write keeps what fits under the limit and reports all of p written, so
@@ -37,6 +38,9 @@ type capture struct {
 func (c *capture) Write(p []byte) (int, error) {
 	room := c.limit - int64(c.buf.Len())
 	if int64(len(p)) > room {
+		if !c.truncated && c.full != nil {
+			c.full()
+		}
 		c.truncated = true
 		c.buf.Write(p[:max(room, 0)])
 		return len(p), nil
