@@ -72,3 +72,5 @@ func newPoolSys(*Pool) (*poolSys, error) {
 func (*poolSys) run(context.Context, *Job) (*Result, error) { return nil, errors.ErrUnsupported }
 func (*poolSys) stats() PoolStats                           { return PoolStats{} }
 func (*poolSys) close() error                               { return nil }
+
+func (s *Sandbox) runJob(ctx context.Context, j *Job) (*Result, error) { return s.run(ctx, j.argv) }

@@ -39,6 +39,7 @@ type plan struct {
 	stderr      io.Writer
 	outputLimit int64
 	watchOutput bool // the host watches the output for ForOutput (an instance)
+	outputKill  bool // kill the sandbox once its output passes the limit
 
 	hardened bool // capabilities, no_new_privs, rlimits, seccomp, masks
 	caps     []int

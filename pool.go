@@ -126,6 +126,44 @@ func (p *Pool) RunJob(ctx context.Context, j *Job) (*Result, error) {
 	return p.sys.run(ctx, j)
 }
 
+// RunJob runs j in a new sandbox as s defines it, with j's files, input
+// and limits, as Run does (the sandbox is made for the run: no pool). j's
+// limits may only tighten s's, as in a Pool; its stdin replaces s's.
+func (s *Sandbox) RunJob(ctx context.Context, j *Job) (*Result, error) {
+	if err := j.validate(ctx, s); err != nil {
+		return nil, err
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sandbox: run: %w", err)
+	}
+	return s.runJob(ctx, j)
+}
+
+// withJob returns s with j's files, stdin, environment and limits.
+func (s *Sandbox) withJob(j *Job) *Sandbox {
+	c := s.WithEnv(j.env...)
+	for _, f := range j.files {
+		c = c.WithFile(f.path, f.data, f.mode)
+	}
+	c = c.WithStdin(j.stdin)
+	if j.memory > 0 {
+		c = c.WithMemory(j.memory)
+	}
+	if j.pids > 0 {
+		c = c.WithPids(j.pids)
+	}
+	if j.timeout > 0 {
+		c = c.WithTimeout(j.timeout)
+	}
+	if j.outputLimit > 0 {
+		c = c.WithOutputLimit(j.outputLimit)
+	}
+	return c
+}
+
 // Stats reports what the pool holds and has done.
 func (p *Pool) Stats() PoolStats {
 	if p == nil || p.sys == nil {

@@ -369,15 +369,12 @@ func (ps *poolSys) runIn(ctx context.Context, hd *held, j *Job) (*Result, error)
 
 	hd.input.src = j.stdin
 	for _, c := range r.io.out {
-		if c == nil {
-			continue
-		}
-		if j.outputLimit > 0 {
+		if c != nil && j.outputLimit > 0 {
 			c.limit = j.outputLimit
 		}
-		if j.outputKill {
-			c.full = func() { r.signal(unix.SIGKILL) }
-		}
+	}
+	if j.outputKill {
+		r.io.onFull(func() { r.signal(unix.SIGKILL) })
 	}
 	status, err := statusReader(r.status)
 	if err != nil {
@@ -598,4 +595,18 @@ func (ps *poolSys) close() error {
 		return fmt.Errorf("sandbox: pool: close: %w", err)
 	}
 	return nil
+}
+
+// runJob runs j cold in a sandbox of s: s with j's files, input and
+// limits.
+func (s *Sandbox) runJob(ctx context.Context, j *Job) (*Result, error) {
+	pl := s.withJob(j).plan(j.argv)
+	pl.outputKill = j.outputKill
+	r, err := start(ctx, pl)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.wait(ctx)
+	res.TeardownErr = errors.Join(res.TeardownErr, r.close(ctx))
+	return res, err
 }

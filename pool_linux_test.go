@@ -356,3 +356,16 @@ func deadOwners(t *testing.T) []string {
 	}
 	return dead
 }
+
+func TestSandboxRunJob(t *testing.T) {
+	sb, _ := busybox(t)
+	job := sandbox.NewJob("sh", "-c", "cat /tmp/in; echo $A; cat; while :; do echo spam; done").
+		WithFile("/tmp/in", []byte("file\n"), 0o644).WithEnv("A=env").WithStdin(strings.NewReader("stdin\n")).
+		WithOutputLimit(100).WithKillOnOutputLimit(true)
+	res, err := sb.WithTimeout(10*time.Second).RunJob(testCtx(t), job)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(res.Stdout), "file\nenv\nstdin\nspam\n"), "%q", res.Stdout)
+	assert.Len(t, res.Stdout, 100)
+	assert.Equal(t, syscall.SIGKILL, res.Signal, "killed for its output")
+	assert.False(t, res.TimedOut)
+}

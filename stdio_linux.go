@@ -111,6 +111,15 @@ func (pl *plan) newStdio() (_ *stdio, err error) {
 	return st, nil
 }
 
+// onFull has fn called once either captured output passes its limit.
+func (st *stdio) onFull(fn func()) {
+	for _, c := range st.out {
+		if c != nil {
+			c.full = fn
+		}
+	}
+}
+
 // pipe makes a pipe whose end for the child blocks, as programs expect of
 // their standard descriptors, and whose end for the parent (the read end
 // when parentReads) is non-blocking, so that the Go runtime's poller serves
