@@ -369,3 +369,18 @@ func TestSandboxRunJob(t *testing.T) {
 	assert.Equal(t, syscall.SIGKILL, res.Signal, "killed for its output")
 	assert.False(t, res.TimedOut)
 }
+
+// A prepared sandbox's PID 1 is the init, a fresh image, holding only its
+// stdio and status pipe: nothing of the host process that prepared it.
+func TestPoolSandboxHoldsNothingOfTheHost(t *testing.T) {
+	sb, _ := busybox(t)
+	t.Setenv("SANDBOXKIT_HOST_SECRET", "hunter2")
+	p := newPool(t, sb, 1)
+	res, err := p.Run(testCtx(t), "sh", "-c", "ls /proc/1/fd | tr '\\n' ' '; echo; readlink /proc/1/exe; cat /proc/1/environ /proc/1/cmdline | tr '\\0' ' '")
+	require.NoError(t, err)
+	lines := strings.Split(string(res.Stdout), "\n")
+	require.GreaterOrEqual(t, len(lines), 3, "%s %s", res.Stdout, res.Stderr)
+	assert.Equal(t, "0 1 2 4 ", lines[0], "the init holds stdio and its status pipe only")
+	assert.Contains(t, lines[1], "memfd:sandboxkit-exec", "PID 1 is the sealed init, not the host binary")
+	assert.NotContains(t, string(res.Stdout), "hunter2")
+}
