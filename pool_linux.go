@@ -359,11 +359,7 @@ func (ps *poolSys) runIn(ctx context.Context, hd *held, j *Job) (*Result, error)
 		return nil, fmt.Errorf("sandbox: run %s: release: %w", pl.name(), err)
 	}
 	hd.released = true
-	start := time.Now()
-	if _, err := hd.h.Proceed(); err != nil {
-		return nil, fmt.Errorf("sandbox: start %s: %w", pl.name(), pl.startError(fixExecStep(err, path)))
-	}
-	r.start = start
+	r.start = time.Now()
 	go r.watch()
 	r.undo.Push(r.kill)
 
@@ -404,8 +400,13 @@ func (ps *poolSys) runIn(ctx context.Context, hd *held, j *Job) (*Result, error)
 		st = <-status
 		ctxErr = poolClosed(pl.name())
 	}
-	res := &Result{Wall: time.Since(start), TimedOut: fired.Load() && !st.ok, Network: r.bridge.info()}
+	res := &Result{Wall: time.Since(r.start), TimedOut: fired.Load() && !st.ok, Network: r.bridge.info()}
 	r.io.finish(res)
+	// Whether the program could be executed, now that it ended: not
+	// waited for on the run's road.
+	if err := hd.h.Outcome(); err != nil && ctxErr == nil {
+		return nil, fmt.Errorf("sandbox: start %s: %w", pl.name(), pl.startError(fixExecStep(err, path)))
+	}
 	ws := st.ws
 	if !st.ok {
 		<-r.exited // killed: PID 1's own status

@@ -150,7 +150,11 @@ func start(p *Program, attr Attr, fds [2]int, held bool) (*Process, error) {
 		}
 	}
 	proc := &Process{PID: int(pid), PIDFD: int(pidfd)}
-	if err := awaitExec(p, proc, errR, held); err != nil {
+	if err := awaitExec(p, errR, held); err != nil {
+		// The child failed before it executed its payload; it has
+		// exited or is about to.
+		reap(proc.PID, nil)
+		unix.Close(proc.PIDFD)
 		return nil, err
 	}
 	return proc, nil
@@ -158,10 +162,13 @@ func start(p *Program, attr Attr, fds [2]int, held bool) (*Process, error) {
 
 // awaitExec reads the child's error pipe errR until the child has
 // executed its payload (the pipe's end) or, with held, until it waits
-// for its request (see ExecOnRequest). When the child failed instead, it
-// is reaped, its pidfd closed, and the error names the op.
-func awaitExec(p *Program, proc *Process, errR int, held bool) error {
+// for its request (see ExecOnRequest). When the child failed instead, the
+// error names the op.
+func awaitExec(p *Program, errR int, held bool) error {
 	chosen := -1 // the path an ExecSearch chose, when it said so
+	if held {
+		chosen = 0 // a request has one path (see ExecOnRequest)
+	}
 	for {
 		var buf [8]byte
 		n, err := readFull(errR, buf[:])
@@ -177,11 +184,6 @@ func awaitExec(p *Program, proc *Process, errR int, held bool) error {
 		if err == nil && n == len(buf) && idx == recordHeld && held {
 			return nil
 		}
-		// The child failed before it executed its payload; it has
-		// exited or is about to.
-		reap(proc.PID, nil)
-		unix.Close(proc.PIDFD)
-		proc.PIDFD = -1
 		switch {
 		case err != nil || n != len(buf):
 			return fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)

@@ -51,8 +51,7 @@ func (p *Program) ExecOnRequest(stubFD, releaseFD, requestFD int, env []string) 
 
 // Held is a child started by StartHeld, waiting for its request.
 type Held struct {
-	// Process is the child; its pidfd is the caller's to close once it
-	// is no longer needed (Proceed closes it when the child fails).
+	// Process is the child; its pidfd is the caller's to close.
 	Process
 	p    *Program
 	errR int
@@ -61,7 +60,8 @@ type Held struct {
 // StartHeld is Start for a program that ends in ExecOnRequest: it
 // returns once the child's init waits for its request. Release it by
 // writing the request (execstub.Request) to its request file and a byte
-// to its release pipe, then call Proceed; or end it with Abandon.
+// to its release pipe, and learn with Outcome whether the program could
+// be executed; or end it with Abandon.
 func StartHeld(p *Program, attr Attr) (*Held, error) {
 	if !p.held {
 		return nil, fmt.Errorf("spawn: held start of a program that does not end in ExecOnRequest")
@@ -78,15 +78,13 @@ func StartHeld(p *Program, attr Attr) (*Held, error) {
 	return &Held{Process: *proc, p: p, errR: fds[0]}, nil
 }
 
-// Proceed returns once the released child has executed its payload, or
-// an *Error naming what failed (the child is then reaped and its pidfd
-// closed). Call it once.
-func (h *Held) Proceed() (*Process, error) {
+// Outcome returns once the released child's program has been executed,
+// or an *Error naming what failed (its exec, or the init's reading of the
+// request). Called once the program has ended, it does not block. It
+// neither reaps the child nor closes its pidfd. Call it once.
+func (h *Held) Outcome() error {
 	defer h.closeErrPipe()
-	if err := awaitExec(h.p, &h.Process, h.errR, false); err != nil {
-		return nil, err
-	}
-	return &h.Process, nil
+	return awaitExec(h.p, h.errR, false)
 }
 
 // Abandon kills the child that was never released, reaps it and closes
