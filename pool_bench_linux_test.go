@@ -16,9 +16,10 @@ func quantile(d []time.Duration, q float64) float64 {
 	return float64(d[min(len(d)-1, int(q*float64(len(d))))])
 }
 
-// BenchmarkPool compares, in one loop, a cold Run of true and a pool.Run
-// of true in a fresh prepared sandbox of the same definition: medians and
-// p90s.
+// BenchmarkPool compares, in one loop, a cold Run of true, a pool.Run of
+// true in a fresh prepared sandbox of the same definition, and an Exec of
+// true into a running idle sandbox (what a pool of idle instances would
+// pay per run): medians and p90s.
 func BenchmarkPool(b *testing.B) {
 	testutil.RequireRoot(b)
 	sb := sandbox.New(sandbox.Dir(testutil.Rootfs(b))).WithMemory(64 << 20)
@@ -27,7 +28,12 @@ func BenchmarkPool(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	var run, pool []time.Duration
+	in, err := sb.Start(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	var run, pool, exec []time.Duration
 	for b.Loop() {
 		t := time.Now()
 		if res, err := sb.Run(b.Context(), "/bin/true"); err != nil || res.ExitCode != 0 {
@@ -39,9 +45,16 @@ func BenchmarkPool(b *testing.B) {
 			b.Fatal(err, res)
 		}
 		pool = append(pool, time.Since(t))
+		t = time.Now()
+		if res, err := in.Exec(b.Context(), "/bin/true"); err != nil || res.ExitCode != 0 {
+			b.Fatal(err, res)
+		}
+		exec = append(exec, time.Since(t))
 	}
 	r, r90 := quantile(run, 0.5), quantile(run, 0.9)
 	m, m90 := quantile(pool, 0.5), quantile(pool, 0.9)
+	e := quantile(exec, 0.5)
+	b.ReportMetric(e/r, "exec/run")
 	b.ReportMetric(r, "run-ns")
 	b.ReportMetric(r90, "run-p90-ns")
 	b.ReportMetric(m, "pool-ns")
