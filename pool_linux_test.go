@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/spawn"
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
@@ -94,6 +95,9 @@ func TestPoolRun(t *testing.T) {
 	assert.Contains(t, err.Error(), "no-such-command")
 	_, err = p.Run(testCtx(t), "/etc/passwd")
 	assert.ErrorIs(t, err, syscall.EACCES, "Run of a file that is not executable")
+	var se *spawn.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "exec /etc/passwd: permission denied", se.Error(), "the error names the path")
 	st := p.Stats()
 	assert.EqualValues(t, 8, st.Runs)
 	assert.LessOrEqual(t, st.Ready, 2)

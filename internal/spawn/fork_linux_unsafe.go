@@ -150,7 +150,7 @@ func start(p *Program, attr Attr, fds [2]int, held bool) (*Process, error) {
 		}
 	}
 	proc := &Process{PID: int(pid), PIDFD: int(pidfd)}
-	if err := awaitExec(p, errR, held); err != nil {
+	if err := awaitExec(p, errR, held, -1); err != nil {
 		// The child failed before it executed its payload; it has
 		// exited or is about to.
 		reap(proc.PID, nil)
@@ -163,12 +163,9 @@ func start(p *Program, attr Attr, fds [2]int, held bool) (*Process, error) {
 // awaitExec reads the child's error pipe errR until the child has
 // executed its payload (the pipe's end) or, with held, until it waits
 // for its request (see ExecOnRequest). When the child failed instead, the
-// error names the op.
-func awaitExec(p *Program, errR int, held bool) error {
-	chosen := -1 // the path an ExecSearch chose, when it said so
-	if held {
-		chosen = 0 // a request has one path (see ExecOnRequest)
-	}
+// error names the op. chosen is the path an ExecSearch chose, if the
+// child said so before, or -1.
+func awaitExec(p *Program, errR int, held bool, chosen int) error {
 	for {
 		var buf [8]byte
 		n, err := readFull(errR, buf[:])

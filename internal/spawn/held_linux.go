@@ -84,7 +84,7 @@ func StartHeld(p *Program, attr Attr) (*Held, error) {
 // neither reaps the child nor closes its pidfd. Call it once.
 func (h *Held) Outcome() error {
 	defer h.closeErrPipe()
-	return awaitExec(h.p, h.errR, false)
+	return awaitExec(h.p, h.errR, false, 0) // a request has one path
 }
 
 // Abandon kills the child that was never released, reaps it and closes
