@@ -14,6 +14,7 @@
 .globl _start
 _start:
 	mov r12, rsp                # argc, argv, envp
+	xor r14d, r14d              # 1 once a request is read
 	sub rsp, 256                # [rsp] sigset, [rsp+8] status, [rsp+16] siginfo
 	mov qword ptr [rsp], -1
 	xor edi, edi                # rt_sigprocmask(SIG_BLOCK, all, NULL, 8)
@@ -83,6 +84,17 @@ execfail:
 parent:
 	mov r13, rax                # the program's pid
 	mov edi, 3                  # close(3): only the program reports there
+	mov eax, 3
+	syscall
+	test r14, r14               # a request's init closes 0, 1 and 2: the
+	jz wait                     # output ends with the program's, not with it
+	xor edi, edi
+	mov eax, 3
+	syscall
+	mov edi, 1
+	mov eax, 3
+	syscall
+	mov edi, 2
 	mov eax, 3
 	syscall
 wait:
@@ -167,6 +179,7 @@ noprogram:
 	mov edi, 7
 	mov eax, 3
 	syscall
+	mov r14d, 1
 	jmp program
 requestfail:
 	mov eax, -5                 # EIO: report it as a failed exec

@@ -2,6 +2,7 @@
 .globl _start
 _start:
 	mov x19, sp                 // argc, argv, envp
+	mov x21, #0                 // 1 once a request is read
 	sub sp, sp, #256            // [sp] sigset, [sp+8] status, [sp+16] siginfo
 	mov x0, #-1
 	str x0, [sp]
@@ -77,6 +78,16 @@ execfail:
 parent:
 	mov x20, x0                 // the program's pid
 	mov x0, #3                  // close(3)
+	mov x8, #57
+	svc #0
+	cbz x21, wait               // a request's init closes 0, 1 and 2
+	mov x0, #0
+	mov x8, #57
+	svc #0
+	mov x0, #1
+	mov x8, #57
+	svc #0
+	mov x0, #2
 	mov x8, #57
 	svc #0
 wait:
@@ -163,6 +174,7 @@ noprogram:
 	mov x0, #7
 	mov x8, #57
 	svc #0
+	mov x21, #1
 	b program
 requestfail:
 	mov w0, #-5                 // EIO: report it as a failed exec
