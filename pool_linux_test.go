@@ -389,3 +389,35 @@ func TestPoolSandboxHoldsNothingOfTheHost(t *testing.T) {
 	assert.Contains(t, lines[1], "memfd:sandboxkit-exec", "PID 1 is the sealed init, not the host binary")
 	assert.NotContains(t, string(res.Stdout), "hunter2")
 }
+
+// Pools of every kind of sandbox: in a user namespace, on the host's
+// network, as another user, on a bridge.
+func TestPoolKinds(t *testing.T) {
+	sb, _ := busybox(t)
+	n, subnet := testBridge(t)
+	for name, sb := range map[string]*sandbox.Sandbox{
+		"userns":         sb.WithUserNamespace(),
+		"host network":   sb.WithNetwork(sandbox.HostNetwork()),
+		"userns on host": sb.WithUserNamespace().WithNetwork(sandbox.HostNetwork()),
+		"user":           sb.WithUser(1000, 1000),
+		"bridge":         sb.WithNetwork(n),
+		"userns bridge":  sb.WithUserNamespace().WithNetwork(n),
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := testutil.SnapshotHost(t)
+			p := newPool(t, sb, 2)
+			for range 3 {
+				res, err := p.RunJob(testCtx(t), sandbox.NewJob("sh", "-c", "cat /tmp/f; id -u").WithFile("/tmp/f", []byte("file\n"), 0o644))
+				require.NoError(t, err)
+				assert.Equal(t, 0, res.ExitCode, "%v: %s", res, res.Stderr)
+				assert.True(t, strings.HasPrefix(string(res.Stdout), "file\n"), "%q", res.Stdout)
+				if strings.Contains(name, "bridge") {
+					require.NotNil(t, res.Network)
+					assert.True(t, subnet.Contains(res.Network.IP))
+				}
+			}
+			require.NoError(t, p.Close())
+			requireNothingLeft(t, before)
+		})
+	}
+}
