@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,9 @@ import (
 	"github.com/sandboxkit/sandbox/internal/execstub"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
+
+// maxRefillers bounds the sandboxes a pool prepares at once.
+const maxRefillers = 8
 
 // maxTeardownErrs bounds the background teardown errors a pool keeps for
 // Close to return; Stats counts them all.
@@ -93,7 +95,11 @@ func newPoolSys(p *Pool) (*poolSys, error) {
 	for range p.size - 1 {
 		ps.slots <- struct{}{}
 	}
-	for range max(1, min(p.size-1, runtime.GOMAXPROCS(0))) {
+	// Up to maxRefillers prepare at once: each spends most of its time in
+	// Go and in the kernel outside the clone, which the cloner threads
+	// serialise, and two of them left those threads idle: sustained runs
+	// then found no sandbox ready and started cold (BENCHMARKS.md).
+	for range min(p.size, maxRefillers) {
 		ps.refill.Add(1)
 		go ps.refiller()
 	}
