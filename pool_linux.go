@@ -387,11 +387,19 @@ func (ps *poolSys) runIn(ctx context.Context, hd *held, j *Job) (*Result, error)
 	timeout := ps.jobTimeout(j)
 	var fired atomic.Bool
 	if timeout > 0 {
+		killed := make(chan struct{})
 		t := time.AfterFunc(timeout, func() {
+			defer close(killed)
 			fired.Store(true)
 			r.signal(unix.SIGKILL)
 		})
-		defer t.Stop()
+		defer func() {
+			// A kill under way must end before the teardown closes
+			// the pidfd it goes through.
+			if !t.Stop() {
+				<-killed
+			}
+		}()
 	}
 	var st programReport
 	var ctxErr error
