@@ -69,7 +69,26 @@ func requireNothingLeft(t *testing.T, before testutil.HostState) {
 	assert.Empty(t, ownCgroups(t), "no sandbox cgroup may be left")
 	assert.Empty(t, children(t), "no sandbox process may be left")
 	assert.Equal(t, before.Mounts, testutil.SnapshotHost(t).Mounts, "no mount may be left")
+	assert.Empty(t, ownLeases(t), "no IP lease may be left")
 	testutil.CheckFDs(t, before, "pool")
+}
+
+// ownLeases lists the bridge leases in the state directory that this
+// process holds.
+func ownLeases(t *testing.T) []string {
+	t.Helper()
+	holder := `"holder":{"pid":` + strconv.Itoa(os.Getpid()) + ","
+	var own []string
+	filepath.WalkDir("/run/sandboxkit/net", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(holder)) {
+			own = append(own, path)
+		}
+		return nil
+	})
+	return own
 }
 
 func TestPoolRun(t *testing.T) {
@@ -414,6 +433,7 @@ func TestPoolKinds(t *testing.T) {
 				if strings.Contains(name, "bridge") {
 					require.NotNil(t, res.Network)
 					assert.True(t, subnet.Contains(res.Network.IP))
+					assert.NotEmpty(t, ownLeases(t), "the prepared sandboxes hold leases")
 				}
 			}
 			require.NoError(t, p.Close())
