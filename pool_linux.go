@@ -43,14 +43,16 @@ type poolSys struct {
 	work   sync.WaitGroup // runs in flight and background teardowns
 
 	mu           sync.Mutex
-	closed       bool        // guarded by mu
-	inUse        int         // guarded by mu
-	runs         uint64      // guarded by mu
-	cold         uint64      // guarded by mu
-	prepared     uint64      // guarded by mu
-	refills      []time.Time // guarded by mu; the last refills, oldest first
-	teardownN    uint64      // guarded by mu
-	teardownErrs []error     // guarded by mu
+	closed       bool          // guarded by mu
+	inUse        int           // guarded by mu
+	runs         uint64        // guarded by mu
+	cold         uint64        // guarded by mu
+	prepared     uint64        // guarded by mu
+	refills      []time.Time   // guarded by mu; the last refills, oldest first
+	preparing    int           // guarded by mu; refills under way
+	prepTime     time.Duration // guarded by mu; how long a refill takes, averaged
+	teardownN    uint64        // guarded by mu
+	teardownErrs []error       // guarded by mu
 }
 
 // held is a prepared sandbox: everything made, and its PID 1 (a copy of
@@ -117,7 +119,21 @@ func (ps *poolSys) refiller() {
 		case <-ps.ctx.Done():
 			return
 		}
+		ps.mu.Lock()
+		ps.preparing++
+		ps.mu.Unlock()
+		start := time.Now()
 		hd, err := ps.prepare(ps.ctx)
+		ps.mu.Lock()
+		ps.preparing--
+		if err == nil {
+			d := time.Since(start)
+			if ps.prepTime == 0 {
+				ps.prepTime = d
+			}
+			ps.prepTime = (7*ps.prepTime + d) / 8
+		}
+		ps.mu.Unlock()
 		if err != nil {
 			// The host may lack something for a while (a full disk, a
 			// cgroup limit): runs start cold meanwhile and report it.
@@ -242,8 +258,11 @@ func (hd *held) discard() error {
 	return errors.Join(err, closeFD(&hd.release), closeFD(&hd.request))
 }
 
-// take returns a prepared sandbox, or prepares one when none is ready.
-func (ps *poolSys) take(ctx context.Context) (*held, error) {
+// take returns a prepared sandbox. When none is ready but a refill is
+// under way, it waits for one as long as a refill takes; then, or when
+// none is under way, it prepares its own (cold).
+func (ps *poolSys) take(ctx context.Context, name string) (*held, error) {
+	waited := false
 	for {
 		select {
 		case hd := <-ps.ready:
@@ -253,6 +272,35 @@ func (ps *poolSys) take(ctx context.Context) (*held, error) {
 			}
 			return hd, nil
 		default:
+		}
+		ps.mu.Lock()
+		wait := ps.prepTime
+		if ps.preparing == 0 || waited {
+			wait = 0
+		}
+		ps.mu.Unlock()
+		if wait > 0 {
+			// A sandbox under way is nearer than a new one, and a run
+			// that waits for it adds no work to the CPUs it shares.
+			waited = true
+			t := time.NewTimer(wait)
+			select {
+			case hd := <-ps.ready:
+				t.Stop()
+				if !hd.alive() {
+					ps.retire(hd)
+					continue
+				}
+				return hd, nil
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("sandbox: run %s: %w", name, ctx.Err())
+			case <-ps.ctx.Done():
+				t.Stop()
+				return nil, poolClosed(name)
+			}
 		}
 		ps.mu.Lock()
 		ps.cold++
@@ -302,7 +350,7 @@ func (ps *poolSys) run(ctx context.Context, j *Job) (*Result, error) {
 		ps.mu.Unlock()
 		ps.work.Done()
 	}()
-	hd, err := ps.take(ctx)
+	hd, err := ps.take(ctx, j.argv[0])
 	if err != nil {
 		return nil, err
 	}
