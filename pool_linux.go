@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox/internal/cleanup"
+	"github.com/sandboxkit/sandbox/internal/execstub"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
 
@@ -76,6 +78,10 @@ func (in *jobInput) Read(b []byte) (int, error) {
 func newPoolSys(p *Pool) (*poolSys, error) {
 	if err := checkHost(); err != nil {
 		return nil, fmt.Errorf("sandbox: pool: %w", err)
+	}
+	if _, err := execstub.InitELF(runtime.GOARCH); err != nil {
+		// The init is what waits for a pool's runs.
+		return nil, fmt.Errorf("sandbox: pool: %w", errors.Join(errors.ErrUnsupported, err))
 	}
 	base := p.def.plan(nil)
 	base.timeout = 0 // each run's own, timed from its release (see runIn)
