@@ -155,6 +155,9 @@ func (s *Sandbox) withJob(j *Job) *Sandbox {
 	if j.pids > 0 {
 		c = c.WithPids(j.pids)
 	}
+	if j.cpu > 0 {
+		c = c.WithCPU(j.cpu)
+	}
 	if j.timeout > 0 {
 		c = c.WithTimeout(j.timeout)
 	}
@@ -195,6 +198,7 @@ type Job struct {
 	files       []jobFile
 	env         []string
 	memory      int64
+	cpu         Cores
 	pids        int
 	timeout     time.Duration
 	outputLimit int64
@@ -281,6 +285,19 @@ func (j *Job) WithMemory(bytes int64) *Job {
 	return c
 }
 
+// WithCPU returns a copy of j whose sandbox may use at most cores of CPU
+// time: between 0.01 and the pool's limit, which the pool must have. The
+// last call wins.
+func (j *Job) WithCPU(cores Cores) *Job {
+	c := j.clone()
+	if !(cores >= 0.01) {
+		c.invalid("cpu", cores, "must be at least 0.01 cores")
+		return c
+	}
+	c.cpu = cores
+	return c
+}
+
 // WithPids returns a copy of j whose sandbox may hold at most n
 // processes: positive, and no more than the pool's limit, which the pool
 // must have. The last call wins.
@@ -348,6 +365,13 @@ func (j *Job) validate(ctx context.Context, def *Sandbox) error {
 	}
 	tighter("memory", j.memory, def.memory, "the pool has no memory limit to tighten (WithMemory)")
 	tighter("pids", int64(j.pids), int64(def.pids), "the pool has no pids limit to tighten (WithPids)")
+	switch {
+	case j.cpu == 0:
+	case def.cpu == 0:
+		problems = append(problems, &FieldError{Field: "cpu", Value: j.cpu, Reason: "the pool has no CPU limit to tighten (WithCPU)"})
+	case j.cpu > def.cpu:
+		problems = append(problems, &FieldError{Field: "cpu", Value: j.cpu, Reason: fmt.Sprintf("may only tighten the pool's %v", def.cpu)})
+	}
 	tighter("timeout", int64(j.timeout), int64(def.timeout), "")
 	tighter("output limit", j.outputLimit, def.outputLimit, "")
 	if len(problems) == 0 {

@@ -155,6 +155,7 @@ func TestPoolRejectsBadDefinitionsAndJobs(t *testing.T) {
 		{"no argv", sandbox.NewJob(), "argv"},
 		{"looser memory", sandbox.NewJob("true").WithMemory(128 << 20), "memory"},
 		{"pids the pool lacks", sandbox.NewJob("true").WithPids(10), "pids"},
+		{"cpu the pool lacks", sandbox.NewJob("true").WithCPU(0.5), "cpu"},
 		{"looser timeout", sandbox.NewJob("true").WithTimeout(time.Hour), "timeout"},
 		{"relative file", sandbox.NewJob("true").WithFile("x.py", nil, 0o644), "file"},
 		{"bad env", sandbox.NewJob("true").WithEnv("NOEQUALS"), "env"},
@@ -248,6 +249,20 @@ func TestPoolLimits(t *testing.T) {
 	assert.Equal(t, syscall.SIGKILL, res.Signal, "killed once its output passed the limit")
 	assert.False(t, res.TimedOut)
 	assert.Less(t, res.Wall, time.Second)
+
+	cpu := newPool(t, sb.WithCPU(1).WithTimeout(time.Second), 1)
+	for _, tt := range []struct {
+		job  *sandbox.Job
+		want time.Duration // CPU time of a second of spinning, at most
+	}{
+		{sandbox.NewJob("sh", "-c", "while :; do :; done"), 1500 * time.Millisecond},
+		{sandbox.NewJob("sh", "-c", "while :; do :; done").WithCPU(0.1), 400 * time.Millisecond},
+	} {
+		res, err := cpu.RunJob(ctx, tt.job)
+		require.NoError(t, err)
+		assert.True(t, res.TimedOut)
+		assert.Less(t, res.CPU, tt.want, "a second of spinning under the job's CPU limit: %v", res.CPU)
+	}
 
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()

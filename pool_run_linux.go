@@ -28,8 +28,8 @@ func (ps *poolSys) runIn(ctx context.Context, hd *held, j *Job) (*Result, error)
 	if ps.ctx.Err() != nil {
 		return nil, poolClosed(pl.name())
 	}
-	if j.memory > 0 || j.pids > 0 {
-		if err := tightenCgroup(r.cg, limits{memory: j.memory, pids: j.pids}); err != nil {
+	if j.memory > 0 || j.pids > 0 || j.cpu > 0 {
+		if err := tightenCgroup(r.cg, limits{memory: j.memory, pids: j.pids, cpu: j.cpu}); err != nil {
 			return nil, fmt.Errorf("sandbox: run %s: tighten limits: %w", pl.name(), err)
 		}
 	}
@@ -245,12 +245,20 @@ func tightenCgroup(cg cgroup, lim limits) error {
 		if lim.pids > 0 {
 			ws = append(ws, write{g.path("pids", "pids.max"), strconv.Itoa(lim.pids)})
 		}
+		if lim.cpu > 0 {
+			q, _ := cpuQuota(lim.cpu) // the period is the pool's, the same
+			ws = append(ws, write{g.path("cpu", "cpu.cfs_quota_us"), strconv.FormatInt(q, 10)})
+		}
 	case *cgroupV2:
 		if lim.memory > 0 {
 			ws = append(ws, write{g.path + "/memory.max", strconv.FormatInt(lim.memory, 10)})
 		}
 		if lim.pids > 0 {
 			ws = append(ws, write{g.path + "/pids.max", strconv.Itoa(lim.pids)})
+		}
+		if lim.cpu > 0 {
+			q, period := cpuQuota(lim.cpu)
+			ws = append(ws, write{g.path + "/cpu.max", fmt.Sprintf("%d %d", q, period)})
 		}
 	}
 	for _, w := range ws {
