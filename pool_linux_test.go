@@ -340,6 +340,8 @@ func TestPoolBurstLargerThanThePool(t *testing.T) {
 	assert.LessOrEqual(t, worst, 0, "the pool held more sandboxes than its size plus the runs in flight")
 	st := p.Stats()
 	assert.NotZero(t, st.StartedCold, "a burst of %d in a pool of %d starts some cold", burst, size)
+	require.Eventually(t, func() bool { return p.Stats().Ready == size }, 10*time.Second, time.Millisecond, "the pool refills")
+	assert.Positive(t, p.Stats().RefillRate)
 	t.Logf("%+v", st)
 	require.NoError(t, p.Close())
 	requireNothingLeft(t, before)
