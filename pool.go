@@ -17,10 +17,11 @@ import (
 // hardening are made before the run asks, and the run only sends its argv
 // and waits (see ARCHITECTURE.md). A sandbox is never reused.
 //
-// When every prepared sandbox is in use, a run prepares one itself (it
-// starts cold, as Sandbox.Run would): runs never wait on one another and
-// never fail for a lack of sandboxes. The pool holds at most its size in
-// prepared sandboxes, plus one per run in flight.
+// When no prepared sandbox is ready, a run waits for one being prepared,
+// for as long as preparing one takes, or else prepares its own (it starts
+// cold, as Sandbox.Run would): runs never fail for a lack of sandboxes.
+// The pool holds at most its size in sandboxes (ready, being prepared, or
+// being released after a run), plus one per run in flight.
 //
 // A Pool is safe for concurrent use. The caller must Close it.
 type Pool struct {
@@ -41,7 +42,7 @@ type PoolStats struct {
 	// Runs is how many runs started, in all.
 	Runs uint64
 	// StartedCold is how many of them found no prepared sandbox and
-	// prepared their own.
+	// prepared their own: a pool too small for its load.
 	StartedCold uint64
 	// Prepared is how many sandboxes the pool prepared, in all.
 	Prepared uint64
