@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -457,4 +458,24 @@ func TestPoolKinds(t *testing.T) {
 			requireNothingLeft(t, before)
 		})
 	}
+}
+
+// A pool on an OCI image: the image's layers, user and environment, a
+// fresh overlay on them per run.
+func TestPoolOnAnImage(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := imageCtx(t)
+	top := layerOf(t, layerTar(t, entry{name: "srv/", typ: '5'}, entry{name: "srv/hello", body: "from the image\n"}))
+	cfg := v1.Config{Env: []string{"PATH=/bin", "GREETING=hi"}, User: "user", WorkingDir: "/srv"}
+	img, err := newStore(t).Load(ctx, writeLayout(t, busyboxImage(t, cfg, top)))
+	require.NoError(t, err)
+	before := testutil.SnapshotHost(t)
+	p := newPool(t, sandbox.New(img), 2)
+	for i := range 3 {
+		res, err := p.Run(ctx, "sh", "-c", `cat hello; echo "$GREETING $(id -u)"; ls /left 2>/dev/null; touch /left`)
+		require.NoError(t, err)
+		assert.Equal(t, "from the image\nhi 1000\n", string(res.Stdout), "run %d: %s", i, res.Stderr)
+	}
+	require.NoError(t, p.Close())
+	requireNothingLeft(t, before)
 }
