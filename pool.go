@@ -61,7 +61,9 @@ type PoolStats struct {
 //
 // def must have the init (the default) and no stdin, stdout or stderr of
 // its own: a pool's runs take their input from a [Job] and return their
-// output in the Result. size must be at least 1.
+// output in the Result. size must be at least 1. The init waits for a
+// run under the definition's seccomp filter, which must let it read,
+// pread64, mmap and close, as the default does.
 //
 // The error matches [ErrInvalidConfig] for a bad definition or size, and
 // otherwise is what Sandbox.Run would return for def. The caller must
