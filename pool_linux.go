@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,10 @@ import (
 
 // maxRefillers bounds the sandboxes a pool prepares at once.
 const maxRefillers = 8
+
+// errHeldGone is runIn's error for a prepared sandbox whose init ended
+// before the run released it.
+var errHeldGone = errors.New("the prepared sandbox's init is gone")
 
 // maxTeardownErrs bounds the background teardown errors a pool keeps for
 // Close to return; Stats counts them all.
@@ -66,12 +71,16 @@ type held struct {
 
 // jobInput is a held sandbox's stdin: the run's reader, set before the
 // copy to the program's pipe starts.
-type jobInput struct{ src io.Reader }
+type jobInput struct {
+	src  io.Reader
+	used atomic.Bool // src was read from: a run cannot start again
+}
 
 func (in *jobInput) Read(b []byte) (int, error) {
 	if in.src == nil {
 		return 0, io.EOF
 	}
+	in.used.Store(true)
 	return in.src.Read(b)
 }
 
@@ -350,16 +359,29 @@ func (ps *poolSys) run(ctx context.Context, j *Job) (*Result, error) {
 		ps.mu.Unlock()
 		ps.work.Done()
 	}()
-	hd, err := ps.take(ctx, j.argv[0])
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		hd, err := ps.take(ctx, j.argv[0])
+		if err != nil {
+			return nil, err
+		}
+		res, err := ps.runIn(ctx, hd, j)
+		if errors.Is(err, errHeldGone) && attempt < 3 && !hd.input.used.Load() {
+			ps.release(hd, nil, nil) // it died as it was taken: take another
+			continue
+		}
+		if errors.Is(err, errHeldGone) {
+			err = fmt.Errorf("sandbox: run %s: %w", j.argv[0], err)
+		}
+		return ps.release(hd, res, err)
 	}
-	res, err := ps.runIn(ctx, hd, j)
-	// Fresh sandboxes only: hd is never used again. A cold one is
-	// released before Run returns, as Sandbox.Run's is, so that the pool
-	// holds no more than its size beyond the runs in flight; one of the
-	// size is released in the background, and then replaced, off the
-	// CPUs the run used.
+}
+
+// release releases hd after its run. Fresh sandboxes only: hd is never
+// used again. A cold one is released before Run returns, as Sandbox.Run's
+// is, so that the pool holds no more than its size beyond the runs in
+// flight; one of the size is released in the background, and then
+// replaced, off the CPUs the run used.
+func (ps *poolSys) release(hd *held, res *Result, err error) (*Result, error) {
 	if !hd.cold {
 		ps.retire(hd)
 		return res, err

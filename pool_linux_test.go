@@ -479,3 +479,23 @@ func TestPoolOnAnImage(t *testing.T) {
 	require.NoError(t, p.Close())
 	requireNothingLeft(t, before)
 }
+
+// A prepared sandbox whose init was killed while it waited is not used:
+// the run takes, or makes, another.
+func TestPoolSkipsAKilledSandbox(t *testing.T) {
+	sb, _ := busybox(t)
+	p := newPool(t, sb, 2)
+	require.Eventually(t, func() bool { return p.Stats().Ready == 2 }, 10*time.Second, time.Millisecond)
+	kids := children(t)
+	require.Len(t, kids, 2, "the two prepared sandboxes' inits")
+	for _, pid := range kids {
+		n, err := strconv.Atoi(pid)
+		require.NoError(t, err)
+		require.NoError(t, syscall.Kill(n, syscall.SIGKILL))
+	}
+	for i := range 3 {
+		res, err := p.Run(testCtx(t), "echo", "fine")
+		require.NoError(t, err, "run %d after its prepared sandboxes were killed", i)
+		assert.Equal(t, "fine\n", string(res.Stdout))
+	}
+}

@@ -34,12 +34,17 @@ func (ps *poolSys) runIn(ctx context.Context, hd *held, j *Job) (*Result, error)
 		}
 	}
 	path, err := hd.resolve(pl.argv[0], pl.env)
+	if errors.Is(err, ErrClosed) {
+		return nil, errHeldGone
+	}
 	if err != nil {
 		return nil, err
 	}
 	x := instanceSys{r}
 	for _, f := range j.files {
-		if err := x.writeFile(f.path, f.data, f.mode); err != nil {
+		if err := x.writeFile(f.path, f.data, f.mode); errors.Is(err, ErrClosed) {
+			return nil, errHeldGone
+		} else if err != nil {
 			return nil, fmt.Errorf("sandbox: run %s: write %s: %w", pl.name(), f.path, err)
 		}
 	}
@@ -55,6 +60,9 @@ func (ps *poolSys) runIn(ctx context.Context, hd *held, j *Job) (*Result, error)
 		return nil, fmt.Errorf("sandbox: run %s: write request: %w", pl.name(), err)
 	}
 	if _, err := unix.Write(hd.release, []byte{0}); err != nil {
+		if err == unix.EPIPE {
+			return nil, errHeldGone
+		}
 		return nil, fmt.Errorf("sandbox: run %s: release: %w", pl.name(), err)
 	}
 	hd.released = true
@@ -111,7 +119,11 @@ func (ps *poolSys) runIn(ctx context.Context, hd *held, j *Job) (*Result, error)
 	r.io.finish(res)
 	// Whether the program could be executed, now that it ended: not
 	// waited for on the run's road.
-	if err := hd.h.Outcome(); err != nil && ctxErr == nil {
+	switch err := hd.h.Outcome(); {
+	case errors.Is(err, spawn.ErrNotStarted) && ctxErr == nil && !fired.Load():
+		return nil, errHeldGone // killed before it read the request: not run
+	case errors.Is(err, spawn.ErrNotStarted):
+	case err != nil && ctxErr == nil:
 		return nil, fmt.Errorf("sandbox: start %s: %w", pl.name(), pl.startError(fixExecStep(err, path)))
 	}
 	ws := st.ws

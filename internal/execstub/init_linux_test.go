@@ -212,7 +212,8 @@ func TestInitRunsARequest(t *testing.T) {
 			require.NoError(t, err)
 			rest, err := io.ReadAll(errR) // EOF once the program's exec succeeded
 			require.NoError(t, err)
-			assert.Empty(t, rest)
+			require.Len(t, rest, 8, "the init says it read the request, and nothing else")
+			assert.Equal(t, uint32(execstub.RequestRead), binary.NativeEndian.Uint32(rest))
 			st, err := io.ReadAll(stR)
 			require.NoError(t, err)
 			require.Len(t, st, 4)

@@ -13,8 +13,12 @@ const (
 )
 
 // RequestWaiting is the first word of the record a waiting init writes to
-// descriptor 3; a zero word follows.
-const RequestWaiting = 0xfffffffd
+// descriptor 3, and RequestRead that of the one it writes once it read
+// its request; a zero word follows each.
+const (
+	RequestWaiting = 0xfffffffd
+	RequestRead    = 0xfffffffc
+)
 
 // ErrRequestTooLarge is returned by Request for an argv and environment
 // that do not fit in RequestCapacity.

@@ -150,7 +150,7 @@ func start(p *Program, attr Attr, fds [2]int, held bool) (*Process, error) {
 		}
 	}
 	proc := &Process{PID: int(pid), PIDFD: int(pidfd)}
-	if err := awaitExec(p, errR, held, -1); err != nil {
+	if _, err := awaitExec(p, errR, held, -1); err != nil {
 		// The child failed before it executed its payload; it has
 		// exited or is about to.
 		reap(proc.PID, nil)
@@ -164,13 +164,14 @@ func start(p *Program, attr Attr, fds [2]int, held bool) (*Process, error) {
 // executed its payload (the pipe's end) or, with held, until it waits
 // for its request (see ExecOnRequest). When the child failed instead, the
 // error names the op. chosen is the path an ExecSearch chose, if the
-// child said so before, or -1.
-func awaitExec(p *Program, errR int, held bool, chosen int) error {
+// child said so before, or -1. read reports that a held child's init
+// said it read its request.
+func awaitExec(p *Program, errR int, held bool, chosen int) (read bool, err error) {
 	for {
 		var buf [8]byte
 		n, err := readFull(errR, buf[:])
 		if err == nil && n == 0 && !held {
-			return nil
+			return read, nil
 		}
 		idx := binary.NativeEndian.Uint32(buf[0:4])
 		e := syscall.Errno(binary.NativeEndian.Uint32(buf[4:8]))
@@ -178,19 +179,23 @@ func awaitExec(p *Program, errR int, held bool, chosen int) error {
 			chosen = int(e)
 			continue
 		}
+		if err == nil && n == len(buf) && idx == recordRead {
+			read = true
+			continue
+		}
 		if err == nil && n == len(buf) && idx == recordHeld && held {
-			return nil
+			return read, nil
 		}
 		switch {
 		case err != nil || n != len(buf):
-			return fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)
+			return read, fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)
 		case idx == recordExecFailed && chosen >= 0 && chosen < len(p.execs):
 			i := p.execs[chosen]
-			return &Error{Step: p.steps[i], Index: i, Errno: e, Exec: true}
+			return read, &Error{Step: p.steps[i], Index: i, Errno: e, Exec: true}
 		case int(idx) >= len(p.ops):
-			return fmt.Errorf("spawn: child reported op %d: %w", idx, e)
+			return read, fmt.Errorf("spawn: child reported op %d: %w", idx, e)
 		}
-		return &Error{Step: p.steps[idx], Index: int(idx), Errno: e}
+		return read, &Error{Step: p.steps[idx], Index: int(idx), Errno: e}
 	}
 }
 

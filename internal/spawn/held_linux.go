@@ -2,14 +2,24 @@ package spawn
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
 )
 
 // recordHeld, on the error pipe, says that a held child's init waits for
-// its request (see internal/execstub's RequestWaiting).
-const recordHeld = 0xfffffffd
+// its request, and recordRead that it read it (see internal/execstub's
+// RequestWaiting and RequestRead).
+const (
+	recordHeld = 0xfffffffd
+	recordRead = 0xfffffffc
+)
+
+// ErrNotStarted is Outcome's error when the init ended before it read its
+// request: the program never started (the sandbox was killed as it was
+// released).
+var ErrNotStarted = errors.New("spawn: the held child ended before it read its request")
 
 // Descriptors an ExecOnRequest child's init waits with: the release
 // pipe's read end and the request file; the stub is moved to heldStubFD
@@ -80,11 +90,16 @@ func StartHeld(p *Program, attr Attr) (*Held, error) {
 
 // Outcome returns once the released child's program has been executed,
 // or an *Error naming what failed (its exec, or the init's reading of the
-// request). Called once the program has ended, it does not block. It
-// neither reaps the child nor closes its pidfd. Call it once.
+// request), or ErrNotStarted. Called once the program has ended, it does
+// not block. It neither reaps the child nor closes its pidfd. Call it
+// once.
 func (h *Held) Outcome() error {
 	defer h.closeErrPipe()
-	return awaitExec(h.p, h.errR, false, 0) // a request has one path
+	read, err := awaitExec(h.p, h.errR, false, 0) // a request has one path
+	if err == nil && !read {
+		return ErrNotStarted
+	}
+	return err
 }
 
 // Abandon kills the child that was never released, reaps it and closes

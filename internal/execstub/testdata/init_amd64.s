@@ -9,7 +9,8 @@
 # init reports {0xfffffffd, 0} on 3, waits for a byte on 6, reads from 7
 # a stack image (argc, argv, NULL, envp, NULL, strings) whose pointers
 # are into the request area at 0x10000000, and goes on as if it had been
-# started with it. Assembled by TestMachineCodeMatchesTheSources.
+# started with it, once it wrote {0xfffffffc, 0} on 3. Assembled by
+# TestMachineCodeMatchesTheSources.
 .intel_syntax noprefix
 .globl _start
 _start:
@@ -173,6 +174,13 @@ noprogram:
 	syscall
 	test rax, rax
 	jle requestfail
+	mov dword ptr [rsp+8], -4   # write {0xfffffffc, 0} to 3: read
+	mov dword ptr [rsp+12], 0
+	mov edi, 3
+	lea rsi, [rsp+8]
+	mov edx, 8
+	mov eax, 1
+	syscall
 	mov edi, 6                  # close(6) and close(7)
 	mov eax, 3
 	syscall

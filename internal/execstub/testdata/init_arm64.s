@@ -168,6 +168,14 @@ noprogram:
 	svc #0
 	cmp x0, #0
 	b.le requestfail
+	mov w0, #-4                 // write {0xfffffffc, 0} to 3: read
+	str w0, [sp, #8]
+	str wzr, [sp, #12]
+	mov x0, #3
+	add x1, sp, #8
+	mov x2, #8
+	mov x8, #64
+	svc #0
 	mov x0, #6                  // close(6) and close(7)
 	mov x8, #57
 	svc #0
