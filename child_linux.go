@@ -127,6 +127,11 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 	if pl.hardened {
 		addSeccomp(p, x.filter)
 	}
+	if pl.hold != nil {
+		// A Pool's sandbox: the argv comes later (pool_linux.go).
+		p.ExecOnRequest(x.stubFD, pl.hold.release, pl.hold.request, pl.env)
+		return
+	}
 	if len(pl.argv) == 0 {
 		p.ExecIdle(x.stubFD, pl.env) // the init, with no program
 		return

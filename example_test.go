@@ -9,6 +9,7 @@ import (
 	"log"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sandboxkit/sandbox"
@@ -302,4 +303,53 @@ func ExampleStore_Load() {
 		log.Fatal(err)
 	}
 	fmt.Println("removed", len(removed), "layers")
+}
+
+// A warm pool for a code-execution backend: every run gets a fresh
+// sandbox prepared ahead. Needs Linux and root, so it is compiled but not
+// run by go test.
+func ExampleNewPool() {
+	def := sandbox.New(sandbox.HostRoot()).
+		WithUser(65534, 65534).
+		WithMemory(128 << 20).
+		WithPids(32).
+		WithTimeout(5 * time.Second)
+	pool, err := sandbox.NewPool(def, 8)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	res, err := pool.Run(context.Background(), "echo", "hi")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s", res.Stdout)
+}
+
+// Per-run input: the program's source as a file, its stdin, and a tighter
+// limit than the pool's. Needs Linux and root.
+func ExamplePool_RunJob() {
+	pool, err := sandbox.NewPool(sandbox.New(sandbox.HostRoot()).WithMemory(256<<20), 4)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	job := sandbox.NewJob("python3", "/tmp/main.py").
+		WithFile("/tmp/main.py", []byte("print(input().upper())\n"), 0o644).
+		WithStdin(strings.NewReader("hello\n")).
+		WithMemory(64 << 20).
+		WithTimeout(2 * time.Second)
+	res, err := pool.RunJob(context.Background(), job)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res, string(res.Stdout))
+}
+
+func ExampleJob_WithMemory() {
+	job := sandbox.NewJob("true").WithMemory(1)
+	_, err := sandbox.New(sandbox.Dir("/srv/rootfs")).RunJob(context.Background(), job)
+	fmt.Println(err)
+	// Output:
+	// sandbox: invalid configuration: memory 1: must be at least 6291456 (MinMemory)
 }

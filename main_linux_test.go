@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -57,6 +58,21 @@ func TestMain(m *testing.M) {
 				opts = append(opts, sandbox.PublishDNAT())
 			}
 			sb = sb.WithNetwork(sandbox.Bridge(opts...)).WithPublishOn(netip.IPv4Unspecified(), 0, 80)
+		}
+		if kind == "pool" {
+			// Prepared sandboxes and one in use, as a service's pool.
+			p, err := sandbox.NewPool(sandbox.New(sandbox.Dir(root)), 3)
+			if err != nil {
+				fmt.Println("pool:", err)
+				os.Exit(1)
+			}
+			go p.Run(context.Background(), "sleep", "100")
+			for p.Stats().InUse == 0 || p.Stats().Ready < 2 {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond)
+			fmt.Println("running")
+			select {}
 		}
 		if kind == "instances" {
 			// Idle, busy, bridged, user-namespaced and paused instances at once,

@@ -61,3 +61,16 @@ type processSys struct{}
 func (processSys) wait(context.Context, bool) (*Result, error) { return nil, errors.ErrUnsupported }
 func (processSys) signal(syscall.Signal) error                 { return errors.ErrUnsupported }
 func (processSys) resize(WindowSize) error                     { return errors.ErrUnsupported }
+
+// poolSys is empty where there are no sandboxes: NewPool fails.
+type poolSys struct{}
+
+func newPoolSys(*Pool) (*poolSys, error) {
+	return nil, fmt.Errorf("sandbox: pool on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+}
+
+func (*poolSys) run(context.Context, *Job) (*Result, error) { return nil, errors.ErrUnsupported }
+func (*poolSys) stats() PoolStats                           { return PoolStats{} }
+func (*poolSys) close() error                               { return nil }
+
+func (s *Sandbox) runJob(ctx context.Context, j *Job) (*Result, error) { return s.run(ctx, j.argv) }

@@ -39,6 +39,7 @@ type plan struct {
 	stderr      io.Writer
 	outputLimit int64
 	watchOutput bool // the host watches the output for ForOutput (an instance)
+	outputKill  bool // kill the sandbox once its output passes the limit
 
 	hardened bool // capabilities, no_new_privs, rlimits, seccomp, masks
 	caps     []int
@@ -50,7 +51,16 @@ type plan struct {
 	net    netPlan
 
 	trace func(steps []string, ns []int64) // profiling only
+
+	// hold, for a Pool's sandbox, makes the init wait for the argv a run
+	// sends it before it forks the program (see pool_linux.go); nil
+	// otherwise.
+	hold *heldExec
 }
+
+// heldExec is what a Pool's init waits with: the read end of the pipe
+// that releases it and the file its request is read from.
+type heldExec struct{ release, request int }
 
 // netPlan is how a run gets its network, decided once.
 type netPlan struct {

@@ -167,3 +167,29 @@ func TestReadmeLongLived(t *testing.T) {
 	_, err = in.ReadFile("/tmp/copied")
 	require.NoError(t, err)
 }
+
+func TestReadmePool(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireInReadme(t, `pool, err := sandbox.NewPool(sandbox.New(sandbox.HostRoot()).WithUser(65534, 65534).`,
+		`res, err := pool.RunJob(ctx, sandbox.NewJob("python3", "/tmp/main.py").`,
+		`WithFile("/tmp/main.py", source, 0o644). // written as the sandbox's user`)
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		testutil.SkipOrFail(t, "the README's pool example runs python3 from the host's root; run: apt-get install python3")
+	}
+	ctx := testCtx(t)
+	source := []byte("print(input()[::-1])\n")
+	pool, err := sandbox.NewPool(sandbox.New(sandbox.HostRoot()).WithUser(65534, 65534).
+		WithMemory(128<<20).WithPids(32).WithTimeout(5*time.Second), 8)
+	require.NoError(t, err)
+	defer pool.Close() // kills runs in flight, frees every sandbox; idempotent
+	res, err := pool.RunJob(ctx, sandbox.NewJob("python3", "/tmp/main.py").
+		WithFile("/tmp/main.py", source, 0o644). // written as the sandbox's user
+		WithStdin(strings.NewReader("input")).
+		WithMemory(64<<20). // per run, may only tighten the pool's
+		WithKillOnOutputLimit(true))
+	require.NoError(t, err)
+	assert.Equal(t, "tupni\n", string(res.Stdout), "stderr: %s", res.Stderr)
+	st := pool.Stats()
+	assert.EqualValues(t, 1, st.Runs)
+	require.NoError(t, pool.Close())
+}

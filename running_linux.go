@@ -142,6 +142,9 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 		return nil, fmt.Errorf("sandbox: set up stdio: %w", err)
 	}
 	r.undo.PushErr(r.io.abort)
+	if pl.outputKill {
+		r.io.onFull(func() { r.signal(unix.SIGKILL) })
+	}
 
 	x := execSetup{stdio: r.io.childFDs(), lastCap: facts().lastCap, filter: filter, statusFD: -1}
 	if x.stubFD, err = pl.openStub(); err != nil {

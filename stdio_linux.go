@@ -30,6 +30,7 @@ type capture struct {
 	buf       bytes.Buffer
 	limit     int64
 	truncated bool
+	full      func() // when not nil, called once output passes the limit
 }
 
 // Write keeps what fits under the limit and reports all of p written, so
@@ -37,6 +38,9 @@ type capture struct {
 func (c *capture) Write(p []byte) (int, error) {
 	room := c.limit - int64(c.buf.Len())
 	if int64(len(p)) > room {
+		if !c.truncated && c.full != nil {
+			c.full()
+		}
 		c.truncated = true
 		c.buf.Write(p[:max(room, 0)])
 		return len(p), nil
@@ -105,6 +109,15 @@ func (pl *plan) newStdio() (_ *stdio, err error) {
 		st.copies = append(st.copies, func() { io.Copy(dst, pr) })
 	}
 	return st, nil
+}
+
+// onFull has fn called once either captured output passes its limit.
+func (st *stdio) onFull(fn func()) {
+	for _, c := range st.out {
+		if c != nil {
+			c.full = fn
+		}
+	}
 }
 
 // pipe makes a pipe whose end for the child blocks, as programs expect of

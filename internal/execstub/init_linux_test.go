@@ -172,3 +172,59 @@ func TestInitIdlesWithoutAProgram(t *testing.T) {
 		})
 	}
 }
+
+// TestInitRunsARequest starts the init waiting for a request (argv
+// ["", ""]), checks that it says so, sends it one, and checks that the
+// program ran with the request's argv and environment.
+func TestInitRunsARequest(t *testing.T) {
+	for _, goarch := range []string{"amd64", "arm64"} {
+		t.Run(goarch, func(t *testing.T) {
+			cmd := initCommand(t, goarch, "", "")
+			errR, errW, err := os.Pipe()
+			require.NoError(t, err)
+			defer errR.Close()
+			stR, stW, err := os.Pipe()
+			require.NoError(t, err)
+			defer stR.Close()
+			relR, relW, err := os.Pipe()
+			require.NoError(t, err)
+			defer relW.Close()
+			req, err := os.CreateTemp(t.TempDir(), "request")
+			require.NoError(t, err)
+			defer req.Close()
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			cmd.ExtraFiles = []*os.File{errW, stW, nil, relR, req} // 3, 4, (5), 6, 7
+			require.NoError(t, cmd.Start())
+			errW.Close()
+			stW.Close()
+			relR.Close()
+			rec := make([]byte, 8)
+			_, err = io.ReadFull(errR, rec)
+			require.NoError(t, err)
+			assert.Equal(t, uint32(execstub.RequestWaiting), binary.NativeEndian.Uint32(rec), "the init says it waits")
+
+			b, err := execstub.Request("/bin/sh", []string{"sh", "-c", `echo "$0 $1 $X"; exit 3`, "zero", "one"}, []string{"X=from the request"})
+			require.NoError(t, err)
+			_, err = req.WriteAt(b, 0)
+			require.NoError(t, err)
+			_, err = relW.Write([]byte{0})
+			require.NoError(t, err)
+			rest, err := io.ReadAll(errR) // EOF once the program's exec succeeded
+			require.NoError(t, err)
+			require.Len(t, rest, 8, "the init says it read the request, and nothing else")
+			assert.Equal(t, uint32(execstub.RequestRead), binary.NativeEndian.Uint32(rest))
+			st, err := io.ReadAll(stR)
+			require.NoError(t, err)
+			require.Len(t, st, 4)
+			assert.Equal(t, 3, unix.WaitStatus(binary.NativeEndian.Uint32(st)).ExitStatus())
+			require.NoError(t, cmd.Wait())
+			assert.Equal(t, "zero one from the request\n", out.String())
+		})
+	}
+}
+
+func TestRequestTooLarge(t *testing.T) {
+	_, err := execstub.Request("/bin/true", []string{string(make([]byte, execstub.RequestCapacity))}, nil)
+	assert.ErrorIs(t, err, execstub.ErrRequestTooLarge)
+}

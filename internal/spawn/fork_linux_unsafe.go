@@ -83,15 +83,22 @@ type Process struct {
 // has executed its payload. If an op of p fails, the child exits, is reaped,
 // and Start returns an *Error naming the op.
 func Start(p *Program, attr Attr) (*Process, error) {
-	if len(p.ops) == 0 {
-		return nil, fmt.Errorf("spawn: empty program")
-	}
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("spawn: pipe: %w", err)
 	}
+	defer unix.Close(fds[0])
+	return start(p, attr, fds, false)
+}
+
+// start is Start with the error pipe fds made; with held it returns once
+// the child's init waits for its request (see StartHeld).
+func start(p *Program, attr Attr, fds [2]int, held bool) (*Process, error) {
+	if len(p.ops) == 0 {
+		unix.Close(fds[1])
+		return nil, fmt.Errorf("spawn: empty program")
+	}
 	errR, errW := fds[0], fds[1]
-	defer unix.Close(errR)
 	// The child moves its end to descriptor 3 for the exec stub (see
 	// ExecSearch), after the program set up 0 to 4: keep it above them.
 	if errW < 10 {
@@ -142,13 +149,29 @@ func Start(p *Program, attr Attr) (*Process, error) {
 			return nil, err
 		}
 	}
+	proc := &Process{PID: int(pid), PIDFD: int(pidfd)}
+	if _, err := awaitExec(p, errR, held, -1); err != nil {
+		// The child failed before it executed its payload; it has
+		// exited or is about to.
+		reap(proc.PID, nil)
+		unix.Close(proc.PIDFD)
+		return nil, err
+	}
+	return proc, nil
+}
 
-	chosen := -1 // the path an ExecSearch chose, when it said so
+// awaitExec reads the child's error pipe errR until the child has
+// executed its payload (the pipe's end) or, with held, until it waits
+// for its request (see ExecOnRequest). When the child failed instead, the
+// error names the op. chosen is the path an ExecSearch chose, if the
+// child said so before, or -1. read reports that a held child's init
+// said it read its request.
+func awaitExec(p *Program, errR int, held bool, chosen int) (read bool, err error) {
 	for {
 		var buf [8]byte
 		n, err := readFull(errR, buf[:])
-		if err == nil && n == 0 {
-			return &Process{PID: int(pid), PIDFD: int(pidfd)}, nil
+		if err == nil && n == 0 && !held {
+			return read, nil
 		}
 		idx := binary.NativeEndian.Uint32(buf[0:4])
 		e := syscall.Errno(binary.NativeEndian.Uint32(buf[4:8]))
@@ -156,20 +179,23 @@ func Start(p *Program, attr Attr) (*Process, error) {
 			chosen = int(e)
 			continue
 		}
-		// The child failed before it executed its payload; it has
-		// exited or is about to.
-		reap(int(pid), nil)
-		unix.Close(int(pidfd))
+		if err == nil && n == len(buf) && idx == recordRead {
+			read = true
+			continue
+		}
+		if err == nil && n == len(buf) && idx == recordHeld && held {
+			return read, nil
+		}
 		switch {
 		case err != nil || n != len(buf):
-			return nil, fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)
+			return read, fmt.Errorf("spawn: read child status: got %d bytes: %w", n, err)
 		case idx == recordExecFailed && chosen >= 0 && chosen < len(p.execs):
 			i := p.execs[chosen]
-			return nil, &Error{Step: p.steps[i], Index: i, Errno: e, Exec: true}
+			return read, &Error{Step: p.steps[i], Index: i, Errno: e, Exec: true}
 		case int(idx) >= len(p.ops):
-			return nil, fmt.Errorf("spawn: child reported op %d: %w", idx, e)
+			return read, fmt.Errorf("spawn: child reported op %d: %w", idx, e)
 		}
-		return nil, &Error{Step: p.steps[idx], Index: int(idx), Errno: e}
+		return read, &Error{Step: p.steps[idx], Index: int(idx), Errno: e}
 	}
 }
 

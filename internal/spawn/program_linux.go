@@ -74,6 +74,7 @@ type Program struct {
 	regs  [NumRegs]uintptr
 	fail  [2]uint32 // op index and errno, written by a failing child
 	execs []int     // the exec op of each path of ExecSearch, by index
+	held  bool      // ends in ExecOnRequest
 
 	// Trace, when it holds Len()+1 elements, receives CLOCK_MONOTONIC
 	// nanoseconds before the first op and after each op that the child

@@ -5,11 +5,17 @@
 # a session of its own with it as its controlling terminal (an exec
 # starts the init outside the sandbox's PID namespace, where the session
 # it leads would be out of the program's sight). An empty argv[0] means no program: the init idles,
-# reaping, until it is killed. Assembled by TestMachineCodeMatchesTheSources.
+# reaping, until it is killed; but argv ["", ""] means a request: the
+# init reports {0xfffffffd, 0} on 3, waits for a byte on 6, reads from 7
+# a stack image (argc, argv, NULL, envp, NULL, strings) whose pointers
+# are into the request area at 0x10000000, and goes on as if it had been
+# started with it, once it wrote {0xfffffffc, 0} on 3. Assembled by
+# TestMachineCodeMatchesTheSources.
 .intel_syntax noprefix
 .globl _start
 _start:
 	mov r12, rsp                # argc, argv, envp
+	xor r14d, r14d              # 1 once a request is read
 	sub rsp, 256                # [rsp] sigset, [rsp+8] status, [rsp+16] siginfo
 	mov qword ptr [rsp], -1
 	xor edi, edi                # rt_sigprocmask(SIG_BLOCK, all, NULL, 8)
@@ -18,9 +24,10 @@ _start:
 	mov r10d, 8
 	mov eax, 14
 	syscall
-	mov rdi, [r12+8]            # argv[0] empty: no program, idle
+	mov rdi, [r12+8]            # argv[0] empty: no program
 	cmp byte ptr [rdi], 0
-	je idle
+	je noprogram
+program:
 	mov eax, 57                 # fork
 	syscall
 	test rax, rax
@@ -63,6 +70,7 @@ notty:
 	lea rdx, [r12+rax*8+16]
 	mov eax, 59
 	syscall
+execfail:
 	neg eax                     # failed: write {0xffffffff, errno} to 3
 	mov dword ptr [rsp], -1
 	mov [rsp+4], eax
@@ -77,6 +85,17 @@ notty:
 parent:
 	mov r13, rax                # the program's pid
 	mov edi, 3                  # close(3): only the program reports there
+	mov eax, 3
+	syscall
+	test r14, r14               # a request's init closes 0, 1 and 2: the
+	jz wait                     # output ends with the program's, not with it
+	xor edi, edi
+	mov eax, 3
+	syscall
+	mov edi, 1
+	mov eax, 3
+	syscall
+	mov edi, 2
 	mov eax, 3
 	syscall
 wait:
@@ -116,6 +135,63 @@ reap:
 	xor edi, edi                # exit_group(0)
 	mov eax, 231
 	syscall
+noprogram:
+	cmp qword ptr [r12], 2      # argv ["", ""]: a request
+	jne idle
+	mov rdi, [r12+16]
+	cmp byte ptr [rdi], 0
+	jne idle
+	mov dword ptr [rsp+8], -3   # write {0xfffffffd, 0} to 3: waiting
+	mov dword ptr [rsp+12], 0
+	mov edi, 3
+	lea rsi, [rsp+8]
+	mov edx, 8
+	mov eax, 1
+	syscall
+	mov edi, 6                  # read(6, &byte, 1): released
+	lea rsi, [rsp+8]
+	mov edx, 1
+	xor eax, eax
+	syscall
+	cmp rax, 1
+	jne requestfail
+	mov edi, 0x10000000         # mmap(0x10000000, 256 KiB, RW, PRIVATE|ANON|FIXED_NOREPLACE)
+	mov esi, 0x40000
+	mov edx, 3
+	mov r10d, 0x100022
+	mov r8, -1
+	xor r9d, r9d
+	mov eax, 9
+	syscall
+	cmp rax, rdi
+	jne requestfail
+	mov r12, rax                # the request is the stack image from now on
+	mov edi, 7                  # pread64(7, area, 256 KiB, 0)
+	mov rsi, r12
+	mov edx, 0x40000
+	xor r10d, r10d
+	mov eax, 17
+	syscall
+	test rax, rax
+	jle requestfail
+	mov dword ptr [rsp+8], -4   # write {0xfffffffc, 0} to 3: read
+	mov dword ptr [rsp+12], 0
+	mov edi, 3
+	lea rsi, [rsp+8]
+	mov edx, 8
+	mov eax, 1
+	syscall
+	mov edi, 6                  # close(6) and close(7)
+	mov eax, 3
+	syscall
+	mov edi, 7
+	mov eax, 3
+	syscall
+	mov r14d, 1
+	jmp program
+requestfail:
+	mov eax, -5                 # EIO: report it as a failed exec
+	jmp execfail
 idle:
 	xor r13d, r13d              # no program: pid 0, nothing to forward or report
 	mov edi, 3                  # close(3) and close(4)

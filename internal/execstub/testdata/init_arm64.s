@@ -2,6 +2,7 @@
 .globl _start
 _start:
 	mov x19, sp                 // argc, argv, envp
+	mov x21, #0                 // 1 once a request is read
 	sub sp, sp, #256            // [sp] sigset, [sp+8] status, [sp+16] siginfo
 	mov x0, #-1
 	str x0, [sp]
@@ -11,9 +12,10 @@ _start:
 	mov x3, #8
 	mov x8, #135
 	svc #0
-	ldr x0, [x19, #8]           // argv[0] empty: no program, idle
+	ldr x0, [x19, #8]           // argv[0] empty: no program
 	ldrb w0, [x0]
-	cbz w0, idle
+	cbz w0, noprogram
+program:
 	mov x0, #17                 // clone(SIGCHLD, 0, 0, 0, 0): a fork
 	mov x1, #0
 	mov x2, #0
@@ -60,6 +62,7 @@ notty:
 	add x2, x2, #16
 	mov x8, #221
 	svc #0
+execfail:
 	neg w0, w0                  // failed: write {0xffffffff, errno} to 3
 	mov w1, #-1
 	str w1, [sp]
@@ -75,6 +78,16 @@ notty:
 parent:
 	mov x20, x0                 // the program's pid
 	mov x0, #3                  // close(3)
+	mov x8, #57
+	svc #0
+	cbz x21, wait               // a request's init closes 0, 1 and 2
+	mov x0, #0
+	mov x8, #57
+	svc #0
+	mov x0, #1
+	mov x8, #57
+	svc #0
+	mov x0, #2
 	mov x8, #57
 	svc #0
 wait:
@@ -112,6 +125,68 @@ reap:
 	mov x0, #0                  // exit_group(0)
 	mov x8, #94
 	svc #0
+noprogram:
+	ldr x0, [x19]               // argv ["", ""]: a request
+	cmp x0, #2
+	b.ne idle
+	ldr x0, [x19, #16]
+	ldrb w0, [x0]
+	cbnz w0, idle
+	mov w0, #-3                 // write {0xfffffffd, 0} to 3: waiting
+	str w0, [sp, #8]
+	str wzr, [sp, #12]
+	mov x0, #3
+	add x1, sp, #8
+	mov x2, #8
+	mov x8, #64
+	svc #0
+	mov x0, #6                  // read(6, &byte, 1): released
+	add x1, sp, #8
+	mov x2, #1
+	mov x8, #63
+	svc #0
+	cmp x0, #1
+	b.ne requestfail
+	mov x0, #0x10000000         // mmap(0x10000000, 256 KiB, RW, PRIVATE|ANON|FIXED_NOREPLACE)
+	mov x1, #0x40000
+	mov x2, #3
+	mov x3, #0x22
+	movk x3, #0x10, lsl #16
+	mov x4, #-1
+	mov x5, #0
+	mov x8, #222
+	svc #0
+	mov x1, #0x10000000
+	cmp x0, x1
+	b.ne requestfail
+	mov x19, x0                 // the request is the stack image from now on
+	mov x1, x0                  // pread64(7, area, 256 KiB, 0)
+	mov x0, #7
+	mov x2, #0x40000
+	mov x3, #0
+	mov x8, #67
+	svc #0
+	cmp x0, #0
+	b.le requestfail
+	mov w0, #-4                 // write {0xfffffffc, 0} to 3: read
+	str w0, [sp, #8]
+	str wzr, [sp, #12]
+	mov x0, #3
+	add x1, sp, #8
+	mov x2, #8
+	mov x8, #64
+	svc #0
+	mov x0, #6                  // close(6) and close(7)
+	mov x8, #57
+	svc #0
+	mov x0, #7
+	mov x8, #57
+	svc #0
+	mov x21, #1
+	b program
+requestfail:
+	mov w0, #-5                 // EIO: report it as a failed exec
+	b execfail
 idle:
 	mov x20, #0                 // no program: pid 0, nothing to forward or report
 	mov x0, #3                  // close(3) and close(4)
