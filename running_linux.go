@@ -192,11 +192,19 @@ func (r *running) watch() {
 	defer close(r.exited)
 	var fired atomic.Bool
 	if r.pl.timeout > 0 {
+		killed := make(chan struct{})
 		t := time.AfterFunc(r.pl.timeout-time.Since(r.start), func() {
+			defer close(killed)
 			fired.Store(true)
 			r.killAll()
 		})
-		defer t.Stop()
+		// A kill under way uses the pidfd, which close closes once
+		// exited is: it must be over first.
+		defer func() {
+			if !t.Stop() {
+				<-killed
+			}
+		}()
 	}
 	r.ws = r.proc.WaitPolled(nil)
 	// The program may have ended by itself as the timer fired, before the
