@@ -58,6 +58,8 @@ type Sandbox struct {
 	seccomp      *compiledFilter                  // shared by copies; compiled once
 	userns       *idMap                           // nil: no user namespace
 	bare         bool                             // no hardening at all: only for measuring its cost
+	newPrivs     bool                             // no no_new_privs: an OCI spec's noNewPrivileges false (FromSpec)
+	cgroupPath   string                           // an OCI spec's cgroupsPath; "": a cgroup named after the caller
 	trace        func(steps []string, ns []int64) // receives the child's per-step times: only for profiling
 	problems     []*FieldError
 }

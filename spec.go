@@ -1,0 +1,611 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/sandboxkit/sandbox/internal/oci"
+)
+
+// Spec returns the definition as an OCI runtime configuration (the
+// config.json of a bundle, runtime-spec 1.3) for a run of argv: the same
+// namespaces, mounts, limits, rlimits, capabilities, seccomp profile and
+// masked and read-only paths that Run would apply. [FromSpec] reads it
+// back into an equal definition.
+//
+// What the runtime-spec cannot say is an error naming it: a Bridge
+// network, published ports, files given to WithFile, stdio, WithTimeout and
+// the output limit (a caller's choices, not a container's). A definition
+// that Validate refuses returns its [*ConfigError].
+func (s *Sandbox) Spec(argv ...string) (*specs.Spec, error) {
+	if err := s.validateStart(context.Background(), argv, true); err != nil {
+		return nil, err
+	}
+	var problems []*FieldError
+	unsupported := func(field string, value any, what string) {
+		problems = append(problems, &FieldError{Field: field, Value: value, Reason: what + " has no OCI runtime-spec form"})
+	}
+	if s.network.kind == networkBridge {
+		unsupported("network", s.network, "a Bridge network")
+	}
+	if len(s.ports) > 0 {
+		unsupported("publish", len(s.ports), "a published port")
+	}
+	if len(s.files) > 0 {
+		unsupported("file", s.files[0].path, "a file given to WithFile")
+	}
+	if s.stdin != nil || s.stdout != nil || s.stderr != nil {
+		unsupported("stdio", "set", "stdio given to WithStdin, WithStdout or WithStderr")
+	}
+	if s.timeout > 0 {
+		unsupported("timeout", s.timeout, "a timeout")
+	}
+	if s.outputLimit != DefaultOutputLimit {
+		unsupported("output limit", s.outputLimit, "an output limit")
+	}
+	if len(problems) > 0 {
+		return nil, &ConfigError{Problems: problems}
+	}
+	pl := s.plan(argv)
+	spec := &specs.Spec{
+		Version:  specs.Version,
+		Hostname: pl.hostname,
+		Root:     &specs.Root{Path: pl.root.path, Readonly: pl.readOnly},
+		Process:  s.specProcess(pl),
+		Mounts:   s.specMounts(pl),
+		Linux:    s.specLinux(pl),
+	}
+	if pl.root.kind == rootHost {
+		spec.Annotations = map[string]string{annotationRoot: "host"}
+	}
+	if !pl.init {
+		if spec.Annotations == nil {
+			spec.Annotations = map[string]string{}
+		}
+		spec.Annotations[annotationInit] = "false"
+	}
+	return spec, nil
+}
+
+// The annotations that carry what a definition holds beyond the
+// runtime-spec's fields.
+const (
+	annotationRoot = "org.sandboxkit.root" // "host": HostRoot
+	annotationInit = "org.sandboxkit.init" // "false": WithInit(false)
+)
+
+func (s *Sandbox) specProcess(pl *plan) *specs.Process {
+	names := make([]string, len(pl.caps))
+	for i, c := range pl.caps {
+		names[i] = capabilityNames()[c]
+	}
+	caps := &specs.LinuxCapabilities{Bounding: names}
+	if pl.uid == 0 {
+		// A user other than root gets no capabilities (see addCapset).
+		caps.Effective, caps.Permitted = slices.Clone(names), slices.Clone(names)
+	}
+	p := &specs.Process{
+		Args:            pl.argv,
+		Env:             pl.env,
+		Cwd:             pl.workdir,
+		User:            specs.User{UID: uint32(pl.uid), GID: uint32(pl.gid)},
+		Capabilities:    caps,
+		NoNewPrivileges: !s.newPrivs,
+	}
+	for _, r := range pl.rlimits {
+		p.Rlimits = append(p.Rlimits, specs.POSIXRlimit{Type: r.resource.String(), Soft: r.soft, Hard: r.hard})
+	}
+	return p
+}
+
+// specMounts returns the mounts a run makes, in their order: /proc, /dev
+// and what is mounted on it, /sys and /tmp, then binds and tmpfs mounts.
+func (s *Sandbox) specMounts(pl *plan) []specs.Mount {
+	proc := []string{"nosuid", "nodev", "noexec"}
+	if !pl.writableProc {
+		proc = append(proc, "ro")
+	}
+	out := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: proc},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "mode=755", "size=64k", "ro"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "noexec", "mode=1777"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "nodev", "noexec", "ro"}},
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + strconv.FormatInt(pl.scratch, 10)}},
+	}
+	for _, m := range pl.mounts {
+		switch m.kind {
+		case mountBind:
+			opts := []string{"rbind", "nosuid", "nodev"}
+			if m.readOnly {
+				opts = append(opts, "ro")
+			}
+			out = append(out, specs.Mount{Destination: m.target, Type: "bind", Source: m.source, Options: opts})
+		case mountTmpfs:
+			out = append(out, specs.Mount{Destination: m.target, Type: "tmpfs", Source: "tmpfs",
+				Options: []string{"nosuid", "nodev", "size=" + strconv.FormatInt(m.size, 10)}})
+		}
+	}
+	return out
+}
+
+func (s *Sandbox) specLinux(pl *plan) *specs.Linux {
+	l := &specs.Linux{CgroupsPath: s.cgroupPath}
+	for _, ns := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.CgroupNamespace} {
+		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: ns})
+	}
+	if pl.net.kind == networkNone {
+		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	if pl.userns != nil {
+		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		l.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(pl.userns.uid), Size: uint32(pl.userns.size)}}
+		l.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(pl.userns.gid), Size: uint32(pl.userns.size)}}
+	}
+	if lim := pl.limits; lim != (limits{}) {
+		r := &specs.LinuxResources{}
+		if lim.memory > 0 {
+			m, sw := lim.memory, lim.memory
+			r.Memory = &specs.LinuxMemory{Limit: &m, Swap: &sw}
+		}
+		if lim.cpu > 0 {
+			period := uint64(cfsPeriod / time.Microsecond)
+			quota := int64(float64(lim.cpu) * float64(period))
+			r.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+		}
+		if lim.pids > 0 {
+			n := int64(lim.pids)
+			r.Pids = &specs.LinuxPids{Limit: &n}
+		}
+		l.Resources = r
+	}
+	if pl.hardened {
+		if pl.seccomp != nil && pl.seccomp.profile != nil {
+			l.Seccomp = seccompSpec(pl.seccomp.profile.p)
+		}
+		f := facts()
+		l.MaskedPaths = append(slices.Clone(f.maskedFiles), f.maskedDirs...)
+		if pl.writableProc {
+			l.ReadonlyPaths = slices.Clone(f.readOnly)
+		}
+	}
+	return l
+}
+
+// WriteBundle writes an OCI bundle for a run of argv into dir: its
+// config.json, as [Sandbox.Spec] returns it, naming the root by its
+// absolute path (the root is not copied). dir must exist.
+func (s *Sandbox) WriteBundle(dir string, argv ...string) error {
+	spec, err := s.Spec(argv...)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		return fmt.Errorf("sandbox: write bundle: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("sandbox: write bundle: %w", err)
+	}
+	return nil
+}
+
+// FromSpec returns the definition that an OCI runtime configuration
+// describes, for the bundle in bundleDir (against which a relative
+// root.path is resolved). It goes through the same builder, so the
+// definition is checked as one built by hand. The command is not part of
+// a definition: run spec.Process.Args.
+//
+// Every field it does not honour is an error: the result is a
+// [*ConfigError] whose [*FieldError]s name each field by its JSON path
+// ("linux.sysctl.kernel.shmmax", "mounts[6].type"). It honours ociVersion
+// 1.0.0 through 1.3.x; root; hostname; process.args, env, cwd, user's uid
+// and gid; capabilities as one set (bounding, with effective and permitted
+// the same for root and empty otherwise, inheritable and ambient empty);
+// rlimits; noNewPrivileges; the mounts a sandbox always makes (/proc, its
+// writability included, /dev, /dev/pts, /dev/shm, /sys, and /tmp, whose
+// size sets WithScratchSize), binds and tmpfs mounts; the pid, mount,
+// uts, ipc, cgroup, network and user namespaces (a missing network
+// namespace means the host's network), with one ID mapping from 0; memory
+// (with swap equal to it), CPU quota and pids limits; linux.cgroupsPath in
+// its path form; the seccomp profile (SCMP_CMP_EQ, NE and MASKED_EQ
+// conditions; the filter allows the native architecture only, and kills
+// calls made through another one's convention); maskedPaths and
+// readonlyPaths that the sandbox masks and protects anyway; a device
+// cgroup that denies what it does not list (the sandbox's /dev has only
+// null, zero, full, random, urandom and tty, and every other mount is
+// nodev), and a private rootfsPropagation.
+//
+// The sandbox is stricter than a spec in places it does not describe:
+// RLIMIT_NOFILE and RLIMIT_CORE have defaults, the uts, ipc and cgroup
+// namespaces are always new, and kernel files are always masked.
+func FromSpec(spec *specs.Spec, bundleDir string) (*Sandbox, error) {
+	if spec == nil {
+		return nil, &ConfigError{Problems: []*FieldError{{Field: "spec", Value: nil, Reason: "must not be nil"}}}
+	}
+	r := &specReader{left: cloneSpec(spec)}
+	sb := r.read(spec, bundleDir)
+	left, err := oci.Leftovers(r.left)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: read spec: %w", err)
+	}
+	for _, path := range left {
+		r.problem(path, leftValue(path), "unsupported")
+	}
+	if len(r.problems) > 0 {
+		return nil, &ConfigError{Problems: r.problems}
+	}
+	if err := sb.Validate(); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// leftValue is what a FieldError shows for a field left over: its path's
+// last part.
+func leftValue(path string) string {
+	if i := strings.LastIndexAny(path, ".["); i >= 0 {
+		return strings.TrimSuffix(path[i+1:], "]")
+	}
+	return path
+}
+
+// cloneSpec deep-copies a spec through JSON, so that the reader can clear
+// what it handled in the copy.
+func cloneSpec(spec *specs.Spec) *specs.Spec {
+	b, _ := json.Marshal(spec)
+	var c specs.Spec
+	_ = json.Unmarshal(b, &c)
+	return &c
+}
+
+// specReader turns a spec into a definition. left is a copy of the spec
+// whose handled fields it clears: what remains is unsupported.
+type specReader struct {
+	left     *specs.Spec
+	problems []*FieldError
+}
+
+func (r *specReader) problem(field string, value any, reason string) {
+	r.problems = append(r.problems, &FieldError{Field: field, Value: value, Reason: reason})
+}
+
+func (r *specReader) read(spec *specs.Spec, bundleDir string) *Sandbox {
+	if reason := oci.CheckVersion(spec.Version); reason != "" {
+		r.problem("ociVersion", spec.Version, reason)
+	}
+	r.left.Version = ""
+	ann := spec.Annotations
+	r.left.Annotations = nil // free-form metadata: only ours is read
+
+	var root Root
+	switch {
+	case spec.Root == nil || spec.Root.Path == "":
+		r.problem("root.path", "", "must name the root file system")
+	case ann[annotationRoot] == "host":
+		root = HostRoot()
+	case filepath.IsAbs(spec.Root.Path):
+		root = Dir(filepath.Clean(spec.Root.Path))
+	default:
+		abs, err := filepath.Abs(filepath.Join(bundleDir, spec.Root.Path))
+		if err != nil {
+			r.problem("root.path", spec.Root.Path, err.Error())
+		}
+		root = Dir(abs)
+	}
+	sb := New(root)
+	r.left.Root = nil
+	if spec.Root != nil && spec.Root.Readonly {
+		sb = sb.WithReadOnlyRoot()
+	}
+	if ann[annotationInit] == "false" {
+		sb = sb.WithInit(false)
+	}
+	if spec.Hostname != "" {
+		sb = sb.WithHostname(spec.Hostname)
+	}
+	r.left.Hostname = ""
+	sb = r.readProcess(sb, spec.Process)
+	sb = r.readMounts(sb, spec.Mounts)
+	sb = r.readLinux(sb, spec.Linux)
+	// What the builder refused, under the spec's names.
+	for _, p := range sb.problems {
+		r.problems = append(r.problems, p)
+	}
+	sb.problems = nil
+	return sb
+}
+
+func (r *specReader) readProcess(sb *Sandbox, p *specs.Process) *Sandbox {
+	if p == nil {
+		r.problem("process", nil, "must be set")
+		return sb
+	}
+	lp := r.left.Process
+	lp.Args = nil // the caller runs them
+	env := slices.DeleteFunc(slices.Clone(p.Env), func(e string) bool { return e == "" })
+	sb = sb.WithEnv(env...)
+	lp.Env = nil
+	if p.Cwd != "" {
+		sb = sb.WithWorkdir(p.Cwd)
+	}
+	lp.Cwd = ""
+	sb = sb.WithUser(int(p.User.UID), int(p.User.GID))
+	lp.User.UID, lp.User.GID = 0, 0
+	if p.User.Umask != nil && *p.User.Umask == 0o022 {
+		lp.User.Umask = nil // what the sandbox sets
+	}
+	if !p.NoNewPrivileges {
+		sb = sb.clone()
+		sb.newPrivs = true
+	}
+	lp.NoNewPrivileges = false
+	for i, rl := range p.Rlimits {
+		res, ok := rlimitByName(rl.Type)
+		if !ok {
+			r.problem(fmt.Sprintf("process.rlimits[%d].type", i), rl.Type, "unknown resource")
+			continue
+		}
+		sb = sb.WithRlimit(res, rl.Soft, rl.Hard)
+	}
+	lp.Rlimits = nil
+	if c := p.Capabilities; c != nil {
+		set := c.Bounding
+		var want []string // what Run gives: the bounding set to root, nothing to others
+		if p.User.UID == 0 {
+			want = set
+		}
+		const why = "must equal bounding for root and be empty for another user: a sandbox has one set of capabilities"
+		if !sameSet(c.Effective, want) {
+			r.problem("process.capabilities.effective", c.Effective, why)
+		}
+		if !sameSet(c.Permitted, want) {
+			r.problem("process.capabilities.permitted", c.Permitted, why)
+		}
+		if len(c.Inheritable) > 0 {
+			r.problem("process.capabilities.inheritable", c.Inheritable, "must be empty: a sandbox has one set of capabilities")
+		}
+		if len(c.Ambient) > 0 {
+			r.problem("process.capabilities.ambient", c.Ambient, "must be empty: a sandbox has one set of capabilities")
+		}
+		sb = sb.WithCapabilities(set...)
+		lp.Capabilities = nil
+	} else {
+		sb = sb.WithCapabilities()
+	}
+	return sb
+}
+
+// sameSet reports whether a and b hold the same names, in any order.
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y))
+}
+
+// rlimitByName returns the resource named like "RLIMIT_NOFILE".
+func rlimitByName(name string) (Rlimit, bool) {
+	for r := RlimitCPU; r <= RlimitRTTIME; r++ {
+		if r.String() == name {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// fixedMounts are the mounts every sandbox makes, by target, with the
+// file system type a spec must give them.
+var fixedMounts = map[string]string{
+	"/proc": "proc", "/dev": "tmpfs", "/dev/pts": "devpts", "/dev/shm": "tmpfs", "/sys": "sysfs", "/tmp": "tmpfs",
+}
+
+func (r *specReader) readMounts(sb *Sandbox, mounts []specs.Mount) *Sandbox {
+	for i, m := range mounts {
+		field := fmt.Sprintf("mounts[%d]", i)
+		opts := map[string]string{}
+		for _, o := range m.Options {
+			k, v, _ := strings.Cut(o, "=")
+			opts[k] = v
+		}
+		_, ro := opts["ro"]
+		_, bind := opts["bind"]
+		_, rbind := opts["rbind"]
+		if fs, ok := fixedMounts[m.Destination]; ok && (m.Type == fs || (m.Type == "" && !bind && !rbind)) {
+			switch m.Destination {
+			case "/proc":
+				if !ro {
+					sb = sb.WithWritableProc()
+				}
+			case "/tmp":
+				if size, ok := opts["size"]; ok {
+					n, err := parseSize(size)
+					if err != nil {
+						r.problem(field+".options", size, err.Error())
+					} else {
+						sb = sb.WithScratchSize(n)
+					}
+				}
+			}
+			r.left.Mounts[i] = specs.Mount{}
+			continue
+		}
+		switch {
+		case m.Type == "bind" || bind || rbind:
+			var o []MountOption
+			if ro {
+				o = append(o, ReadOnly)
+			}
+			src := m.Source
+			if !filepath.IsAbs(src) {
+				r.problem(field+".source", src, "must be an absolute path")
+			}
+			sb = sb.WithBind(src, m.Destination, o...)
+		case m.Type == "tmpfs":
+			size := int64(DefaultScratchSize)
+			if v, ok := opts["size"]; ok {
+				n, err := parseSize(v)
+				if err != nil {
+					r.problem(field+".options", v, err.Error())
+				}
+				size = n
+			}
+			sb = sb.WithTmpfs(m.Destination, size)
+		default:
+			r.problem(field+".type", m.Type, "unsupported: a sandbox mounts binds and tmpfs, beside its own /proc, /dev, /sys and /tmp")
+		}
+		r.left.Mounts[i] = specs.Mount{}
+	}
+	r.left.Mounts = nil
+	return sb
+}
+
+// parseSize reads a tmpfs size: bytes, or with a k, m or g suffix.
+func parseSize(v string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "k"):
+		mult, v = 1<<10, strings.TrimSuffix(v, "k")
+	case strings.HasSuffix(v, "m"):
+		mult, v = 1<<20, strings.TrimSuffix(v, "m")
+	case strings.HasSuffix(v, "g"):
+		mult, v = 1<<30, strings.TrimSuffix(v, "g")
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("size must be a positive number of bytes, with an optional k, m or g")
+	}
+	return n * mult, nil
+}
+
+func (r *specReader) readLinux(sb *Sandbox, l *specs.Linux) *Sandbox {
+	if l == nil {
+		r.problem("linux", nil, "must be set")
+		return sb
+	}
+	ll := r.left.Linux
+	have := map[specs.LinuxNamespaceType]bool{}
+	for i, ns := range l.Namespaces {
+		if ns.Path != "" {
+			r.problem(fmt.Sprintf("linux.namespaces[%d].path", i), ns.Path, "unsupported: a sandbox makes its namespaces")
+			continue
+		}
+		switch ns.Type {
+		case specs.PIDNamespace, specs.MountNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.CgroupNamespace, specs.NetworkNamespace, specs.UserNamespace:
+			have[ns.Type] = true
+		default:
+			r.problem(fmt.Sprintf("linux.namespaces[%d].type", i), ns.Type, "unsupported")
+		}
+	}
+	ll.Namespaces = nil
+	for _, need := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace} {
+		if !have[need] {
+			r.problem("linux.namespaces", need, "must be listed: a sandbox always has its own")
+		}
+	}
+	if !have[specs.NetworkNamespace] {
+		sb = sb.WithNetwork(HostNetwork())
+	}
+	if have[specs.UserNamespace] {
+		u, g := l.UIDMappings, l.GIDMappings
+		switch {
+		case len(u) != 1 || len(g) != 1:
+			r.problem("linux.uidMappings", len(u), "must be one mapping each of uids and gids")
+		case u[0].ContainerID != 0 || g[0].ContainerID != 0 || u[0].Size != g[0].Size:
+			r.problem("linux.uidMappings", u[0], "must map from 0, uids and gids the same size")
+		default:
+			sb = sb.WithIDMap(int(u[0].HostID), int(g[0].HostID), int(u[0].Size))
+		}
+		ll.UIDMappings, ll.GIDMappings = nil, nil
+	}
+	if l.Resources != nil {
+		sb = r.readResources(sb, l.Resources)
+	}
+	switch p := l.CgroupsPath; {
+	case p == "":
+	case strings.Count(p, ":") == 2 && !strings.HasPrefix(p, "/"):
+		r.problem("linux.cgroupsPath", p, "the systemd form slice:prefix:name needs systemd, which this host does not run: give a path")
+	case !filepath.IsAbs(p) || filepath.Clean(p) == "/" || strings.Contains(p, ".."):
+		r.problem("linux.cgroupsPath", p, "must be an absolute path below the cgroup root, without ..")
+	default:
+		sb = sb.clone()
+		sb.cgroupPath = filepath.Clean(p)
+	}
+	ll.CgroupsPath = ""
+	if l.Seccomp != nil {
+		prof, problems := seccompFromSpec(l.Seccomp)
+		r.problems = append(r.problems, problems...)
+		if prof != nil {
+			sb = sb.WithSeccomp(&SeccompProfile{p: prof})
+		}
+	} else {
+		sb = sb.WithSeccomp(nil)
+	}
+	ll.Seccomp = nil
+	f := facts()
+	masked := append(append(slices.Clone(f.maskedFiles), f.maskedDirs...), maskedAlways...)
+	for i, p := range l.MaskedPaths {
+		if !slices.Contains(masked, p) {
+			r.problem(fmt.Sprintf("linux.maskedPaths[%d]", i), p, "unsupported: a sandbox masks its own list of kernel files")
+		}
+	}
+	ll.MaskedPaths = nil
+	for i, p := range l.ReadonlyPaths {
+		if !slices.Contains(f.readOnly, p) && !slices.Contains(readOnlyAlways, p) {
+			r.problem(fmt.Sprintf("linux.readonlyPaths[%d]", i), p, "unsupported: a sandbox protects its own list of kernel files")
+		}
+	}
+	ll.ReadonlyPaths = nil
+	switch l.RootfsPropagation {
+	case "", "private", "rprivate":
+		ll.RootfsPropagation = ""
+	}
+	return sb
+}
+
+// maskedAlways and readOnlyAlways are paths that specs commonly list and
+// that a sandbox hides or protects anyway: the masks of a kernel that
+// lacks some files, and what a read-only /sys covers.
+var (
+	maskedAlways   = []string{"/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+	readOnlyAlways = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+
+func (r *specReader) readResources(sb *Sandbox, res *specs.LinuxResources) *Sandbox {
+	lr := r.left.Linux.Resources
+	if m := res.Memory; m != nil && m.Limit != nil && *m.Limit > 0 {
+		sb = sb.WithMemory(*m.Limit)
+		lr.Memory.Limit = nil
+		if m.Swap != nil && *m.Swap == *m.Limit {
+			lr.Memory.Swap = nil
+		}
+	}
+	if c := res.CPU; c != nil && c.Quota != nil && *c.Quota > 0 {
+		period := uint64(cfsPeriod / time.Microsecond)
+		if c.Period != nil && *c.Period > 0 {
+			period = *c.Period
+		}
+		sb = sb.WithCPU(Cores(float64(*c.Quota) / float64(period)))
+		lr.CPU.Quota, lr.CPU.Period = nil, nil
+	}
+	if p := res.Pids; p != nil && p.Limit != nil && *p.Limit > 0 {
+		sb = sb.WithPids(int(*p.Limit))
+		lr.Pids.Limit = nil
+	}
+	// A device cgroup that denies everything first: the sandbox's /dev
+	// holds only its own devices, and every other mount is nodev.
+	if d := res.Devices; len(d) > 0 && !d[0].Allow && (d[0].Type == "" || d[0].Type == "a") && d[0].Major == nil && d[0].Minor == nil {
+		lr.Devices = nil
+	}
+	return sb
+}

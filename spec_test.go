@@ -1,0 +1,188 @@
+package sandbox_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sandboxkit/sandbox"
+)
+
+// randomSandbox builds a definition from a random choice of the settings
+// that have an OCI form.
+func randomSandbox(rng *rand.Rand) *sandbox.Sandbox {
+	root := sandbox.Dir(fmt.Sprintf("/srv/root%d", rng.IntN(5)))
+	if rng.IntN(4) == 0 {
+		root = sandbox.HostRoot()
+	}
+	sb := sandbox.New(root)
+	pick := func() bool { return rng.IntN(2) == 0 }
+	if pick() {
+		sb = sb.WithMemory(int64(8+rng.IntN(1000)) << 20)
+	}
+	if pick() {
+		sb = sb.WithCPU(sandbox.Cores(float64(1+rng.IntN(40)) / 10))
+	}
+	if pick() {
+		sb = sb.WithPids(1 + rng.IntN(500))
+	}
+	if pick() {
+		sb = sb.WithEnv(fmt.Sprintf("A%d=%d", rng.IntN(9), rng.IntN(99)), "PATH=/bin")
+	}
+	if pick() {
+		sb = sb.WithWorkdir(fmt.Sprintf("/w/%d", rng.IntN(9)))
+	}
+	if pick() {
+		sb = sb.WithHostname(fmt.Sprintf("h%d", rng.IntN(99)))
+	}
+	if pick() {
+		sb = sb.WithUser(rng.IntN(2000), rng.IntN(2000))
+	}
+	if pick() {
+		sb = sb.WithNetwork(sandbox.HostNetwork())
+	}
+	for range rng.IntN(3) {
+		var opts []sandbox.MountOption
+		if pick() {
+			opts = append(opts, sandbox.ReadOnly)
+		}
+		sb = sb.WithBind(fmt.Sprintf("/host/%d", rng.IntN(99)), fmt.Sprintf("/mnt/b%d", rng.IntN(99)), opts...)
+	}
+	if pick() {
+		sb = sb.WithTmpfs(fmt.Sprintf("/t%d", rng.IntN(9)), int64(1+rng.IntN(64))<<20)
+	}
+	if pick() {
+		sb = sb.WithScratchSize(int64(1+rng.IntN(64)) << 20)
+	}
+	if pick() {
+		sb = sb.WithReadOnlyRoot()
+	}
+	if pick() {
+		sb = sb.WithWritableProc()
+	}
+	if pick() {
+		sb = sb.WithInit(false)
+	}
+	if pick() {
+		sb = sb.WithCapabilities(sandbox.DefaultCapabilities()[:rng.IntN(len(sandbox.DefaultCapabilities()))]...)
+	}
+	if pick() {
+		sb = sb.WithRlimit(sandbox.Rlimit(rng.IntN(16)), 10, 20)
+	}
+	switch rng.IntN(3) {
+	case 0:
+		sb = sb.WithSeccomp(nil)
+	case 1:
+		sb = sb.WithSeccomp(sandbox.DefaultSeccompProfile().Deny("mkdir").Allow("perf_event_open"))
+	}
+	if pick() {
+		sb = sb.WithUserNamespace()
+	}
+	return sb
+}
+
+func TestSpecRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 1))
+	for i := range 300 {
+		sb := randomSandbox(rng)
+		if sb.Validate() != nil {
+			continue // e.g. a user outside a user namespace's map
+		}
+		argv := []string{"/bin/sh", "-c", fmt.Sprint("exit ", i)}
+		want, err := sb.Spec(argv...)
+		require.NoError(t, err, "case %d: Spec", i)
+		back, err := sandbox.FromSpec(want, "/bundle")
+		require.NoError(t, err, "case %d: FromSpec of Spec's output", i)
+		got, err := back.Spec(argv...)
+		require.NoError(t, err, "case %d: Spec of FromSpec's definition", i)
+		require.Equal(t, want, got, "case %d: Spec → FromSpec → Spec must be lossless", i)
+	}
+}
+
+func TestFromSpecRefusesWhatItDoesNotHonour(t *testing.T) {
+	base := func() *specs.Spec {
+		s, err := sandbox.New(sandbox.Dir("/srv/root")).Spec("true")
+		require.NoError(t, err)
+		return s
+	}
+	adj := 100
+	tests := []struct {
+		name   string
+		change func(*specs.Spec)
+		field  string
+	}{
+		{"sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.shmmax": "1"} }, "linux.sysctl.kernel.shmmax"},
+		{"namespace path", func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }, "linux.namespaces[0].path"},
+		{"time namespace", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+		}, "linux.namespaces[6].type"},
+		{"hooks", func(s *specs.Spec) { s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}} }, "hooks.prestart[0].path"},
+		{"oom score", func(s *specs.Spec) { s.Process.OOMScoreAdj = &adj }, "process.oomScoreAdj"},
+		{"apparmor", func(s *specs.Spec) { s.Process.ApparmorProfile = "x" }, "process.apparmorProfile"},
+		{"terminal", func(s *specs.Spec) { s.Process.Terminal = true }, "process.terminal"},
+		{"mqueue", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue"})
+		}, "mounts[6].type"},
+		{"devices", func(s *specs.Spec) {
+			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}}
+		}, "linux.devices[0].path"},
+		{"systemd cgroup", func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:sandboxkit:abc" }, "linux.cgroupsPath"},
+		{"inheritable caps", func(s *specs.Spec) { s.Process.Capabilities.Inheritable = []string{"CAP_KILL"} }, "process.capabilities.inheritable"},
+		{"version", func(s *specs.Spec) { s.Version = "2.0.0" }, "ociVersion"},
+		{"seccomp op", func(s *specs.Spec) {
+			s.Linux.Seccomp.Syscalls[0].Args = []specs.LinuxSeccompArg{{Index: 0, Value: 1, Op: specs.OpGreaterThan}}
+		}, "linux.seccomp.syscalls[0].args[0].op"},
+		{"cpu shares", func(s *specs.Spec) {
+			n := uint64(512)
+			s.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &n}}
+		}, "linux.resources.cpu.shares"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := base()
+			tt.change(s)
+			_, err := sandbox.FromSpec(s, "/bundle")
+			require.ErrorIs(t, err, sandbox.ErrInvalidConfig, "FromSpec with %s: want a ConfigError", tt.name)
+			var ce *sandbox.ConfigError
+			require.True(t, errors.As(err, &ce))
+			var fields []string
+			for _, p := range ce.Problems {
+				fields = append(fields, p.Field)
+			}
+			assert.Contains(t, fields, tt.field, "FromSpec with %s: the error must name the field (got %v)", tt.name, err)
+		})
+	}
+}
+
+func TestFromSpecAcceptsVersionsAndRelativeRoot(t *testing.T) {
+	for _, v := range []string{"1.0.0", "1.0.2-dev", "1.1.0", "1.2.1", "1.3.0"} {
+		s, err := sandbox.New(sandbox.Dir("/srv/root")).Spec("true")
+		require.NoError(t, err)
+		s.Version = v
+		s.Root.Path = "rootfs"
+		sb, err := sandbox.FromSpec(s, "/bundle")
+		require.NoError(t, err, "FromSpec with ociVersion %s", v)
+		back, err := sb.Spec("true")
+		require.NoError(t, err)
+		assert.Equal(t, "/bundle/rootfs", back.Root.Path, "a relative root is the bundle's")
+	}
+}
+
+func TestWriteBundle(t *testing.T) {
+	dir := t.TempDir()
+	sb := sandbox.New(sandbox.Dir("/srv/root")).WithMemory(64 << 20)
+	require.NoError(t, sb.WriteBundle(dir, "echo", "hi"))
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	require.NoError(t, err)
+	assert.True(t, strings.Contains(string(b), `"limit": 67108864`), "config.json holds the memory limit")
+	_, err = sandbox.New(sandbox.Dir("/srv/root")).WithNetwork(sandbox.Bridge()).Spec("true")
+	assert.ErrorIs(t, err, sandbox.ErrInvalidConfig, "a Bridge has no OCI form")
+}
