@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandboxkit/sandbox/internal/execstub"
 	"github.com/sandboxkit/sandbox/internal/seccomp"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
@@ -99,6 +100,11 @@ func addDieWithCaller(p *spawn.Program) {
 // sandbox (only for measuring what hardening costs) skips the limits,
 // capabilities, no_new_privs and seccomp.
 func (pl *plan) addExec(p *spawn.Program, x execSetup) {
+	if pl.hardened && pl.newPrivs {
+		// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN,
+		// which the capabilities below drop: it goes first, as in runc.
+		addSeccomp(p, x.filter)
+	}
 	if pl.hardened {
 		pl.addRlimits(p)
 		addDropBounding(p, pl.caps, x.lastCap)
@@ -107,7 +113,9 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 	addSetIDs(p, pl.uid, pl.gid)
 	if pl.hardened {
 		pl.addCapset(p)
-		addNoNewPrivs(p)
+		if !pl.newPrivs {
+			addNoNewPrivs(p)
+		}
 	}
 	// Every descriptor of the host process other than 0, 1 and 2 closes
 	// at exec, whether or not its opener asked for close-on-exec.
@@ -123,8 +131,11 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 	if x.statusFD >= 0 {
 		p.Dup3(x.statusFD, 4) // where the init reports the program's status
 	}
+	if x.gateFD >= 0 {
+		p.Dup3(x.gateFD, execstub.GateFD) // what the gated stub waits on
+	}
 	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0o022)
-	if pl.hardened {
+	if pl.hardened && !pl.newPrivs {
 		addSeccomp(p, x.filter)
 	}
 	if pl.hold != nil {
@@ -144,6 +155,7 @@ type execSetup struct {
 	stdio    [3]int
 	stubFD   int // sealed exec stub or init, or -1 where there is none
 	statusFD int // with the init: the status pipe's write end (>= 10); else -1
+	gateFD   int // detached: the gate FIFO, read by the gated stub; else -1
 	lastCap  int
 	filter   []seccomp.Instruction
 	ctty     bool // stdin is a terminal, the program's controlling one

@@ -531,15 +531,12 @@ func (r *specReader) readLinux(sb *Sandbox, l *specs.Linux) *Sandbox {
 	if l.Resources != nil {
 		sb = r.readResources(sb, l.Resources)
 	}
-	switch p := l.CgroupsPath; {
-	case p == "":
-	case strings.Count(p, ":") == 2 && !strings.HasPrefix(p, "/"):
-		r.problem("linux.cgroupsPath", p, "the systemd form slice:prefix:name needs systemd, which this host does not run: give a path")
-	case !filepath.IsAbs(p) || filepath.Clean(p) == "/" || strings.Contains(p, ".."):
-		r.problem("linux.cgroupsPath", p, "must be an absolute path below the cgroup root, without ..")
-	default:
-		sb = sb.clone()
-		sb.cgroupPath = filepath.Clean(p)
+	if p := l.CgroupsPath; p != "" {
+		if reason := checkCgroupPath(p); reason != "" {
+			r.problem("linux.cgroupsPath", p, reason)
+		} else {
+			sb = sb.WithCgroupPath(p)
+		}
 	}
 	ll.CgroupsPath = ""
 	if l.Seccomp != nil {
