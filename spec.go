@@ -319,9 +319,7 @@ func (r *specReader) read(spec *specs.Spec, bundleDir string) *Sandbox {
 	sb = r.readMounts(sb, spec.Mounts)
 	sb = r.readLinux(sb, spec.Linux)
 	// What the builder refused, under the spec's names.
-	for _, p := range sb.problems {
-		r.problems = append(r.problems, p)
-	}
+	r.problems = append(r.problems, sb.problems...)
 	sb.problems = nil
 	return sb
 }

@@ -124,7 +124,7 @@ func TestFromSpecRefusesWhatItDoesNotHonour(t *testing.T) {
 		{"time namespace", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
 		}, "linux.namespaces[6].type"},
-		{"hooks", func(s *specs.Spec) { s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}} }, "hooks.prestart[0].path"},
+		{"hooks", func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/true"}}} }, "hooks.poststop[0].path"},
 		{"oom score", func(s *specs.Spec) { s.Process.OOMScoreAdj = &adj }, "process.oomScoreAdj"},
 		{"apparmor", func(s *specs.Spec) { s.Process.ApparmorProfile = "x" }, "process.apparmorProfile"},
 		{"terminal", func(s *specs.Spec) { s.Process.Terminal = true }, "process.terminal"},

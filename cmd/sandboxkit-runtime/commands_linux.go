@@ -333,7 +333,8 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 		if err := oci.RunHooks(ctx, "createRuntime", hooks.CreateRuntime, st); err != nil {
 			return nil, err
 		}
-		if err := oci.RunHooks(ctx, "prestart", hooks.Prestart, st); err != nil { //nolint:staticcheck // deprecated, still sent
+		//lint:ignore SA1019 deprecated, and still what containerd and the conformance suite send
+		if err := oci.RunHooks(ctx, "prestart", hooks.Prestart, st); err != nil {
 			return nil, err
 		}
 	}
