@@ -100,23 +100,54 @@ func addDieWithCaller(p *spawn.Program) {
 // sandbox (only for measuring what hardening costs) skips the limits,
 // capabilities, no_new_privs and seccomp.
 func (pl *plan) addExec(p *spawn.Program, x execSetup) {
-	if pl.hardened && pl.newPrivs {
-		// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN,
-		// which the capabilities below drop: it goes first, as in runc.
-		addSeccomp(p, x.filter)
-	}
 	if pl.hardened {
 		pl.addRlimits(p)
 		addDropBounding(p, pl.caps, x.lastCap)
 	}
+	if pl.newPrivs {
+		// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN
+		// in the effective set, which the change of user and capset
+		// take away: the filter goes on before them, as in runc, once the
+		// descriptors (whose calls an OCI profile may not allow) are set.
+		addDescriptors(p, x)
+		if pl.hardened {
+			addSeccomp(p, x.filter)
+		}
+	}
+	pl.addKeepCaps(p)
 	// Always: it also drops the supplementary groups of the caller.
 	addSetIDs(p, pl.uid, pl.gid)
 	if pl.hardened {
-		pl.addCapset(p)
-		if !pl.newPrivs {
-			addNoNewPrivs(p)
+		if pl.capSets != nil {
+			pl.addCapSets(p)
+		} else {
+			pl.addCapset(p)
 		}
 	}
+	if !pl.newPrivs {
+		if pl.hardened {
+			addNoNewPrivs(p)
+		}
+		addDescriptors(p, x)
+		if pl.hardened {
+			addSeccomp(p, x.filter)
+		}
+	}
+	if pl.hold != nil {
+		// A Pool's sandbox: the argv comes later (pool_linux.go).
+		p.ExecOnRequest(x.stubFD, pl.hold.release, pl.hold.request, pl.env)
+		return
+	}
+	if len(pl.argv) == 0 {
+		p.ExecIdle(x.stubFD, pl.env) // the init, with no program
+		return
+	}
+	p.ExecSearch(pl.paths, pl.argv, pl.env, x.stubFD)
+}
+
+// addDescriptors appends the ops that leave the program only its
+// descriptors, and the umask it starts with.
+func addDescriptors(p *spawn.Program, x execSetup) {
 	// Every descriptor of the host process other than 0, 1 and 2 closes
 	// at exec, whether or not its opener asked for close-on-exec.
 	p.Syscall(spawn.Step{Op: "close_range"}, unix.SYS_CLOSE_RANGE, 3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
@@ -135,19 +166,6 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 		p.Dup3(x.gateFD, execstub.GateFD) // what the gated stub waits on
 	}
 	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0o022)
-	if pl.hardened && !pl.newPrivs {
-		addSeccomp(p, x.filter)
-	}
-	if pl.hold != nil {
-		// A Pool's sandbox: the argv comes later (pool_linux.go).
-		p.ExecOnRequest(x.stubFD, pl.hold.release, pl.hold.request, pl.env)
-		return
-	}
-	if len(pl.argv) == 0 {
-		p.ExecIdle(x.stubFD, pl.env) // the init, with no program
-		return
-	}
-	p.ExecSearch(pl.paths, pl.argv, pl.env, x.stubFD)
 }
 
 // execSetup is what the parent prepared for the end of the child's program.

@@ -151,13 +151,19 @@ func (pl *plan) addDev(p *spawn.Program) {
 	p.Mkdir(dev+"/pts", 0o755, false)
 	p.Mkdir(dev+"/shm", 0o1777, false)
 	p.Symlink("pts/ptmx", dev+"/ptmx")
+	if pl.mqueue {
+		p.Mkdir(dev+"/mqueue", 0o1777, false)
+	}
 	p.Symlink("/proc/self/fd", dev+"/fd")
 	for i, name := range []string{"stdin", "stdout", "stderr"} {
 		p.Symlink("/proc/self/fd/"+strconv.Itoa(i), dev+"/"+name)
 	}
 	p.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k")
 	p.Mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
-	p.Mount("tmpfs", dev+"/shm", "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=1777")
+	p.Mount("shm", dev+"/shm", "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=1777")
+	if pl.mqueue {
+		p.Mount("mqueue", dev+"/mqueue", "mqueue", nosuidNodev|unix.MS_NOEXEC, "")
+	}
 }
 
 // addMasks appends the mounts that hide kernel files from the sandbox and,

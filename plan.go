@@ -53,6 +53,11 @@ type plan struct {
 	// newPrivs: no no_new_privs (an OCI spec's noNewPrivileges false);
 	// the seccomp filter then goes on before the capabilities are dropped.
 	newPrivs bool
+	// capSets, when set, are the five capability sets (FromSpec); caps
+	// is then their bounding set.
+	capSets *capSets
+	// mqueue: a POSIX message queue file system on /dev/mqueue.
+	mqueue bool
 	// cgroupPath names the cgroup below each hierarchy's root (an OCI
 	// spec's cgroupsPath); "": one named after the caller.
 	cgroupPath string
@@ -132,6 +137,8 @@ func (s *Sandbox) plan(argv []string) *plan {
 		userns:       s.userns,
 		trace:        s.trace,
 		newPrivs:     s.newPrivs,
+		capSets:      s.capSets,
+		mqueue:       s.mqueue,
 		cgroupPath:   s.cgroupPath,
 	}
 	userns := s.userns != nil

@@ -60,6 +60,8 @@ type Sandbox struct {
 	bare         bool                             // no hardening at all: only for measuring its cost
 	newPrivs     bool                             // no no_new_privs: an OCI spec's noNewPrivileges false (FromSpec)
 	cgroupPath   string                           // an OCI spec's cgroupsPath; "": a cgroup named after the caller
+	capSets      *capSets                         // an OCI spec's five capability sets; nil: caps alone
+	mqueue       bool                             // an OCI spec's mqueue mount on /dev/mqueue
 	trace        func(steps []string, ns []int64) // receives the child's per-step times: only for profiling
 	problems     []*FieldError
 }
@@ -93,6 +95,7 @@ func (s *Sandbox) clone() *Sandbox {
 	c.ports = slices.Clone(s.ports)
 	c.files = slices.Clone(s.files)
 	c.caps = slices.Clone(s.caps)
+	c.capSets = s.capSets.clone()
 	c.problems = slices.Clone(s.problems)
 	return &c
 }

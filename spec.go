@@ -85,12 +85,13 @@ const (
 )
 
 func (s *Sandbox) specProcess(pl *plan) *specs.Process {
-	names := make([]string, len(pl.caps))
-	for i, c := range pl.caps {
-		names[i] = capabilityNames()[c]
-	}
+	names := capNames(pl.caps)
 	caps := &specs.LinuxCapabilities{Bounding: names}
-	if pl.uid == 0 {
+	switch cs := pl.capSets; {
+	case cs != nil:
+		caps = &specs.LinuxCapabilities{Bounding: capNames(cs.bounding), Effective: capNames(cs.effective),
+			Permitted: capNames(cs.permitted), Inheritable: capNames(cs.inheritable), Ambient: capNames(cs.ambient)}
+	case pl.uid == 0:
 		// A user other than root gets no capabilities (see addCapset).
 		caps.Effective, caps.Permitted = slices.Clone(names), slices.Clone(names)
 	}
@@ -120,9 +121,14 @@ func (s *Sandbox) specMounts(pl *plan) []specs.Mount {
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "mode=755", "size=64k", "ro"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "noexec", "mode=1777"}},
+	}
+	if pl.mqueue {
+		out = append(out, specs.Mount{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "nodev", "noexec"}})
+	}
+	out = append(out, []specs.Mount{
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "nodev", "noexec", "ro"}},
 		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + strconv.FormatInt(pl.scratch, 10)}},
-	}
+	}...)
 	for _, m := range pl.mounts {
 		switch m.kind {
 		case mountBind:
@@ -358,25 +364,24 @@ func (r *specReader) readProcess(sb *Sandbox, p *specs.Process) *Sandbox {
 	}
 	lp.Rlimits = nil
 	if c := p.Capabilities; c != nil {
-		set := c.Bounding
-		var want []string // what Run gives: the bounding set to root, nothing to others
-		if p.User.UID == 0 {
-			want = set
+		var cs capSets
+		for _, set := range []struct {
+			field string
+			names []string
+			into  *[]int
+		}{
+			{"bounding", c.Bounding, &cs.bounding}, {"effective", c.Effective, &cs.effective},
+			{"permitted", c.Permitted, &cs.permitted}, {"inheritable", c.Inheritable, &cs.inheritable},
+			{"ambient", c.Ambient, &cs.ambient},
+		} {
+			nums, unknown := capNumbers(set.names)
+			if unknown != "" {
+				r.problem("process.capabilities."+set.field, unknown, "unknown capability")
+			}
+			*set.into = nums
 		}
-		const why = "must equal bounding for root and be empty for another user: a sandbox has one set of capabilities"
-		if !sameSet(c.Effective, want) {
-			r.problem("process.capabilities.effective", c.Effective, why)
-		}
-		if !sameSet(c.Permitted, want) {
-			r.problem("process.capabilities.permitted", c.Permitted, why)
-		}
-		if len(c.Inheritable) > 0 {
-			r.problem("process.capabilities.inheritable", c.Inheritable, "must be empty: a sandbox has one set of capabilities")
-		}
-		if len(c.Ambient) > 0 {
-			r.problem("process.capabilities.ambient", c.Ambient, "must be empty: a sandbox has one set of capabilities")
-		}
-		sb = sb.WithCapabilities(set...)
+		sb = sb.WithCapabilities(c.Bounding...)
+		sb.capSets = &cs // after WithCapabilities, which clears it
 		lp.Capabilities = nil
 	} else {
 		sb = sb.WithCapabilities()
@@ -406,6 +411,7 @@ func rlimitByName(name string) (Rlimit, bool) {
 // file system type a spec must give them.
 var fixedMounts = map[string]string{
 	"/proc": "proc", "/dev": "tmpfs", "/dev/pts": "devpts", "/dev/shm": "tmpfs", "/sys": "sysfs", "/tmp": "tmpfs",
+	"/dev/mqueue": "mqueue",
 }
 
 func (r *specReader) readMounts(sb *Sandbox, mounts []specs.Mount) *Sandbox {
@@ -425,6 +431,9 @@ func (r *specReader) readMounts(sb *Sandbox, mounts []specs.Mount) *Sandbox {
 				if !ro {
 					sb = sb.WithWritableProc()
 				}
+			case "/dev/mqueue":
+				sb = sb.clone()
+				sb.mqueue = true
 			case "/tmp":
 				if size, ok := opts["size"]; ok {
 					n, err := parseSize(size)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,7 +87,61 @@ func randomSandbox(rng *rand.Rand) *sandbox.Sandbox {
 	if pick() {
 		sb = sb.WithUserNamespace()
 	}
+	if pick() {
+		sb = sb.WithCgroupPath(fmt.Sprintf("/k8s/pod%d/c%d", rng.IntN(9), rng.IntN(9)))
+	}
 	return sb
+}
+
+// randomSpecChange changes a spec in ways only a spec can say: the five
+// capability sets, no_new_privs off, a message queue mount.
+func randomSpecChange(rng *rand.Rand, s *specs.Spec) {
+	all := sandbox.DefaultCapabilities()
+	some := func() []string {
+		var out []string
+		for _, c := range all {
+			if rng.IntN(2) == 0 {
+				out = append(out, c)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if rng.IntN(2) == 0 {
+		c := s.Process.Capabilities
+		c.Effective, c.Permitted, c.Inheritable, c.Ambient = some(), some(), some(), some()
+	}
+	if rng.IntN(2) == 0 {
+		s.Process.NoNewPrivileges = false
+	}
+	if rng.IntN(2) == 0 {
+		// After /dev/shm, where a sandbox mounts it.
+		i := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/dev/shm" })
+		s.Mounts = slices.Insert(s.Mounts, i+1, specs.Mount{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "nodev", "noexec"}})
+	}
+}
+
+func TestSpecFromSpecRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 2))
+	for i := range 300 {
+		sb := randomSandbox(rng)
+		if sb.Validate() != nil {
+			continue
+		}
+		want, err := sb.Spec("/bin/true")
+		require.NoError(t, err)
+		randomSpecChange(rng, want)
+		back, err := sandbox.FromSpec(want, "/bundle")
+		require.NoError(t, err, "case %d: FromSpec", i)
+		got, err := back.Spec("/bin/true")
+		require.NoError(t, err)
+		for _, c := range []*specs.LinuxCapabilities{want.Process.Capabilities, got.Process.Capabilities} {
+			for _, set := range []*[]string{&c.Bounding, &c.Effective, &c.Permitted, &c.Inheritable, &c.Ambient} {
+				slices.Sort(*set) // a set: its order does not count
+			}
+		}
+		require.Equal(t, want, got, "case %d: a spec → FromSpec → Spec must be lossless for what FromSpec honours", i)
+	}
 }
 
 func TestSpecRoundTrip(t *testing.T) {
@@ -128,14 +183,14 @@ func TestFromSpecRefusesWhatItDoesNotHonour(t *testing.T) {
 		{"oom score", func(s *specs.Spec) { s.Process.OOMScoreAdj = &adj }, "process.oomScoreAdj"},
 		{"apparmor", func(s *specs.Spec) { s.Process.ApparmorProfile = "x" }, "process.apparmorProfile"},
 		{"terminal", func(s *specs.Spec) { s.Process.Terminal = true }, "process.terminal"},
-		{"mqueue", func(s *specs.Spec) {
-			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue"})
+		{"cgroup mount", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup"})
 		}, "mounts[6].type"},
 		{"devices", func(s *specs.Spec) {
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}}
 		}, "linux.devices[0].path"},
 		{"systemd cgroup", func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:sandboxkit:abc" }, "linux.cgroupsPath"},
-		{"inheritable caps", func(s *specs.Spec) { s.Process.Capabilities.Inheritable = []string{"CAP_KILL"} }, "process.capabilities.inheritable"},
+		{"unknown capability", func(s *specs.Spec) { s.Process.Capabilities.Ambient = []string{"CAP_NO_SUCH"} }, "process.capabilities.ambient"},
 		{"version", func(s *specs.Spec) { s.Version = "2.0.0" }, "ociVersion"},
 		{"seccomp op", func(s *specs.Spec) {
 			s.Linux.Seccomp.Syscalls[0].Args = []specs.LinuxSeccompArg{{Index: 0, Value: 1, Op: specs.OpGreaterThan}}
