@@ -116,7 +116,11 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 	}
 	pl.addKeepCaps(p)
 	// Always: it also drops the supplementary groups of the caller.
-	addSetIDs(p, pl.uid, pl.gid)
+	if len(pl.oci.groups) > 0 {
+		addSetIDsGroups(p, pl.uid, pl.gid, pl.oci.groups)
+	} else {
+		addSetIDs(p, pl.uid, pl.gid)
+	}
 	if pl.hardened {
 		if pl.capSets != nil {
 			pl.addCapSets(p)
@@ -196,6 +200,7 @@ func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridg
 	}
 	etc := bridge.etcFiles()
 	addPrelude(&p, cg.procsFDs(), idMapsWritten, reopen, base, joinNetns)
+	pl.addOCIEarly(&p)
 	pl.addRoot(&p, base, sysfs, etc)
 	p.Sethostname(pl.hostname)
 	if pl.net.newNetns {
@@ -203,6 +208,7 @@ func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridg
 	}
 	pl.addMounts(&p, mounts)
 	pl.addFiles(&p, etc)
+	pl.addOCIPaths(&p)
 	pl.addWorkdir(&p)
 	pl.addReadOnlyRoot(&p)
 	pl.addExec(&p, x)

@@ -88,7 +88,13 @@ func (pl *plan) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 		// trusted.* extended attributes need host root.
 		opts += ",userxattr"
 	}
-	p.Mount("overlay", newRoot, "overlay", unix.MS_NODEV, opts)
+	if pl.rootInPlace {
+		// An OCI bundle's root (FromSpec): the program writes in the
+		// directory itself, as under runc.
+		p.Mount(lower, newRoot, "", unix.MS_BIND|unix.MS_REC, "")
+	} else {
+		p.Mount("overlay", newRoot, "overlay", unix.MS_NODEV, opts)
+	}
 	// The overlay holds the base now; the child lets go of its descriptor,
 	// which would otherwise name the host's directory until the exec.
 	p.CloseFD(baseFD)
@@ -154,6 +160,7 @@ func (pl *plan) addDev(p *spawn.Program) {
 	if pl.mqueue {
 		p.Mkdir(dev+"/mqueue", 0o1777, false)
 	}
+	pl.addOCIDevices(p, dev)
 	p.Symlink("/proc/self/fd", dev+"/fd")
 	for i, name := range []string{"stdin", "stdout", "stderr"} {
 		p.Symlink("/proc/self/fd/"+strconv.Itoa(i), dev+"/"+name)

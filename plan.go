@@ -58,6 +58,12 @@ type plan struct {
 	capSets *capSets
 	// mqueue: a POSIX message queue file system on /dev/mqueue.
 	mqueue bool
+	// rootInPlace: the root directory is bound as the root, writable
+	// unless readOnly, instead of under a throw-away overlay (FromSpec).
+	rootInPlace bool
+	// The rest of an OCI spec's process and linux sections (see
+	// ocispec_linux.go).
+	oci ociExtras
 	// cgroupPath names the cgroup below each hierarchy's root (an OCI
 	// spec's cgroupsPath); "": one named after the caller.
 	cgroupPath string
@@ -139,6 +145,8 @@ func (s *Sandbox) plan(argv []string) *plan {
 		newPrivs:     s.newPrivs,
 		capSets:      s.capSets,
 		mqueue:       s.mqueue,
+		rootInPlace:  s.rootInPlace,
+		oci:          s.oci,
 		cgroupPath:   s.cgroupPath,
 	}
 	userns := s.userns != nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -65,9 +66,14 @@ func (s *Sandbox) Spec(argv ...string) (*specs.Spec, error) {
 		Mounts:   s.specMounts(pl),
 		Linux:    s.specLinux(pl),
 	}
-	if pl.root.kind == rootHost {
+	switch {
+	case pl.root.kind == rootHost:
 		spec.Annotations = map[string]string{annotationRoot: "host"}
+	case !pl.rootInPlace:
+		// A bundle's root is written in place; a definition's is not.
+		spec.Annotations = map[string]string{annotationRoot: "overlay"}
 	}
+	pl.oci.specExtras(spec)
 	if !pl.init {
 		if spec.Annotations == nil {
 			spec.Annotations = map[string]string{}
@@ -80,7 +86,7 @@ func (s *Sandbox) Spec(argv ...string) (*specs.Spec, error) {
 // The annotations that carry what a definition holds beyond the
 // runtime-spec's fields.
 const (
-	annotationRoot = "org.sandboxkit.root" // "host": HostRoot
+	annotationRoot = "org.sandboxkit.root" // "host": HostRoot; "overlay": Dir, under a throw-away overlay
 	annotationInit = "org.sandboxkit.init" // "false": WithInit(false)
 )
 
@@ -310,6 +316,9 @@ func (r *specReader) read(spec *specs.Spec, bundleDir string) *Sandbox {
 		root = Dir(abs)
 	}
 	sb := New(root)
+	if root.kind == rootDir && ann[annotationRoot] != "overlay" {
+		sb.rootInPlace = true // as runc: the program writes in the bundle's root
+	}
 	r.left.Root = nil
 	if spec.Root != nil && spec.Root.Readonly {
 		sb = sb.WithReadOnlyRoot()
@@ -324,6 +333,7 @@ func (r *specReader) read(spec *specs.Spec, bundleDir string) *Sandbox {
 	sb = r.readProcess(sb, spec.Process)
 	sb = r.readMounts(sb, spec.Mounts)
 	sb = r.readLinux(sb, spec.Linux)
+	sb = r.readExtras(sb, spec)
 	// What the builder refused, under the spec's names.
 	r.problems = append(r.problems, sb.problems...)
 	sb.problems = nil
@@ -558,15 +568,25 @@ func (r *specReader) readLinux(sb *Sandbox, l *specs.Linux) *Sandbox {
 	ll.Seccomp = nil
 	f := facts()
 	masked := append(append(slices.Clone(f.maskedFiles), f.maskedDirs...), maskedAlways...)
+	// The sandbox's own masks are there anyway; the rest are masked too.
+	sb = sb.clone()
 	for i, p := range l.MaskedPaths {
-		if !slices.Contains(masked, p) {
-			r.problem(fmt.Sprintf("linux.maskedPaths[%d]", i), p, "unsupported: a sandbox masks its own list of kernel files")
+		switch {
+		case slices.Contains(masked, p):
+		case ociPath(p) != "":
+			r.problem(fmt.Sprintf("linux.maskedPaths[%d]", i), p, ociPath(p))
+		default:
+			sb.oci.masked = append(sb.oci.masked, path.Clean(p))
 		}
 	}
 	ll.MaskedPaths = nil
 	for i, p := range l.ReadonlyPaths {
-		if !slices.Contains(f.readOnly, p) && !slices.Contains(readOnlyAlways, p) {
-			r.problem(fmt.Sprintf("linux.readonlyPaths[%d]", i), p, "unsupported: a sandbox protects its own list of kernel files")
+		switch {
+		case slices.Contains(f.readOnly, p) || slices.Contains(readOnlyAlways, p):
+		case ociPath(p) != "":
+			r.problem(fmt.Sprintf("linux.readonlyPaths[%d]", i), p, ociPath(p))
+		default:
+			sb.oci.readOnly = append(sb.oci.readOnly, path.Clean(p))
 		}
 	}
 	ll.ReadonlyPaths = nil

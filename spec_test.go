@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -115,6 +116,21 @@ func randomSpecChange(rng *rand.Rand, s *specs.Spec) {
 		s.Process.NoNewPrivileges = false
 	}
 	if rng.IntN(2) == 0 {
+		s.Process.User.AdditionalGids = []uint32{uint32(rng.IntN(100)), 1000}
+		adj := rng.IntN(2001) - 1000
+		s.Process.OOMScoreAdj = &adj
+	}
+	if rng.IntN(2) == 0 {
+		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": fmt.Sprint(rng.IntN(1 << 20))}
+		s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, fmt.Sprintf("/secret%d", rng.IntN(9)))
+		s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/etc")
+	}
+	if rng.IntN(2) == 0 {
+		mode := fs.FileMode(0o600)
+		var uid, gid uint32 = 0, 5
+		s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/net/tun", Type: "c", Major: 10, Minor: 200, FileMode: &mode, UID: &uid, GID: &gid}}
+	}
+	if rng.IntN(2) == 0 {
 		// After /dev/shm, where a sandbox mounts it.
 		i := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/dev/shm" })
 		s.Mounts = slices.Insert(s.Mounts, i+1, specs.Mount{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "nodev", "noexec"}})
@@ -168,13 +184,13 @@ func TestFromSpecRefusesWhatItDoesNotHonour(t *testing.T) {
 		require.NoError(t, err)
 		return s
 	}
-	adj := 100
+	adj := 5000
 	tests := []struct {
 		name   string
 		change func(*specs.Spec)
 		field  string
 	}{
-		{"sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.shmmax": "1"} }, "linux.sysctl.kernel.shmmax"},
+		{"host sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} }, "linux.sysctl.kernel.panic"},
 		{"namespace path", func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }, "linux.namespaces[0].path"},
 		{"time namespace", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
@@ -186,9 +202,10 @@ func TestFromSpecRefusesWhatItDoesNotHonour(t *testing.T) {
 		{"cgroup mount", func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup"})
 		}, "mounts[6].type"},
-		{"devices", func(s *specs.Spec) {
-			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}}
+		{"device outside /dev", func(s *specs.Spec) {
+			s.Linux.Devices = []specs.LinuxDevice{{Path: "/etc/fuse", Type: "c", Major: 10, Minor: 229}}
 		}, "linux.devices[0].path"},
+		{"personality", func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32} }, "linux.personality.domain"},
 		{"systemd cgroup", func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:sandboxkit:abc" }, "linux.cgroupsPath"},
 		{"unknown capability", func(s *specs.Spec) { s.Process.Capabilities.Ambient = []string{"CAP_NO_SUCH"} }, "process.capabilities.ambient"},
 		{"version", func(s *specs.Spec) { s.Version = "2.0.0" }, "ociVersion"},

@@ -304,6 +304,7 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 		return nil, err
 	}
 	c.PID, c.Bundle, c.Created, c.CgroupPath, c.Annotations, c.Hooks = pid, bundle, time.Now().UTC(), spec.Linux.CgroupsPath, spec.Annotations, hooks
+	c.Version = spec.Version
 	defer func() {
 		if err != nil {
 			unix.Kill(pid, unix.SIGKILL)
@@ -330,12 +331,14 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 	}
 	if hooks != nil {
 		st := c.State()
-		if err := oci.RunHooks(ctx, "createRuntime", hooks.CreateRuntime, st); err != nil {
+		if err := oci.RunHooks(ctx, "createRuntime", hooks.CreateRuntime, st, false); err != nil {
 			return nil, err
 		}
-		//lint:ignore SA1019 deprecated, and still what containerd and the conformance suite send
-		if err := oci.RunHooks(ctx, "prestart", hooks.Prestart, st); err != nil {
-			return nil, err
+		if !prestartAtStart(c.Version) {
+			//lint:ignore SA1019 deprecated, and still what containerd sends
+			if err := oci.RunHooks(ctx, "prestart", hooks.Prestart, st, false); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if *o.pidFile != "" {
@@ -344,6 +347,15 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 		}
 	}
 	return c, nil
+}
+
+// prestartAtStart reports whether a spec of version v has its prestart
+// hooks run by start, before the program: runtime-spec 1.0 says so ("after
+// the start operation is called but before the user-specified program
+// command is executed"); from 1.1 on they run in create, as runc runs
+// them for every version.
+func prestartAtStart(v string) bool {
+	return strings.HasPrefix(v, "1.0.") || v == "1.0"
 }
 
 // writeFileAtomic writes path through a temporary file and a rename, so
@@ -369,6 +381,12 @@ func (g *globals) start(ctx context.Context, id string) error {
 	default:
 		return fmt.Errorf("cannot start a container that is %s", st)
 	}
+	if c.Hooks != nil && prestartAtStart(c.Version) {
+		//lint:ignore SA1019 deprecated, and still what the conformance suite sends
+		if err := oci.RunHooks(ctx, "prestart", c.Hooks.Prestart, c.State(), false); err != nil {
+			return errors.Join(err, g.delete(ctx, id, true))
+		}
+	}
 	f, err := os.OpenFile(c.Gate(), os.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENXIO) {
 		return errNotRunning // no reader: the process is gone
@@ -386,7 +404,7 @@ func (g *globals) start(ctx context.Context, id string) error {
 	}
 	if c.Hooks != nil {
 		// A failed poststart hook is only a warning (runtime-spec).
-		if err := oci.RunHooks(ctx, "poststart", c.Hooks.Poststart, c.State()); err != nil {
+		if err := oci.RunHooks(ctx, "poststart", c.Hooks.Poststart, c.State(), true); err != nil {
 			g.logError(os.Stderr, fmt.Errorf("warning: %w", err))
 		}
 	}
@@ -498,9 +516,6 @@ func (g *globals) delete(ctx context.Context, id string, force bool) error {
 	}
 	switch st := c.Status(); st {
 	case oci.Stopped:
-	case oci.Created:
-		// Never started: runc deletes it without --force.
-		signalContainer(c, unix.SIGKILL)
 	default:
 		if !force {
 			return fmt.Errorf("cannot delete container %s that is not stopped: %s", id, st)
@@ -516,7 +531,7 @@ func (g *globals) delete(ctx context.Context, id string, force bool) error {
 	var errs []error
 	if c.Hooks != nil {
 		// A failed poststop hook is only a warning (runtime-spec).
-		if err := oci.RunHooks(ctx, "poststop", c.Hooks.Poststop, c.State()); err != nil {
+		if err := oci.RunHooks(ctx, "poststop", c.Hooks.Poststop, c.State(), true); err != nil {
 			g.logError(os.Stderr, fmt.Errorf("warning: %w", err))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"time"
@@ -14,8 +15,11 @@ import (
 // RunHooks runs hooks in order, as the runtime-spec says: each with its
 // path, args and env, the container's state as JSON on its stdin, and
 // its timeout (seconds; none when nil). The first that fails ends the
-// run; its error names the hook and holds what it wrote to stderr.
-func RunHooks(ctx context.Context, kind string, hooks []specs.Hook, st specs.State) error {
+// run, unless keepGoing (poststart and poststop hooks, whose failures are
+// warnings); the error names each hook that failed and holds what it
+// wrote.
+func RunHooks(ctx context.Context, kind string, hooks []specs.Hook, st specs.State, keepGoing bool) error {
+	var errs []error
 	state, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -45,8 +49,12 @@ func RunHooks(ctx context.Context, kind string, hooks []specs.Hook, st specs.Sta
 			if hctx.Err() != nil {
 				err = fmt.Errorf("%w (timeout %ds)", hctx.Err(), *h.Timeout)
 			}
-			return fmt.Errorf("%s hook %d (%s): %w: %s", kind, i, h.Path, err, bytes.TrimSpace(stderr.Bytes()))
+			err = fmt.Errorf("%s hook %d (%s): %w: %s", kind, i, h.Path, err, bytes.TrimSpace(stderr.Bytes()))
+			if !keepGoing {
+				return err
+			}
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -30,6 +30,7 @@ type Container struct {
 	CgroupPath  string            `json:"cgroupPath"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
+	Version     string            `json:"ociVersion"` // the spec's
 
 	dir string
 }
