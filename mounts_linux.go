@@ -121,8 +121,10 @@ func (pl *plan) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 	default:
 		p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
 	}
-	p.Mkdir(newRoot+"/tmp", 0o1777, true)
-	p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777"+size)
+	if !pl.oci.noTmp {
+		p.Mkdir(newRoot+"/tmp", 0o1777, true)
+		p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777"+size)
+	}
 
 	if pl.hardened {
 		pl.addMasks(p)

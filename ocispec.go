@@ -20,6 +20,34 @@ type ociExtras struct {
 	masked      []string // masked paths beyond the sandbox's own
 	readOnly    []string // read-only paths beyond the sandbox's own
 	devices     []ociDevice
+	propagation uintptr // mount(2) flags of the root's propagation; 0: private, the default
+	noTmp       bool    // the spec mounts nothing on /tmp: no tmpfs there
+}
+
+// propagations are the rootfsPropagation values and their mount flags.
+var propagations = map[string]uintptr{
+	"private": 0, "rprivate": 0,
+	"shared": msShared, "rshared": msShared | msRec, "slave": msSlave, "rslave": msSlave | msRec,
+	"unbindable": msUnbindable, "runbindable": msUnbindable | msRec,
+}
+
+// The mount(2) flags of propagations, spelled out so that the table
+// builds on every OS.
+const (
+	msRec        = 0x4000
+	msUnbindable = 0x20000
+	msSlave      = 0x80000
+	msShared     = 0x100000
+)
+
+// propagationName returns the rootfsPropagation value of flags.
+func propagationName(flags uintptr) string {
+	for name, f := range propagations {
+		if f == flags && f != 0 { // each set of flags has one name
+			return name
+		}
+	}
+	return ""
 }
 
 // ociDevice is a device node (or FIFO) the sandbox's /dev gets.
@@ -72,6 +100,7 @@ func (x ociExtras) specExtras(spec *specs.Spec) {
 	}
 	spec.Linux.MaskedPaths = append(spec.Linux.MaskedPaths, x.masked...)
 	spec.Linux.ReadonlyPaths = append(spec.Linux.ReadonlyPaths, x.readOnly...)
+	spec.Linux.RootfsPropagation = propagationName(x.propagation)
 	for _, d := range x.devices {
 		mode := fs.FileMode(d.mode)
 		uid, gid := d.uid, d.gid
@@ -117,6 +146,13 @@ func (r *specReader) readExtras(sb *Sandbox, spec *specs.Spec) *Sandbox {
 		}
 		x.sysctls[k] = v
 		delete(r.left.Linux.Sysctl, k)
+	}
+	if p, ok := propagations[l.RootfsPropagation]; ok {
+		x.propagation = p
+		r.left.Linux.RootfsPropagation = ""
+	}
+	if !slices.ContainsFunc(spec.Mounts, func(m specs.Mount) bool { return path.Clean(m.Destination) == "/tmp" }) {
+		x.noTmp = true
 	}
 	for i, d := range l.Devices {
 		field := fmt.Sprintf("linux.devices[%d]", i)

@@ -68,15 +68,19 @@ func (pl *plan) addOCIPaths(p *spawn.Program) {
 		switch isDir, ok := pl.hostKind(m); {
 		case !ok:
 		case isDir:
-			p.Mount("tmpfs", m, "tmpfs", unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "size=0")
+			// A mask above it may have hidden it: no error then, as in runc.
+			p.MountIfExists("tmpfs", m, "tmpfs", unix.MS_RDONLY|nosuidNodev|unix.MS_NOEXEC, "size=0")
 		default:
-			p.Mount("/dev/null", m, "", unix.MS_BIND, "")
+			p.MountIfExists("/dev/null", m, "", unix.MS_BIND, "")
 		}
 	}
 	for _, m := range pl.oci.readOnly {
 		if _, ok := pl.hostKind(m); ok {
 			addBindReadOnly(p, m, m, unix.MS_REC)
 		}
+	}
+	if pl.oci.propagation != 0 {
+		p.Mount("", "/", "", pl.oci.propagation, "")
 	}
 }
 

@@ -133,8 +133,10 @@ func (s *Sandbox) specMounts(pl *plan) []specs.Mount {
 	}
 	out = append(out, []specs.Mount{
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "nodev", "noexec", "ro"}},
-		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + strconv.FormatInt(pl.scratch, 10)}},
 	}...)
+	if !pl.oci.noTmp {
+		out = append(out, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + strconv.FormatInt(pl.scratch, 10)}})
+	}
 	for _, m := range pl.mounts {
 		switch m.kind {
 		case mountBind:
@@ -399,14 +401,6 @@ func (r *specReader) readProcess(sb *Sandbox, p *specs.Process) *Sandbox {
 	return sb
 }
 
-// sameSet reports whether a and b hold the same names, in any order.
-func sameSet(a, b []string) bool {
-	x, y := slices.Clone(a), slices.Clone(b)
-	slices.Sort(x)
-	slices.Sort(y)
-	return slices.Equal(slices.Compact(x), slices.Compact(y))
-}
-
 // rlimitByName returns the resource named like "RLIMIT_NOFILE".
 func rlimitByName(name string) (Rlimit, bool) {
 	for r := RlimitCPU; r <= RlimitRTTIME; r++ {
@@ -590,10 +584,6 @@ func (r *specReader) readLinux(sb *Sandbox, l *specs.Linux) *Sandbox {
 		}
 	}
 	ll.ReadonlyPaths = nil
-	switch l.RootfsPropagation {
-	case "", "private", "rprivate":
-		ll.RootfsPropagation = ""
-	}
 	return sb
 }
 

@@ -131,6 +131,12 @@ func randomSpecChange(rng *rand.Rand, s *specs.Spec) {
 		s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/net/tun", Type: "c", Major: 10, Minor: 200, FileMode: &mode, UID: &uid, GID: &gid}}
 	}
 	if rng.IntN(2) == 0 {
+		s.Linux.RootfsPropagation = []string{"shared", "rshared", "slave", "rslave", "unbindable", "runbindable"}[rng.IntN(6)]
+	}
+	if rng.IntN(2) == 0 {
+		s.Mounts = slices.DeleteFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/tmp" })
+	}
+	if rng.IntN(2) == 0 {
 		// After /dev/shm, where a sandbox mounts it.
 		i := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/dev/shm" })
 		s.Mounts = slices.Insert(s.Mounts, i+1, specs.Mount{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "nodev", "noexec"}})

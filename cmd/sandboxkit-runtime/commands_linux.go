@@ -250,7 +250,9 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
 	}
 	if spec.Process == nil {
-		return nil, errors.New("config.json: process must be set")
+		// A bundle may leave process out; then start must fail (the
+		// runtime-spec): the container is recorded, with nothing to run.
+		return g.createEmpty(id, bundle, &spec)
 	}
 	// What the runtime does itself, rather than the sandbox: hooks, the
 	// terminal and the default cgroup path.
@@ -358,6 +360,29 @@ func prestartAtStart(v string) bool {
 	return strings.HasPrefix(v, "1.0.") || v == "1.0"
 }
 
+// createEmpty records a container whose spec has no process.
+func (g *globals) createEmpty(id, bundle string, spec *specs.Spec) (*oci.Container, error) {
+	if _, err := sandbox.FromSpec(withProcess(spec), bundle); err != nil {
+		return nil, err // the rest of the spec must be valid all the same
+	}
+	c, err := oci.New(g.root, id)
+	if err != nil {
+		return nil, err
+	}
+	c.Bundle, c.Created, c.Annotations, c.Version, c.NoProcess = bundle, time.Now().UTC(), spec.Annotations, spec.Version, true
+	if err := c.Save(); err != nil {
+		return nil, errors.Join(err, c.Remove())
+	}
+	return c, nil
+}
+
+// withProcess returns a copy of spec with a process to check the rest by.
+func withProcess(spec *specs.Spec) *specs.Spec {
+	c := *spec
+	c.Process = &specs.Process{Args: []string{"/"}, Cwd: "/", NoNewPrivileges: true}
+	return &c
+}
+
 // writeFileAtomic writes path through a temporary file and a rename, so
 // that a reader never sees it half written.
 func writeFileAtomic(path string, data []byte) error {
@@ -374,9 +399,11 @@ func (g *globals) start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	switch st := c.Status(); st {
-	case oci.Created:
-	case oci.Stopped:
+	switch st := c.Status(); {
+	case c.NoProcess:
+		return errors.New("cannot start a container whose config.json sets no process")
+	case st == oci.Created:
+	case st == oci.Stopped:
 		return errors.New("cannot start a container that has stopped")
 	default:
 		return fmt.Errorf("cannot start a container that is %s", st)
@@ -402,6 +429,9 @@ func (g *globals) start(ctx context.Context, id string) error {
 	if err := os.Remove(c.Gate()); err != nil {
 		return err
 	}
+	// Poststart hooks run once the program runs: once the gated stub has
+	// executed it, and /proc/PID/exe is no longer the stub.
+	oci.WaitExec(c.PID, c.Start, 5*time.Second)
 	if c.Hooks != nil {
 		// A failed poststart hook is only a warning (runtime-spec).
 		if err := oci.RunHooks(ctx, "poststart", c.Hooks.Poststart, c.State(), true); err != nil {
@@ -525,7 +555,7 @@ func (g *globals) delete(ctx context.Context, id string, force bool) error {
 		}
 		signalContainer(c, unix.SIGKILL)
 	}
-	if !waitGone(c.PID, c.Start) {
+	if !c.NoProcess && !waitGone(c.PID, c.Start) {
 		return fmt.Errorf("delete %s: its process %d did not end after SIGKILL", id, c.PID)
 	}
 	var errs []error
@@ -535,7 +565,9 @@ func (g *globals) delete(ctx context.Context, id string, force bool) error {
 			g.logError(os.Stderr, fmt.Errorf("warning: %w", err))
 		}
 	}
-	errs = append(errs, sandbox.RemoveCgroup(c.CgroupPath))
+	if c.CgroupPath != "" {
+		errs = append(errs, sandbox.RemoveCgroup(c.CgroupPath))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -1,7 +1,5 @@
 package execstub
 
-import "runtime"
-
 // GateFD is the descriptor on which the gated stub waits for its start.
 const GateFD = 5
 
@@ -48,12 +46,3 @@ var gateCode = map[string][]byte{
 // GateELF returns the gated stub as an ELF executable for goarch; only
 // amd64 has one yet.
 func GateELF(goarch string) ([]byte, error) { return build(gateCode, goarch) }
-
-// OpenGate is Open for the gated stub.
-func OpenGate() (int, error) {
-	elf, err := GateELF(runtime.GOARCH)
-	if err != nil {
-		return -1, err
-	}
-	return openSealed(elf)
-}

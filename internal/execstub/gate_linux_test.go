@@ -48,7 +48,7 @@ func TestGateWaitsForItsByteThenExecutes(t *testing.T) {
 	cmd.ExtraFiles[0].Close()
 	cmd.ExtraFiles[2].Close()
 	// Descriptor 3 closes before the wait: the starter learns it is ready.
-	n, err := ready.Read(make([]byte, 1))
+	n, _ := ready.Read(make([]byte, 1)) // io.EOF
 	assert.Equal(t, 0, n, "the gated stub closes descriptor 3 before it waits")
 	st, _ := os.ReadFile(out.Name())
 	assert.Empty(t, st, "nothing ran before the gate opened")

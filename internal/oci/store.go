@@ -30,7 +30,8 @@ type Container struct {
 	CgroupPath  string            `json:"cgroupPath"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
-	Version     string            `json:"ociVersion"` // the spec's
+	Version     string            `json:"ociVersion"`          // the spec's
+	NoProcess   bool              `json:"noProcess,omitempty"` // the spec set no process: start must fail
 
 	dir string
 }
@@ -143,6 +144,9 @@ const (
 // ended (a zombie not yet reaped counts as ended), created while it waits
 // on its gate, running after.
 func (c *Container) Status() string {
+	if c.NoProcess {
+		return Created
+	}
 	if c.PID <= 0 || !ProcessAlive(c.PID, c.Start) {
 		return Stopped
 	}
@@ -157,11 +161,9 @@ func (c *Container) Status() string {
 
 // State returns the runtime-spec state of the container.
 func (c *Container) State() specs.State {
-	st := specs.State{Version: specs.Version, ID: c.ID, Status: specs.ContainerState(c.Status()), Bundle: c.Bundle, Annotations: c.Annotations}
-	if st.Status != Stopped {
-		st.Pid = c.PID
-	}
-	return st
+	// The PID stays once the process ended: hooks, and those who read the
+	// state after a short-lived program, still see which one it was.
+	return specs.State{Version: specs.Version, ID: c.ID, Status: specs.ContainerState(c.Status()), Pid: c.PID, Bundle: c.Bundle, Annotations: c.Annotations}
 }
 
 // ProcessAlive reports whether pid runs and started at start (in clock
@@ -169,6 +171,19 @@ func (c *Container) State() specs.State {
 func ProcessAlive(pid int, start uint64) bool {
 	st, s, err := procStat(pid)
 	return err == nil && s == start && st != "Z" && st != "X"
+}
+
+// WaitExec waits, up to timeout, until the process pid (which started at
+// start) no longer runs the gated exec stub: it has executed its program,
+// or ended.
+func WaitExec(pid int, start uint64, timeout time.Duration) {
+	exe := "/proc/" + strconv.Itoa(pid) + "/exe"
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
+		target, err := os.Readlink(exe)
+		if err != nil || !strings.HasPrefix(target, "/memfd:") || !ProcessAlive(pid, start) {
+			return
+		}
+	}
 }
 
 // ProcessStart returns the start time of the running process pid.
