@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -22,6 +23,10 @@ type ociExtras struct {
 	devices     []ociDevice
 	propagation uintptr // mount(2) flags of the root's propagation; 0: private, the default
 	noTmp       bool    // the spec mounts nothing on /tmp: no tmpfs there
+	// resources is the spec's whole linux.resources when it sets more
+	// than the memory, CPU quota and pids limits of the builder: the
+	// cgroup applies all of it (through containerd/cgroups).
+	resources *specs.LinuxResources
 }
 
 // propagations are the rootfsPropagation values and their mount flags.
@@ -69,6 +74,9 @@ func (x ociExtras) clone() ociExtras {
 	x.masked = slices.Clone(x.masked)
 	x.readOnly = slices.Clone(x.readOnly)
 	x.devices = slices.Clone(x.devices)
+	if x.resources != nil {
+		x.resources = cloneResources(x.resources)
+	}
 	return x
 }
 
@@ -190,6 +198,14 @@ func ociPath(p string) string {
 		return "must be below the root, without .."
 	}
 	return ""
+}
+
+// cloneResources deep-copies r through JSON.
+func cloneResources(r *specs.LinuxResources) *specs.LinuxResources {
+	b, _ := json.Marshal(r)
+	var c specs.LinuxResources
+	_ = json.Unmarshal(b, &c)
+	return &c
 }
 
 // sortedKeys returns m's keys in order.

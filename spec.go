@@ -54,6 +54,9 @@ func (s *Sandbox) Spec(argv ...string) (*specs.Spec, error) {
 	if s.outputLimit != DefaultOutputLimit {
 		unsupported("output limit", s.outputLimit, "an output limit")
 	}
+	if specOf(s.root).kind == rootImage {
+		unsupported("root", s.root, "an image root (write its unpacked root with the image's config into a bundle instead)")
+	}
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
 	}
@@ -166,7 +169,9 @@ func (s *Sandbox) specLinux(pl *plan) *specs.Linux {
 		l.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(pl.userns.uid), Size: uint32(pl.userns.size)}}
 		l.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(pl.userns.gid), Size: uint32(pl.userns.size)}}
 	}
-	if lim := pl.limits; lim != (limits{}) {
+	if lim := pl.limits; lim.oci != nil {
+		l.Resources = cloneResources(lim.oci)
+	} else if lim != (limits{}) {
 		r := &specs.LinuxResources{}
 		if lim.memory > 0 {
 			m, sw := lim.memory, lim.memory
@@ -318,7 +323,7 @@ func (r *specReader) read(spec *specs.Spec, bundleDir string) *Sandbox {
 		root = Dir(abs)
 	}
 	sb := New(root)
-	if root.kind == rootDir && ann[annotationRoot] != "overlay" {
+	if specOf(root).kind == rootDir && ann[annotationRoot] != "overlay" {
 		sb.rootInPlace = true // as runc: the program writes in the bundle's root
 	}
 	r.left.Root = nil
@@ -543,6 +548,11 @@ func (r *specReader) readLinux(sb *Sandbox, l *specs.Linux) *Sandbox {
 		sb = r.readResources(sb, l.Resources)
 	}
 	if p := l.CgroupsPath; p != "" {
+		if !strings.HasPrefix(p, "/") && strings.Count(p, ":") != 2 {
+			// Relative: below the hierarchies' roots, as runc puts it
+			// below its own cgroup, which is the root here.
+			p = "/" + p
+		}
 		if reason := checkCgroupPath(p); reason != "" {
 			r.problem("linux.cgroupsPath", p, reason)
 		} else {
@@ -616,10 +626,17 @@ func (r *specReader) readResources(sb *Sandbox, res *specs.LinuxResources) *Sand
 		sb = sb.WithPids(int(*p.Limit))
 		lr.Pids.Limit = nil
 	}
-	// A device cgroup that denies everything first: the sandbox's /dev
-	// holds only its own devices, and every other mount is nodev.
-	if d := res.Devices; len(d) > 0 && !d[0].Allow && (d[0].Type == "" || d[0].Type == "a") && d[0].Major == nil && d[0].Minor == nil {
-		lr.Devices = nil
+	// The rest (devices, blkio, hugetlb, net_cls and net_prio, the other
+	// memory and CPU settings, rdma) the cgroup applies as the spec says,
+	// with the limits above: the whole section is kept.
+	unified := lr.Unified
+	lr.Unified = nil
+	if rest, _ := oci.Leftovers(lr); len(rest) > 0 {
+		sb = sb.clone()
+		sb.oci.resources = cloneResources(res)
+		sb.oci.resources.Unified = nil
+		*lr = specs.LinuxResources{}
 	}
+	lr.Unified = unified // cgroup v2 files by name: not taken
 	return sb
 }

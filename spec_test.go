@@ -131,6 +131,14 @@ func randomSpecChange(rng *rand.Rand, s *specs.Spec) {
 		s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/net/tun", Type: "c", Major: 10, Minor: 200, FileMode: &mode, UID: &uid, GID: &gid}}
 	}
 	if rng.IntN(2) == 0 {
+		shares, major, minor := uint64(2+rng.IntN(1000)), int64(10), int64(229)
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: &shares, Cpus: "0"}
+		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Access: "rwm"}, {Allow: true, Type: "c", Major: &major, Minor: &minor, Access: "rwm"}}
+	}
+	if rng.IntN(2) == 0 {
 		s.Linux.RootfsPropagation = []string{"shared", "rshared", "slave", "rslave", "unbindable", "runbindable"}[rng.IntN(6)]
 	}
 	if rng.IntN(2) == 0 {
@@ -218,10 +226,9 @@ func TestFromSpecRefusesWhatItDoesNotHonour(t *testing.T) {
 		{"seccomp op", func(s *specs.Spec) {
 			s.Linux.Seccomp.Syscalls[0].Args = []specs.LinuxSeccompArg{{Index: 0, Value: 1, Op: specs.OpGreaterThan}}
 		}, "linux.seccomp.syscalls[0].args[0].op"},
-		{"cpu shares", func(s *specs.Spec) {
-			n := uint64(512)
-			s.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &n}}
-		}, "linux.resources.cpu.shares"},
+		{"cgroup v2 files", func(s *specs.Spec) {
+			s.Linux.Resources = &specs.LinuxResources{Unified: map[string]string{"memory.high": "1M"}}
+		}, "linux.resources.unified.memory.high"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -434,7 +434,11 @@ func (g *globals) start(ctx context.Context, id string) error {
 	oci.WaitExec(c.PID, c.Start, 5*time.Second)
 	if c.Hooks != nil {
 		// A failed poststart hook is only a warning (runtime-spec).
-		if err := oci.RunHooks(ctx, "poststart", c.Hooks.Poststart, c.State(), true); err != nil {
+		// The state as of the start: running, even if a short program
+		// has ended since.
+		st := c.State()
+		st.Status = specs.StateRunning
+		if err := oci.RunHooks(ctx, "poststart", c.Hooks.Poststart, st, true); err != nil {
 			g.logError(os.Stderr, fmt.Errorf("warning: %w", err))
 		}
 	}
