@@ -167,7 +167,7 @@ func (s *Sandbox) specLinux(pl *plan) *specs.Linux {
 	if pl.userns != nil {
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		l.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(pl.userns.uid), Size: uint32(pl.userns.size)}}
-		l.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(pl.userns.gid), Size: uint32(pl.userns.size)}}
+		l.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(pl.userns.gid), Size: uint32(pl.userns.gids())}}
 	}
 	if lim := pl.limits; lim.oci != nil {
 		l.Resources = cloneResources(lim.oci)
@@ -537,10 +537,15 @@ func (r *specReader) readLinux(sb *Sandbox, l *specs.Linux) *Sandbox {
 		switch {
 		case len(u) != 1 || len(g) != 1:
 			r.problem("linux.uidMappings", len(u), "must be one mapping each of uids and gids")
-		case u[0].ContainerID != 0 || g[0].ContainerID != 0 || u[0].Size != g[0].Size:
-			r.problem("linux.uidMappings", u[0], "must map from 0, uids and gids the same size")
+		case u[0].ContainerID != 0 || g[0].ContainerID != 0:
+			r.problem("linux.uidMappings", u[0], "must map from 0")
 		default:
-			sb = sb.WithIDMap(int(u[0].HostID), int(g[0].HostID), int(u[0].Size))
+			sb = sb.WithIDMap(int(u[0].HostID), int(g[0].HostID), int(max(u[0].Size, g[0].Size)))
+			if sb.userns != nil && u[0].Size != g[0].Size {
+				m := *sb.userns
+				m.size, m.gidSize = int(u[0].Size), int(g[0].Size)
+				sb.userns = &m
+			}
 		}
 		ll.UIDMappings, ll.GIDMappings = nil, nil
 	}

@@ -138,6 +138,9 @@ func randomSpecChange(rng *rand.Rand, s *specs.Spec) {
 		s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: &shares, Cpus: "0"}
 		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Access: "rwm"}, {Allow: true, Type: "c", Major: &major, Minor: &minor, Access: "rwm"}}
 	}
+	if len(s.Linux.GIDMappings) == 1 && rng.IntN(2) == 0 {
+		s.Linux.GIDMappings[0].Size = uint32(2000 + rng.IntN(3000)) // uids and gids of different sizes
+	}
 	if rng.IntN(2) == 0 {
 		s.Linux.RootfsPropagation = []string{"shared", "rshared", "slave", "rslave", "unbindable", "runbindable"}[rng.IntN(6)]
 	}

@@ -272,10 +272,12 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 	if spec.Linux != nil && spec.Linux.CgroupsPath == "" {
 		spec.Linux.CgroupsPath = "/sandboxkit-runtime/" + id
 	}
+	t0 := time.Now()
 	sb, err := sandbox.FromSpec(&spec, bundle)
 	if err != nil {
 		return nil, err
 	}
+	g.debugf("create %s: spec read in %v", id, time.Since(t0))
 
 	c, err := oci.New(g.root, id)
 	if err != nil {
@@ -301,10 +303,13 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 		master, stdio = m, [3]*os.File{slave, slave, slave}
 	}
 	sb = sb.WithStdin(stdio[0]).WithStdout(stdio[1]).WithStderr(stdio[2])
+	t0 = time.Now()
 	pid, err := sb.StartDetached(ctx, c.Gate(), spec.Process.Args...)
 	if err != nil {
 		return nil, err
 	}
+	g.debugf("create %s: sandbox started in %v", id, time.Since(t0))
+	t0 = time.Now()
 	c.PID, c.Bundle, c.Created, c.CgroupPath, c.Annotations, c.Hooks = pid, bundle, time.Now().UTC(), spec.Linux.CgroupsPath, spec.Annotations, hooks
 	c.Version = spec.Version
 	defer func() {
@@ -326,6 +331,7 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 	if err := c.Save(); err != nil {
 		return nil, err
 	}
+	g.debugf("create %s: cgroups joined and state saved in %v", id, time.Since(t0))
 	if master != nil {
 		if err := oci.SendConsole(*o.consoleSocket, master); err != nil {
 			return nil, err
@@ -472,7 +478,10 @@ func (g *globals) runContainer(ctx context.Context, id string, o createOpts, det
 	if ws.Signaled() {
 		code = 128 + int(ws.Signal())
 	}
-	return code, g.delete(ctx, id, false)
+	t0 := time.Now()
+	err = g.delete(ctx, id, false)
+	g.debugf("run %s: deleted in %v", id, time.Since(t0))
+	return code, err
 }
 
 // signalContainer sends sig to the container's process, through a pidfd

@@ -63,6 +63,24 @@ func (g *globals) logError(stderr io.Writer, err error) {
 	fmt.Fprintf(g.log, "time=%q level=error msg=%q\n", time.Now().UTC().Format(time.RFC3339Nano), err.Error())
 }
 
+// debugf logs a debug line, with --debug only: to the log, else stderr.
+func (g *globals) debugf(format string, args ...any) {
+	if !g.debug {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	w := g.log
+	if w == nil {
+		w = os.Stderr
+	}
+	if g.jsonLog {
+		b, _ := json.Marshal(map[string]string{"level": "debug", "msg": msg, "time": time.Now().UTC().Format(time.RFC3339Nano)})
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(w, "time=%q level=debug msg=%q\n", time.Now().UTC().Format(time.RFC3339Nano), msg)
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	g := &globals{stdout: stdout}
 	fs := flag.NewFlagSet("sandboxkit-runtime", flag.ContinueOnError)

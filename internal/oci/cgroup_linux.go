@@ -56,7 +56,24 @@ func JoinCgroups(pid int, path string) error {
 	if err != nil {
 		return err
 	}
+	// The hierarchies the sandbox is in already: /proc/PID/cgroup names
+	// each with the path it is at.
+	in := map[string]bool{}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup"); err == nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			f := strings.SplitN(line, ":", 3)
+			if len(f) == 3 && f[2] == path {
+				for _, c := range strings.Split(strings.TrimPrefix(f[1], "name="), ",") {
+					in[c] = true
+				}
+			}
+		}
+	}
 	for _, h := range hs {
+		name := filepath.Base(h)
+		if in[strings.Split(name, ",")[0]] {
+			continue
+		}
 		dir := filepath.Join(h, path)
 		if err := mkdirCgroup(h, path); err != nil {
 			return err
