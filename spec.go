@@ -227,23 +227,36 @@ func (s *Sandbox) WriteBundle(dir string, argv ...string) error {
 //
 // Every field it does not honour is an error: the result is a
 // [*ConfigError] whose [*FieldError]s name each field by its JSON path
-// ("linux.sysctl.kernel.shmmax", "mounts[6].type"). It honours ociVersion
-// 1.0.0 through 1.3.x; root; hostname; process.args, env, cwd, user's uid
-// and gid; capabilities as one set (bounding, with effective and permitted
-// the same for root and empty otherwise, inheritable and ambient empty);
-// rlimits; noNewPrivileges; the mounts a sandbox always makes (/proc, its
-// writability included, /dev, /dev/pts, /dev/shm, /sys, and /tmp, whose
-// size sets WithScratchSize), binds and tmpfs mounts; the pid, mount,
-// uts, ipc, cgroup, network and user namespaces (a missing network
-// namespace means the host's network), with one ID mapping from 0; memory
-// (with swap equal to it), CPU quota and pids limits; linux.cgroupsPath in
-// its path form; the seccomp profile (SCMP_CMP_EQ, NE and MASKED_EQ
-// conditions; the filter allows the native architecture only, and kills
-// calls made through another one's convention); maskedPaths and
-// readonlyPaths that the sandbox masks and protects anyway; a device
-// cgroup that denies what it does not list (the sandbox's /dev has only
-// null, zero, full, random, urandom and tty, and every other mount is
-// nodev), and a private rootfsPropagation.
+// ("linux.sysctl.kernel.panic", "mounts[6].type"). It honours:
+//
+//   - ociVersion 1.0.0 through 1.3.x, pre-releases included;
+//   - root: the bundle's directory, bound as the root and written in place
+//     as under runc (read only with root.readonly); a spec that Spec wrote
+//     from a definition on Dir keeps its throw-away overlay;
+//   - hostname, and process.args, env, cwd, user (uid, gid,
+//     additionalGids; a umask of 022), the five capability sets, rlimits,
+//     noNewPrivileges (when false the filter goes on before the
+//     capabilities are dropped, as in runc) and oomScoreAdj;
+//   - the mounts a sandbox always makes (/proc, its writability included,
+//     /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys and /tmp, whose size sets
+//     WithScratchSize; no /tmp when the spec has none), each made as a
+//     sandbox makes it whatever its options say; binds and tmpfs mounts,
+//     nosuid, nodev and private, ro when asked, a tmpfs sized by size=
+//     (any other option is refused);
+//   - the pid, mount, uts, ipc, cgroup, network and user namespaces (no
+//     network namespace means the host's network), with one uid and one
+//     gid mapping from 0; joining one by path is refused;
+//   - linux.resources: memory, CPU and pids limits, and the rest (devices,
+//     blkio, hugetlb, network, rdma, the other memory and CPU settings)
+//     applied by containerd/cgroups in every hierarchy; cgroupsPath, as a
+//     path (a relative one below the hierarchies' roots; systemd's
+//     slice:prefix:name is refused);
+//   - the seccomp profile (SCMP_CMP_EQ, NE and MASKED_EQ conditions; the
+//     filter allows the native architecture only and kills calls made
+//     through another one's convention);
+//   - maskedPaths and readonlyPaths, namespaced sysctls (net.*, the IPC
+//     ones, fs.mqueue.*), devices (made in /dev, bound from the host's in
+//     a user namespace) and rootfsPropagation.
 //
 // The sandbox is stricter than a spec in places it does not describe:
 // RLIMIT_NOFILE and RLIMIT_CORE have defaults, the uts, ipc and cgroup
@@ -455,6 +468,22 @@ func (r *specReader) readMounts(sb *Sandbox, mounts []specs.Mount) *Sandbox {
 			}
 			r.left.Mounts[i] = specs.Mount{}
 			continue
+		}
+		// A bind or tmpfs gets what the sandbox gives every such mount
+		// (nosuid, nodev, private; read only when asked): any other option
+		// would be dropped, so it is refused.
+		for _, o := range m.Options {
+			k, _, _ := strings.Cut(o, "=")
+			switch k {
+			case "bind", "rbind", "ro", "rw", "nosuid", "nodev", "private", "rprivate":
+			case "size":
+				if m.Type == "tmpfs" {
+					continue
+				}
+				fallthrough
+			default:
+				r.problem(field+".options", o, "unsupported: binds and tmpfs mounts are nosuid, nodev and private, read only when asked (ro), and tmpfs sized (size=)")
+			}
 		}
 		switch {
 		case m.Type == "bind" || bind || rbind:

@@ -216,6 +216,9 @@ func TestFromSpecRefusesWhatItDoesNotHonour(t *testing.T) {
 		{"oom score", func(s *specs.Spec) { s.Process.OOMScoreAdj = &adj }, "process.oomScoreAdj"},
 		{"apparmor", func(s *specs.Spec) { s.Process.ApparmorProfile = "x" }, "process.apparmorProfile"},
 		{"terminal", func(s *specs.Spec) { s.Process.Terminal = true }, "process.terminal"},
+		{"noexec bind", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/srv/data", Options: []string{"rbind", "noexec"}})
+		}, "mounts[6].options"},
 		{"cgroup mount", func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup"})
 		}, "mounts[6].type"},
