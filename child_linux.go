@@ -23,7 +23,7 @@ func (pl *plan) cloneFlags() uintptr {
 	if pl.userns != nil {
 		flags |= unix.CLONE_NEWUSER
 	}
-	return flags
+	return flags &^ pl.joinFlags()
 }
 
 // addPrelude appends what the child does first: die with the caller; in a
@@ -175,9 +175,10 @@ func addDescriptors(p *spawn.Program, x execSetup) {
 // execSetup is what the parent prepared for the end of the child's program.
 type execSetup struct {
 	stdio    [3]int
-	stubFD   int // sealed exec stub or init, or -1 where there is none
-	statusFD int // with the init: the status pipe's write end (>= 10); else -1
-	gateFD   int // detached: the gate FIFO, read by the gated stub; else -1
+	stubFD   int   // sealed exec stub or init, or -1 where there is none
+	statusFD int   // with the init: the status pipe's write end (>= 10); else -1
+	gateFD   int   // detached: the gate FIFO, read by the gated stub; else -1
+	joinFDs  []int // the namespaces an OCI spec joins, as pl.oci.joins
 	lastCap  int
 	filter   []seccomp.Instruction
 	ctty     bool // stdin is a terminal, the program's controlling one
@@ -200,6 +201,7 @@ func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridg
 	}
 	etc := bridge.etcFiles()
 	addPrelude(&p, cg.procsFDs(), idMapsWritten, reopen, base, joinNetns)
+	pl.addJoins(&p, x.joinFDs)
 	pl.addOCIEarly(&p)
 	pl.addRoot(&p, base, sysfs, etc)
 	p.Sethostname(pl.hostname)

@@ -27,7 +27,22 @@ type ociExtras struct {
 	// than the memory, CPU quota and pids limits of the builder: the
 	// cgroup applies all of it (through containerd/cgroups).
 	resources *specs.LinuxResources
+	// joins are the namespaces the spec names by path, which the
+	// sandbox joins instead of making its own.
+	joins []nsJoin
 }
+
+// nsJoin is a namespace to join: its spec type and the path of its file.
+type nsJoin struct {
+	kind specs.LinuxNamespaceType
+	path string
+}
+
+// joinable are the namespaces a sandbox can join by path: those its child
+// enters with setns before it sets anything up. The PID namespace would
+// need the clone made from inside it, the mount namespace the root built
+// in another's mounts, and a user namespace ID maps it does not own.
+var joinable = []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.CgroupNamespace}
 
 // propagations are the rootfsPropagation values and their mount flags.
 var propagations = map[string]uintptr{
@@ -74,6 +89,7 @@ func (x ociExtras) clone() ociExtras {
 	x.masked = slices.Clone(x.masked)
 	x.readOnly = slices.Clone(x.readOnly)
 	x.devices = slices.Clone(x.devices)
+	x.joins = slices.Clone(x.joins)
 	if x.resources != nil {
 		x.resources = cloneResources(x.resources)
 	}

@@ -1,11 +1,14 @@
 package sandbox
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox/internal/spawn"
@@ -109,4 +112,53 @@ func addSetIDsGroups(p *spawn.Program, uid, gid int, groups []int) {
 	p.Syscall(spawn.Step{Op: "setresgid", Path: strconv.Itoa(gid)}, unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid))
 	p.Syscall(spawn.Step{Op: "setresuid", Path: strconv.Itoa(uid)}, unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid))
 	addDieWithCaller(p)
+}
+
+// nsFlags are the clone flags of the namespaces a sandbox can join.
+var nsFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.NetworkNamespace: unix.CLONE_NEWNET, specs.IPCNamespace: unix.CLONE_NEWIPC,
+	specs.UTSNamespace: unix.CLONE_NEWUTS, specs.CgroupNamespace: unix.CLONE_NEWCGROUP,
+}
+
+// joinFlags are the clone flags of the namespaces the plan joins rather
+// than makes.
+func (pl *plan) joinFlags() uintptr {
+	var f uintptr
+	for _, j := range pl.oci.joins {
+		f |= nsFlags[j.kind]
+	}
+	return f
+}
+
+// openJoins opens the namespace files the plan joins, in its order.
+func (pl *plan) openJoins() ([]int, error) {
+	var fds []int
+	for _, j := range pl.oci.joins {
+		fd, err := unix.Open(j.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			closeFDs(fds)
+			return nil, &fs.PathError{Op: "open " + string(j.kind) + " namespace", Path: j.path, Err: err}
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+// addJoins appends the setns of each namespace the plan joins, just after
+// the prelude (which unshares a cgroup namespace that a joined one then
+// replaces), before anything is set up in it.
+func (pl *plan) addJoins(p *spawn.Program, fds []int) {
+	for i, j := range pl.oci.joins {
+		p.Syscall(spawn.Step{Op: "setns", Path: j.path}, unix.SYS_SETNS, uintptr(fds[i]), nsFlags[j.kind])
+		p.CloseFD(fds[i])
+	}
+}
+
+// closeFDs closes each of fds.
+func closeFDs(fds []int) error {
+	var errs []error
+	for _, fd := range fds {
+		errs = append(errs, unix.Close(fd))
+	}
+	return errors.Join(errs...)
 }

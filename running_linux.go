@@ -158,6 +158,10 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 		return nil, fmt.Errorf("sandbox: exec stub: %w", err)
 	}
 	spent.PushErr(func() error { return closeFD(&x.stubFD) })
+	if x.joinFDs, err = pl.openJoins(); err != nil {
+		return nil, fmt.Errorf("sandbox: join namespace: %w", err)
+	}
+	spent.PushErr(func() error { return closeFDs(x.joinFDs) })
 	if pl.gate != "" {
 		if x.gateFD, err = openGate(pl.gate); err != nil {
 			return nil, fmt.Errorf("sandbox: start gate: %w", err)

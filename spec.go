@@ -164,6 +164,14 @@ func (s *Sandbox) specLinux(pl *plan) *specs.Linux {
 	if pl.net.kind == networkNone {
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
+	for _, j := range pl.oci.joins {
+		i := slices.IndexFunc(l.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == j.kind })
+		if i < 0 {
+			l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: j.kind, Path: j.path})
+		} else {
+			l.Namespaces[i].Path = j.path
+		}
+	}
 	if pl.userns != nil {
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		l.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(pl.userns.uid), Size: uint32(pl.userns.size)}}
@@ -540,9 +548,18 @@ func (r *specReader) readLinux(sb *Sandbox, l *specs.Linux) *Sandbox {
 	}
 	ll := r.left.Linux
 	have := map[specs.LinuxNamespaceType]bool{}
+	sb = sb.clone()
 	for i, ns := range l.Namespaces {
 		if ns.Path != "" {
-			r.problem(fmt.Sprintf("linux.namespaces[%d].path", i), ns.Path, "unsupported: a sandbox makes its namespaces")
+			switch {
+			case !slices.Contains(joinable, ns.Type):
+				r.problem(fmt.Sprintf("linux.namespaces[%d].path", i), ns.Path, fmt.Sprintf("unsupported: a sandbox makes its own %s namespace; it can join network, ipc, uts and cgroup namespaces", ns.Type))
+			case !filepath.IsAbs(ns.Path):
+				r.problem(fmt.Sprintf("linux.namespaces[%d].path", i), ns.Path, "must be an absolute path")
+			default:
+				sb.oci.joins = append(sb.oci.joins, nsJoin{kind: ns.Type, path: ns.Path})
+			}
+			have[ns.Type] = true
 			continue
 		}
 		switch ns.Type {
@@ -558,8 +575,11 @@ func (r *specReader) readLinux(sb *Sandbox, l *specs.Linux) *Sandbox {
 			r.problem("linux.namespaces", need, "must be listed: a sandbox always has its own")
 		}
 	}
-	if !have[specs.NetworkNamespace] {
-		sb = sb.WithNetwork(HostNetwork())
+	if !have[specs.NetworkNamespace] || slices.ContainsFunc(sb.oci.joins, func(j nsJoin) bool { return j.kind == specs.NetworkNamespace }) {
+		sb = sb.WithNetwork(HostNetwork()) // the host's, or the one joined
+	}
+	if have[specs.UserNamespace] && len(sb.oci.joins) > 0 {
+		r.problem("linux.namespaces", "user", "a user namespace cannot join namespaces by path: the host's user namespace owns them")
 	}
 	if have[specs.UserNamespace] {
 		u, g := l.UIDMappings, l.GIDMappings

@@ -138,6 +138,13 @@ func randomSpecChange(rng *rand.Rand, s *specs.Spec) {
 		s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: &shares, Cpus: "0"}
 		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Access: "rwm"}, {Allow: true, Type: "c", Major: &major, Minor: &minor, Access: "rwm"}}
 	}
+	if len(s.Linux.UIDMappings) == 0 && rng.IntN(2) == 0 {
+		for i, ns := range s.Linux.Namespaces {
+			if ns.Type == specs.IPCNamespace || ns.Type == specs.UTSNamespace {
+				s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/%s", 100+rng.IntN(900), ns.Type)
+			}
+		}
+	}
 	if len(s.Linux.GIDMappings) == 1 && rng.IntN(2) == 0 {
 		s.Linux.GIDMappings[0].Size = uint32(2000 + rng.IntN(3000)) // uids and gids of different sizes
 	}
@@ -208,7 +215,14 @@ func TestFromSpecRefusesWhatItDoesNotHonour(t *testing.T) {
 		field  string
 	}{
 		{"host sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} }, "linux.sysctl.kernel.panic"},
-		{"namespace path", func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }, "linux.namespaces[0].path"},
+		{"pid namespace path", func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }, "linux.namespaces[0].path"},
+		{"mount namespace path", func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/mnt" }, "linux.namespaces[1].path"},
+		{"user namespace joining", func(s *specs.Spec) {
+			s.Linux.Namespaces[2].Path = "/proc/1/ns/uts"
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
+		}, "linux.namespaces"},
 		{"time namespace", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
 		}, "linux.namespaces[6].type"},

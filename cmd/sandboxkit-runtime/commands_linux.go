@@ -24,6 +24,10 @@ import (
 
 const defaultRoot = oci.DefaultRoot
 
+// defaultCgroupParent is the cgroup below which a container whose spec
+// names no cgroupsPath gets one named after its ID.
+const defaultCgroupParent = "/oci.sandboxkit/"
+
 // errNotRunning is the error of a command that needs a live container.
 // Its text is runc's, which containerd matches.
 var errNotRunning = errors.New("container not running")
@@ -269,8 +273,15 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 	if !terminal && *o.consoleSocket != "" {
 		return nil, errors.New("--console-socket needs process.terminal")
 	}
-	if spec.Linux != nil && spec.Linux.CgroupsPath == "" {
-		spec.Linux.CgroupsPath = "/sandboxkit-runtime/" + id
+	if spec.Linux != nil {
+		switch p := spec.Linux.CgroupsPath; {
+		case p == "":
+			// Not "sandboxkit-…": that is the package's own prefix, whose
+			// cgroups Collect and the leak checks of its tests look for.
+			spec.Linux.CgroupsPath = defaultCgroupParent + id
+		case !strings.HasPrefix(p, "/") && strings.Count(p, ":") != 2:
+			spec.Linux.CgroupsPath = "/" + p // relative: below the roots, as FromSpec reads it
+		}
 	}
 	t0 := time.Now()
 	sb, err := sandbox.FromSpec(&spec, bundle)
@@ -579,7 +590,16 @@ func (g *globals) delete(ctx context.Context, id string, force bool) error {
 		}
 	}
 	if c.CgroupPath != "" {
+		if !strings.HasPrefix(c.CgroupPath, "/") {
+			c.CgroupPath = "/" + c.CgroupPath // recorded by an older create
+		}
 		errs = append(errs, sandbox.RemoveCgroup(c.CgroupPath))
+		if strings.HasPrefix(c.CgroupPath, defaultCgroupParent) {
+			// The parent this runtime made goes once it is empty; a
+			// container created meanwhile keeps it (EBUSY), or makes it
+			// again.
+			oci.RemoveIfEmpty(defaultCgroupParent)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -3,10 +3,12 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,7 +181,7 @@ func TestLifecycleCreateStartStateKillDelete(t *testing.T) {
 	cg, err := os.ReadFile("/proc/" + string(pid) + "/cgroup")
 	require.NoError(t, err)
 	for _, line := range strings.Split(strings.TrimSpace(string(cg)), "\n") {
-		assert.True(t, strings.HasSuffix(line, ":/sandboxkit-runtime/"+cid), "in its cgroup path on every hierarchy: %s", line)
+		assert.True(t, strings.HasSuffix(line, ":/oci.sandboxkit/"+cid), "in its cgroup path on every hierarchy: %s", line)
 	}
 
 	r.must("start", cid)
@@ -208,8 +210,10 @@ func TestLifecycleCreateStartStateKillDelete(t *testing.T) {
 	_, stderr, err = r.run("state", cid)
 	assert.Error(t, err)
 	assert.Contains(t, stderr, "does not exist", "state after delete: containerd matches runc's text")
-	_, err = os.Stat("/sys/fs/cgroup/memory/sandboxkit-runtime/" + cid)
+	_, err = os.Stat("/sys/fs/cgroup/memory/oci.sandboxkit/" + cid)
 	assert.ErrorIs(t, err, os.ErrNotExist, "delete removed the cgroup")
+	_, err = os.Stat("/sys/fs/cgroup/memory/oci.sandboxkit")
+	assert.ErrorIs(t, err, os.ErrNotExist, "and the runtime's parent cgroup, empty")
 }
 
 func TestDeleteForceKillsARunningContainer(t *testing.T) {
@@ -292,9 +296,9 @@ func TestCreateRefusesWhatItCannotHonour(t *testing.T) {
 		{"soft above hard", func(s *specs.Spec) {
 			s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_NPROC", Soft: 20, Hard: 10})
 		}, "soft limit must not exceed hard limit"},
-		{"namespace path (linux_ns_path)", func(s *specs.Spec) {
-			s.Linux.Namespaces[2].Path = "/proc/1/ns/uts"
-		}, "linux.namespaces[2].path"},
+		{"pid namespace path", func(s *specs.Spec) {
+			s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" // a sandbox's PID namespace is its own
+		}, "linux.namespaces[0].path"},
 		{"systemd cgroup", func(s *specs.Spec) { s.Linux.CgroupsPath = "machine.slice:libpod:abc" }, "needs systemd"},
 		{"sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.domainname": "x"} }, "linux.sysctl"},
 		{"version", func(s *specs.Spec) { s.Version = "0.9.0" }, "ociVersion"},
@@ -346,6 +350,46 @@ func TestContainerSeesItsSpec(t *testing.T) {
 	assert.Contains(t, got, "\n99\n", "rlimit")
 	assert.Contains(t, got, "\n1\n", "the mqueue mount")
 	assert.Regexp(t, `NoNewPrivs:\s+0`, got, "noNewPrivileges false")
+}
+
+func TestContainerJoinsNamespacesByPath(t *testing.T) {
+	r := newRT(t)
+	holder := exec.Command("unshare", "--net", "--ipc", "--uts", "--fork", "sleep", "60")
+	require.NoError(t, holder.Start())
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	// unshare forks: the namespaces are its child's, which appears soon.
+	var child string
+	deadline := time.Now().Add(5 * time.Second)
+	for child == "" && time.Now().Before(deadline) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", holder.Process.Pid, holder.Process.Pid))
+		child = strings.TrimSpace(string(b))
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NotEmpty(t, child, "unshare's child")
+	cid := id()
+	kinds := map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts"}
+	r.create(cid, bundle(t, func(s *specs.Spec) {
+		for i, ns := range s.Linux.Namespaces {
+			if k, ok := kinds[ns.Type]; ok {
+				s.Linux.Namespaces[i].Path = "/proc/" + child + "/ns/" + k
+			}
+		}
+		if !slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.NetworkNamespace }) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/proc/" + child + "/ns/net"})
+		}
+	}, "/bin/sleep", "60"))
+	pid := r.state(cid).Pid
+	for _, k := range []string{"net", "ipc", "uts"} {
+		want, err := os.Readlink("/proc/" + child + "/ns/" + k)
+		require.NoError(t, err)
+		got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, k))
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "the container is in the %s namespace its spec names", k)
+	}
+	mine, _ := os.Readlink("/proc/self/ns/pid")
+	theirs, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	assert.NotEqual(t, mine, theirs, "its PID namespace is its own")
+	r.must("delete", "--force", cid)
 }
 
 func TestHooksGetTheStateOnStdin(t *testing.T) {

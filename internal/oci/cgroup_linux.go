@@ -114,6 +114,18 @@ func mkdirCgroup(h, path string) error {
 	return nil
 }
 
+// RemoveIfEmpty removes the cgroup path from every hierarchy where it has
+// no process and no child cgroup left, at once: one still in use stays.
+func RemoveIfEmpty(path string) {
+	hs, err := hierarchies()
+	if err != nil {
+		return
+	}
+	for _, h := range hs {
+		os.Remove(filepath.Join(h, path)) // EBUSY while in use: kept
+	}
+}
+
 // controllerDir returns the directory of path in the hierarchy that holds
 // controller (v1), or the v2 cgroup.
 func controllerDir(controller, path string) string {
