@@ -253,7 +253,8 @@ func (s *Sandbox) WriteBundle(dir string, argv ...string) error {
 //     (any other option is refused);
 //   - the pid, mount, uts, ipc, cgroup, network and user namespaces (no
 //     network namespace means the host's network), with one uid and one
-//     gid mapping from 0; joining one by path is refused;
+//     gid mapping from 0; the network, ipc, uts and cgroup namespaces can
+//     be joined by path (a pod's), the pid, mount and user ones cannot;
 //   - linux.resources: memory, CPU and pids limits, and the rest (devices,
 //     blkio, hugetlb, network, rdma, the other memory and CPU settings)
 //     applied by containerd/cgroups in every hierarchy; cgroupsPath, as a
