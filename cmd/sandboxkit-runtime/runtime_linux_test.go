@@ -447,3 +447,65 @@ func TestLogFormatJSONAndFeatures(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.must("list", "--format", "json")), &list))
 	assert.Empty(t, list)
 }
+
+func TestPauseResumeEventsUpdate(t *testing.T) {
+	r := newRT(t)
+	cid := id()
+	out := r.create(cid, bundle(t, nil, "/bin/sh", "-c", "while :; do echo x; sleep 0.01; done"))
+	r.must("start", cid)
+	r.waitStatus(cid, "running")
+
+	r.must("pause", cid)
+	assert.Equal(t, specs.ContainerState("paused"), r.state(cid).Status, "state after pause")
+	_, stderr, err := r.run("pause", cid)
+	assert.Error(t, err, "a second pause fails")
+	assert.Contains(t, stderr, "paused already")
+	before := output(t, out)
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, before, output(t, out), "a paused container writes nothing")
+	r.must("resume", cid)
+	r.waitStatus(cid, "running")
+	deadline := time.Now().Add(5 * time.Second)
+	for output(t, out) == before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	assert.NotEqual(t, before, output(t, out), "a resumed container runs again")
+
+	var ev struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Data struct {
+			Memory struct {
+				Usage struct {
+					Usage uint64 `json:"usage"`
+					Limit uint64 `json:"limit"`
+				} `json:"usage"`
+			} `json:"memory"`
+			Pids struct {
+				Current uint64 `json:"current"`
+			} `json:"pids"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.must("events", "--stats", cid)), &ev))
+	assert.Equal(t, "stats", ev.Type)
+	assert.Equal(t, cid, ev.ID)
+	assert.Positive(t, ev.Data.Memory.Usage.Usage, "the container's memory use")
+
+	cmd := exec.Command(r.bin, "--root", r.root, "update", "--resources", "-", cid)
+	cmd.Stdin = strings.NewReader(`{"memory": {"limit": 33554432}, "pids": {"limit": 50}}`)
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "update --resources -: %s", b)
+	limit, err := os.ReadFile("/sys/fs/cgroup/memory/oci.sandboxkit/" + cid + "/memory.limit_in_bytes")
+	if err != nil { // a v2 host
+		limit, err = os.ReadFile("/sys/fs/cgroup/oci.sandboxkit/" + cid + "/memory.max")
+	}
+	require.NoError(t, err)
+	assert.Equal(t, "33554432", strings.TrimSpace(string(limit)), "update set the memory limit")
+
+	cmd = exec.Command(r.bin, "--root", r.root, "update", "--resources", "-", cid)
+	cmd.Stdin = strings.NewReader(`{"cpu": {"shares": 512}}`)
+	b, err = cmd.CombinedOutput()
+	assert.Error(t, err, "update of a field it does not apply")
+	assert.Contains(t, string(b), "cpu.shares")
+	r.must("delete", "--force", cid)
+}
