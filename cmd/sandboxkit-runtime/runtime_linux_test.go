@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox"
 	"github.com/sandboxkit/sandbox/internal/state"
@@ -508,4 +510,56 @@ func TestPauseResumeEventsUpdate(t *testing.T) {
 	assert.Error(t, err, "update of a field it does not apply")
 	assert.Contains(t, string(b), "cpu.shares")
 	r.must("delete", "--force", cid)
+}
+
+func TestConsoleSocketGetsThePTYMaster(t *testing.T) {
+	r := newRT(t)
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	got := make(chan *os.File, 1)
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || perr != nil || len(msgs) != 1 {
+			got <- nil
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			got <- nil
+			return
+		}
+		got <- os.NewFile(uintptr(fds[0]), "pty master")
+	}()
+	cid := id()
+	dir := bundle(t, func(s *specs.Spec) { s.Process.Terminal = true }, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-the-terminal")
+	r.create(cid, dir, "--console-socket", sock)
+	master := <-got
+	require.NotNil(t, master, "create sends the pty master over the console socket")
+	defer master.Close()
+	r.must("start", cid)
+	var all []byte
+	buf := make([]byte, 512)
+	master.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for !bytes.Contains(all, []byte("on-the-terminal")) {
+		n, err := master.Read(buf)
+		all = append(all, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	// The terminal's line discipline turned the newline into CRLF. (Its
+	// pty is the host's devpts: ttyname finds no name for it inside.)
+	assert.Contains(t, string(all), "on-the-terminal\r\n", "the program's stdin and stdout are the terminal")
+	r.waitStatus(cid, "stopped")
+	r.must("delete", cid)
 }
