@@ -1,7 +1,8 @@
 package execstub
 
-// GateFD is the descriptor on which the gated stub waits for its start.
-const GateFD = 5
+// GateFD is the descriptor on which the gated stub waits for its start:
+// above 4 (the init's status) and 5 (the init's controlling terminal).
+const GateFD = 6
 
 // gateCode is the gated stub per GOARCH, for a sandbox that outlives its
 // creator and runs its payload only when told (an OCI container between

@@ -33,8 +33,8 @@ func gatedCmd(t *testing.T, argv ...string) (cmd *exec.Cmd, ready, gate *os.File
 	gateR, gateW, err := os.Pipe()
 	require.NoError(t, err)
 	t.Cleanup(func() { readyR.Close(); gateW.Close() })
-	cmd = &exec.Cmd{Path: gateStub(t), Args: argv, ExtraFiles: []*os.File{readyW, nil, gateR}}
-	require.Equal(t, 5, execstub.GateFD, "ExtraFiles puts gate at 3+2")
+	cmd = &exec.Cmd{Path: gateStub(t), Args: argv, ExtraFiles: []*os.File{readyW, nil, nil, gateR}}
+	require.Equal(t, 6, execstub.GateFD, "ExtraFiles puts gate at 3+3")
 	t.Cleanup(func() { readyW.Close(); gateR.Close() })
 	return cmd, readyR, gateW
 }
@@ -46,7 +46,7 @@ func TestGateWaitsForItsByteThenExecutes(t *testing.T) {
 	cmd.Stdout = out
 	require.NoError(t, cmd.Start())
 	cmd.ExtraFiles[0].Close()
-	cmd.ExtraFiles[2].Close()
+	cmd.ExtraFiles[3].Close()
 	// Descriptor 3 closes before the wait: the starter learns it is ready.
 	n, _ := ready.Read(make([]byte, 1)) // io.EOF
 	assert.Equal(t, 0, n, "the gated stub closes descriptor 3 before it waits")
@@ -66,7 +66,7 @@ func TestGateExitsWith127WhenClosedUnopened(t *testing.T) {
 	cmd, _, gate := gatedCmd(t, "/bin/true", "true")
 	require.NoError(t, cmd.Start())
 	cmd.ExtraFiles[0].Close()
-	cmd.ExtraFiles[2].Close()
+	cmd.ExtraFiles[3].Close()
 	gate.Close()
 	err := cmd.Wait()
 	var ee *exec.ExitError
