@@ -3,6 +3,8 @@ package sandbox
 import (
 	"fmt"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // cgroupPrefix starts the name of every cgroup the package creates, one per
@@ -22,6 +24,9 @@ type limits struct {
 	// freezer: the cgroup can be frozen (Pause); on v1 it joins one
 	// more hierarchy, which a one-shot run does not pay for.
 	freezer bool
+	// oci, when set, is an OCI spec's whole resources section (FromSpec),
+	// which the limits above come from; the cgroup applies all of it.
+	oci *specs.LinuxResources
 }
 
 // usage is what a run's cgroup measured.
@@ -32,7 +37,7 @@ type usage struct {
 }
 
 func (s *Sandbox) limits() limits {
-	return limits{memory: s.memory, cpu: s.cpu, pids: s.pids}
+	return limits{memory: s.memory, cpu: s.cpu, pids: s.pids, oci: s.oci.resources}
 }
 
 // MinMemory is the smallest memory limit WithMemory takes, as Docker's:

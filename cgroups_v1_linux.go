@@ -44,6 +44,9 @@ type cgroupV1 struct {
 }
 
 func newCgroupV1(root, name string, lim limits) (_ *cgroupV1, err error) {
+	if lim.oci != nil {
+		return newCgroupV1OCI(root, name, lim)
+	}
 	controllers := v1Controllers(lim)
 	var subsystems []cgroup1.Subsystem
 	for _, c := range controllers {

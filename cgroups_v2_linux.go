@@ -36,6 +36,9 @@ func newCgroupV2(root, name string, lim limits) (_ *cgroupV2, err error) {
 	if lim.pids > 0 {
 		res.Pids.Max = int64(lim.pids)
 	}
+	if lim.oci != nil {
+		res = ociV2Resources(lim.oci) // which holds the three above
+	}
 	path := filepath.Join(root, name)
 	if _, err := cgroup2.NewManager(root, "/"+name, res); err != nil {
 		os.Remove(path)

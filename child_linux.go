@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandboxkit/sandbox/internal/execstub"
 	"github.com/sandboxkit/sandbox/internal/seccomp"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
@@ -22,7 +23,7 @@ func (pl *plan) cloneFlags() uintptr {
 	if pl.userns != nil {
 		flags |= unix.CLONE_NEWUSER
 	}
-	return flags
+	return flags &^ pl.joinFlags()
 }
 
 // addPrelude appends what the child does first: die with the caller; in a
@@ -103,12 +104,54 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 		pl.addRlimits(p)
 		addDropBounding(p, pl.caps, x.lastCap)
 	}
-	// Always: it also drops the supplementary groups of the caller.
-	addSetIDs(p, pl.uid, pl.gid)
-	if pl.hardened {
-		pl.addCapset(p)
-		addNoNewPrivs(p)
+	if pl.newPrivs {
+		// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN
+		// in the effective set, which the change of user and capset
+		// take away: the filter goes on before them, as in runc, once the
+		// descriptors (whose calls an OCI profile may not allow) are set.
+		addDescriptors(p, x)
+		if pl.hardened {
+			addSeccomp(p, x.filter)
+		}
 	}
+	pl.addKeepCaps(p)
+	// Always: it also drops the supplementary groups of the caller.
+	if len(pl.oci.groups) > 0 {
+		addSetIDsGroups(p, pl.uid, pl.gid, pl.oci.groups)
+	} else {
+		addSetIDs(p, pl.uid, pl.gid)
+	}
+	if pl.hardened {
+		if pl.capSets != nil {
+			pl.addCapSets(p)
+		} else {
+			pl.addCapset(p)
+		}
+	}
+	if !pl.newPrivs {
+		if pl.hardened {
+			addNoNewPrivs(p)
+		}
+		addDescriptors(p, x)
+		if pl.hardened {
+			addSeccomp(p, x.filter)
+		}
+	}
+	if pl.hold != nil {
+		// A Pool's sandbox: the argv comes later (pool_linux.go).
+		p.ExecOnRequest(x.stubFD, pl.hold.release, pl.hold.request, pl.env)
+		return
+	}
+	if len(pl.argv) == 0 {
+		p.ExecIdle(x.stubFD, pl.env) // the init, with no program
+		return
+	}
+	p.ExecSearch(pl.paths, pl.argv, pl.env, x.stubFD)
+}
+
+// addDescriptors appends the ops that leave the program only its
+// descriptors, and the umask it starts with.
+func addDescriptors(p *spawn.Program, x execSetup) {
 	// Every descriptor of the host process other than 0, 1 and 2 closes
 	// at exec, whether or not its opener asked for close-on-exec.
 	p.Syscall(spawn.Step{Op: "close_range"}, unix.SYS_CLOSE_RANGE, 3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
@@ -123,27 +166,19 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 	if x.statusFD >= 0 {
 		p.Dup3(x.statusFD, 4) // where the init reports the program's status
 	}
+	if x.gateFD >= 0 {
+		p.Dup3(x.gateFD, execstub.GateFD) // what the gated stub waits on
+	}
 	p.Syscall(spawn.Step{Op: "umask"}, unix.SYS_UMASK, 0o022)
-	if pl.hardened {
-		addSeccomp(p, x.filter)
-	}
-	if pl.hold != nil {
-		// A Pool's sandbox: the argv comes later (pool_linux.go).
-		p.ExecOnRequest(x.stubFD, pl.hold.release, pl.hold.request, pl.env)
-		return
-	}
-	if len(pl.argv) == 0 {
-		p.ExecIdle(x.stubFD, pl.env) // the init, with no program
-		return
-	}
-	p.ExecSearch(pl.paths, pl.argv, pl.env, x.stubFD)
 }
 
 // execSetup is what the parent prepared for the end of the child's program.
 type execSetup struct {
 	stdio    [3]int
-	stubFD   int // sealed exec stub or init, or -1 where there is none
-	statusFD int // with the init: the status pipe's write end (>= 10); else -1
+	stubFD   int   // sealed exec stub or init, or -1 where there is none
+	statusFD int   // with the init: the status pipe's write end (>= 10); else -1
+	gateFD   int   // detached: the gate FIFO, read by the gated stub; else -1
+	joinFDs  []int // the namespaces an OCI spec joins, as pl.oci.joins
 	lastCap  int
 	filter   []seccomp.Instruction
 	ctty     bool // stdin is a terminal, the program's controlling one
@@ -166,6 +201,8 @@ func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridg
 	}
 	etc := bridge.etcFiles()
 	addPrelude(&p, cg.procsFDs(), idMapsWritten, reopen, base, joinNetns)
+	pl.addJoins(&p, x.joinFDs)
+	pl.addOCIEarly(&p)
 	pl.addRoot(&p, base, sysfs, etc)
 	p.Sethostname(pl.hostname)
 	if pl.net.newNetns {
@@ -173,6 +210,7 @@ func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridg
 	}
 	pl.addMounts(&p, mounts)
 	pl.addFiles(&p, etc)
+	pl.addOCIPaths(&p)
 	pl.addWorkdir(&p)
 	pl.addReadOnlyRoot(&p)
 	pl.addExec(&p, x)

@@ -88,7 +88,13 @@ func (pl *plan) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 		// trusted.* extended attributes need host root.
 		opts += ",userxattr"
 	}
-	p.Mount("overlay", newRoot, "overlay", unix.MS_NODEV, opts)
+	if pl.rootInPlace {
+		// An OCI bundle's root (FromSpec): the program writes in the
+		// directory itself, as under runc.
+		p.Mount(lower, newRoot, "", unix.MS_BIND|unix.MS_REC, "")
+	} else {
+		p.Mount("overlay", newRoot, "overlay", unix.MS_NODEV, opts)
+	}
 	// The overlay holds the base now; the child lets go of its descriptor,
 	// which would otherwise name the host's directory until the exec.
 	p.CloseFD(baseFD)
@@ -115,8 +121,10 @@ func (pl *plan) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 	default:
 		p.Mount("sysfs", newRoot+"/sys", "sysfs", nosuidNodev|unix.MS_NOEXEC|unix.MS_RDONLY, "")
 	}
-	p.Mkdir(newRoot+"/tmp", 0o1777, true)
-	p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777"+size)
+	if !pl.oci.noTmp {
+		p.Mkdir(newRoot+"/tmp", 0o1777, true)
+		p.Mount("tmpfs", newRoot+"/tmp", "tmpfs", nosuidNodev, "mode=1777"+size)
+	}
 
 	if pl.hardened {
 		pl.addMasks(p)
@@ -151,13 +159,20 @@ func (pl *plan) addDev(p *spawn.Program) {
 	p.Mkdir(dev+"/pts", 0o755, false)
 	p.Mkdir(dev+"/shm", 0o1777, false)
 	p.Symlink("pts/ptmx", dev+"/ptmx")
+	if pl.mqueue {
+		p.Mkdir(dev+"/mqueue", 0o1777, false)
+	}
+	pl.addOCIDevices(p, dev)
 	p.Symlink("/proc/self/fd", dev+"/fd")
 	for i, name := range []string{"stdin", "stdout", "stderr"} {
 		p.Symlink("/proc/self/fd/"+strconv.Itoa(i), dev+"/"+name)
 	}
 	p.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k")
 	p.Mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
-	p.Mount("tmpfs", dev+"/shm", "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=1777")
+	p.Mount("shm", dev+"/shm", "tmpfs", nosuidNodev|unix.MS_NOEXEC, "mode=1777")
+	if pl.mqueue {
+		p.Mount("mqueue", dev+"/mqueue", "mqueue", nosuidNodev|unix.MS_NOEXEC, "")
+	}
 }
 
 // addMasks appends the mounts that hide kernel files from the sandbox and,

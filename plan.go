@@ -50,6 +50,29 @@ type plan struct {
 	userns *idMap // nil: no user namespace
 	net    netPlan
 
+	// newPrivs: no no_new_privs (an OCI spec's noNewPrivileges false);
+	// the seccomp filter then goes on before the capabilities are dropped.
+	newPrivs bool
+	// capSets, when set, are the five capability sets (FromSpec); caps
+	// is then their bounding set.
+	capSets *capSets
+	// mqueue: a POSIX message queue file system on /dev/mqueue.
+	mqueue bool
+	// rootInPlace: the root directory is bound as the root, writable
+	// unless readOnly, instead of under a throw-away overlay (FromSpec).
+	rootInPlace bool
+	// The rest of an OCI spec's process and linux sections (see
+	// ocispec_linux.go).
+	oci ociExtras
+	// cgroupPath names the cgroup below each hierarchy's root (an OCI
+	// spec's cgroupsPath); "": one named after the caller.
+	cgroupPath string
+	// detached: the sandbox outlives its caller (StartDetached). Its
+	// gated stub waits on the FIFO gate before it executes the program,
+	// which is PID 1 (there is no init); nothing watches or reaps it.
+	detached bool
+	gate     string
+
 	trace func(steps []string, ns []int64) // profiling only
 
 	// hold, for a Pool's sandbox, makes the init wait for the argv a run
@@ -119,6 +142,12 @@ func (s *Sandbox) plan(argv []string) *plan {
 		init:         s.init,
 		userns:       s.userns,
 		trace:        s.trace,
+		newPrivs:     s.newPrivs,
+		capSets:      s.capSets,
+		mqueue:       s.mqueue,
+		rootInPlace:  s.rootInPlace,
+		oci:          s.oci,
+		cgroupPath:   s.cgroupPath,
 	}
 	userns := s.userns != nil
 	pl.net = netPlan{

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,8 +80,10 @@ func start(ctx context.Context, pl *plan) (_ *running, err error) {
 	}
 	r.proc = proc
 	r.start = time.Now()
-	go r.watch()
-	r.undo.Push(r.kill)
+	if !pl.detached { // a detached sandbox is its caller's to release: see detach
+		go r.watch()
+		r.undo.Push(r.kill)
+	}
 	// The child holds the bridge's namespace now: it lives exactly as long
 	// as the sandbox.
 	r.bridge.closeNetns()
@@ -128,7 +131,11 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 	pending := pl.startBridge(ctx)
 	r.undo.Push(pending.unwind)
 
-	if r.cg, err = newCgroup(cgroupName(facts().owner), pl.limits); err != nil {
+	name := cgroupName(facts().owner)
+	if pl.cgroupPath != "" {
+		name = strings.TrimPrefix(pl.cgroupPath, "/")
+	}
+	if r.cg, err = newCgroup(name, pl.limits); err != nil {
 		return nil, fmt.Errorf("sandbox: create cgroup: %w", err)
 	}
 	r.undo.PushErr(func() error {
@@ -146,11 +153,21 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 		r.io.onFull(func() { r.signal(unix.SIGKILL) })
 	}
 
-	x := execSetup{stdio: r.io.childFDs(), lastCap: facts().lastCap, filter: filter, statusFD: -1}
+	x := execSetup{stdio: r.io.childFDs(), lastCap: facts().lastCap, filter: filter, statusFD: -1, gateFD: -1}
 	if x.stubFD, err = pl.openStub(); err != nil {
 		return nil, fmt.Errorf("sandbox: exec stub: %w", err)
 	}
 	spent.PushErr(func() error { return closeFD(&x.stubFD) })
+	if x.joinFDs, err = pl.openJoins(); err != nil {
+		return nil, fmt.Errorf("sandbox: join namespace: %w", err)
+	}
+	spent.PushErr(func() error { return closeFDs(x.joinFDs) })
+	if pl.gate != "" {
+		if x.gateFD, err = openGate(pl.gate); err != nil {
+			return nil, fmt.Errorf("sandbox: start gate: %w", err)
+		}
+		spent.PushErr(func() error { return closeFD(&x.gateFD) })
+	}
 	if pl.init && x.stubFD >= 0 {
 		if r.status, x.statusFD, err = statusPipe(); err != nil {
 			return nil, fmt.Errorf("sandbox: init status pipe: %w", err)
@@ -297,7 +314,10 @@ func (r *running) close(ctx context.Context) error {
 // internal/execstub.
 func (pl *plan) openStub() (int, error) {
 	open := execstub.OpenInit
-	if !pl.init {
+	switch {
+	case pl.gate != "":
+		open = execstub.OpenGate
+	case !pl.init:
 		open = execstub.Open
 	}
 	fd, err := open()

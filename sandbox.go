@@ -58,6 +58,12 @@ type Sandbox struct {
 	seccomp      *compiledFilter                  // shared by copies; compiled once
 	userns       *idMap                           // nil: no user namespace
 	bare         bool                             // no hardening at all: only for measuring its cost
+	newPrivs     bool                             // no no_new_privs: an OCI spec's noNewPrivileges false (FromSpec)
+	cgroupPath   string                           // an OCI spec's cgroupsPath; "": a cgroup named after the caller
+	capSets      *capSets                         // an OCI spec's five capability sets; nil: caps alone
+	mqueue       bool                             // an OCI spec's mqueue mount on /dev/mqueue
+	rootInPlace  bool                             // an OCI spec's root: written in place, no overlay
+	oci          ociExtras                        // the rest of an OCI spec that FromSpec honours; copied on write
 	trace        func(steps []string, ns []int64) // receives the child's per-step times: only for profiling
 	problems     []*FieldError
 }
@@ -91,6 +97,8 @@ func (s *Sandbox) clone() *Sandbox {
 	c.ports = slices.Clone(s.ports)
 	c.files = slices.Clone(s.files)
 	c.caps = slices.Clone(s.caps)
+	c.capSets = s.capSets.clone()
+	c.oci = s.oci.clone()
 	c.problems = slices.Clone(s.problems)
 	return &c
 }

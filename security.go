@@ -59,6 +59,7 @@ func (s *Sandbox) WithCapabilities(names ...string) *Sandbox {
 		slices.Sort(caps)
 		c.caps = slices.Compact(caps)
 		c.capsSet = true
+		c.capSets = nil // FromSpec's five sets give way to the one set
 	}
 	return c
 }

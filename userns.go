@@ -11,6 +11,15 @@ const (
 // idMap maps sandbox IDs [0, size) onto host IDs [uid or gid, +size).
 type idMap struct {
 	uid, gid, size int
+	gidSize        int // an OCI spec's gid mapping of another size (FromSpec); 0: size
+}
+
+// gids returns how many group IDs the map maps.
+func (m *idMap) gids() int {
+	if m.gidSize > 0 {
+		return m.gidSize
+	}
+	return m.size
 }
 
 // WithUserNamespace returns a copy of s that runs in its own user
@@ -63,7 +72,7 @@ func (s *Sandbox) checkUserNamespace() []*FieldError {
 	if s.uid >= s.userns.size {
 		problems = append(problems, &FieldError{Field: "uid", Value: s.uid, Reason: "must be inside the user namespace's ID map"})
 	}
-	if s.gid >= s.userns.size {
+	if s.gid >= s.userns.gids() {
 		problems = append(problems, &FieldError{Field: "gid", Value: s.gid, Reason: "must be inside the user namespace's ID map"})
 	}
 	return problems

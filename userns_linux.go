@@ -11,11 +11,11 @@ import (
 // in the parent namespace, so setgroups stays allowed inside.
 func writeIDMaps(pid int, m *idMap) error {
 	for _, f := range []struct {
-		file string
-		host int
-	}{{"uid_map", m.uid}, {"gid_map", m.gid}} {
+		file       string
+		host, size int
+	}{{"uid_map", m.uid, m.size}, {"gid_map", m.gid, m.gids()}} {
 		path := "/proc/" + strconv.Itoa(pid) + "/" + f.file
-		line := fmt.Sprintf("0 %d %d\n", f.host, m.size)
+		line := fmt.Sprintf("0 %d %d\n", f.host, f.size)
 		if err := os.WriteFile(path, []byte(line), 0); err != nil {
 			return &fs.PathError{Op: "write", Path: path, Err: err}
 		}

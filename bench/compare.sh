@@ -30,4 +30,8 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
 fi
 
-exec go run ./bench/compare "$@"
+# sandboxkit's OCI runtime runs the same bundle as runc and crun.
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+CGO_ENABLED=0 go build -o "$bin/sandboxkit-runtime" ./cmd/sandboxkit-runtime
+PATH="$bin:$PATH" go run ./bench/compare "$@"

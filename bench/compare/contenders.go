@@ -52,7 +52,9 @@ func contenders(root, dir string) ([]*contender, error) {
 			return nil
 		},
 	}}
-	for _, rt := range []string{"runc", "crun"} {
+	// sandboxkit-runtime (cmd/sandboxkit-runtime, which compare.sh builds
+	// and puts on PATH) gets the very bundle runc and crun get.
+	for _, rt := range []string{"sandboxkit-runtime", "runc", "crun"} {
 		c, err := ociContender(rt, root, filepath.Join(dir, rt))
 		if err != nil {
 			return nil, err
@@ -89,7 +91,7 @@ func ociContender(rt, root, bundle string) (*contender, error) {
 	if err := os.MkdirAll(bundle, 0o755); err != nil {
 		return nil, err
 	}
-	stateDir := "/run/" + rt // the default --root of both runtimes
+	stateDir := "/run/" + rt // the default --root of the three runtimes
 	id := func(seq int) string { return fmt.Sprintf("%s%s-%d-%d", idPrefix, rt, os.Getpid(), seq) }
 	c := &contender{
 		name:    rt,

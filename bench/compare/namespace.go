@@ -36,8 +36,9 @@ const (
 	sandboxkitPrefix = "sandboxkit-"
 )
 
-// runtimeStateDirs are the state directories of runc and crun.
-var runtimeStateDirs = []string{"/run/runc", "/run/crun"}
+// runtimeStateDirs are the state directories of sandboxkit-runtime, runc
+// and crun.
+var runtimeStateDirs = []string{"/run/sandboxkit-runtime", "/run/runc", "/run/crun"}
 
 // runOuter re-executes this program under unshare(1) in a private mount
 // namespace, waits for it, and then checks that the host was left as it

@@ -114,6 +114,14 @@ func (p *Program) Mount(source, target, fstype string, flags uintptr, data strin
 	}}, Step{Op: "mount " + fstypeOr(fstype, source), Path: target})
 }
 
+// MountIfExists is Mount, but a target that does not exist (ENOENT) is
+// no error: the op is skipped.
+func (p *Program) MountIfExists(source, target, fstype string, flags uintptr, data string) {
+	p.add(op{nr: unix.SYS_MOUNT, args: [6]uintptr{
+		p.strOrNil(source), p.str(target), p.strOrNil(fstype), flags, p.strOrNil(data),
+	}, okErr: syscall.ENOENT}, Step{Op: "mount " + fstypeOr(fstype, source), Path: target})
+}
+
 func fstypeOr(fstype, source string) string {
 	if fstype != "" {
 		return fstype
