@@ -40,7 +40,7 @@ func TestStartDetachedWaitsForItsGate(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // long enough for a program that was not held to have written
 	b, _ := os.ReadFile(out.Name())
 	assert.Empty(t, b, "StartDetached: the program must not run before the gate opens")
-	procs, err := os.ReadFile("/sys/fs/cgroup/memory" + cg + "/cgroup.procs")
+	procs, err := os.ReadFile(memoryCgroup(cg) + "/cgroup.procs")
 	require.NoError(t, err)
 	assert.Equal(t, []string{itoa(pid)}, strings.Fields(string(procs)), "the sandbox is in its cgroup path")
 
@@ -56,8 +56,17 @@ func TestStartDetachedWaitsForItsGate(t *testing.T) {
 	b, _ = os.ReadFile(out.Name())
 	assert.True(t, strings.HasPrefix(string(b), "ran as 1\n"), "the program ran as PID 1 once the gate opened: %q", b)
 	require.NoError(t, sandbox.RemoveCgroup(cg))
-	_, err = os.Stat("/sys/fs/cgroup/memory" + cg)
+	_, err = os.Stat(memoryCgroup(cg))
 	assert.ErrorIs(t, err, os.ErrNotExist, "RemoveCgroup removed the cgroup")
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// memoryCgroup returns the directory of the cgroup path cg that holds its
+// memory controller: in the one v2 hierarchy, or in v1's memory one.
+func memoryCgroup(cg string) string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return "/sys/fs/cgroup" + cg
+	}
+	return "/sys/fs/cgroup/memory" + cg
+}
