@@ -16,14 +16,14 @@ import (
 )
 
 // TestCgroupV2Lane boots the VM and runs the root package's tests in it.
-// It takes about 80 s on two cores without KVM, so outside CI it runs only
+// It takes about 3 min on two cores without KVM, so outside CI it runs only
 // when SANDBOXKIT_VMTEST=1; under CI=true it always runs.
 func TestCgroupV2Lane(t *testing.T) {
 	if os.Getenv("VMTEST") == "1" {
 		t.Skip("already inside the VM")
 	}
 	if !testutil.InCI() && os.Getenv("SANDBOXKIT_VMTEST") != "1" {
-		t.Skip("the cgroup v2 VM lane takes about 80 s; run it with SANDBOXKIT_VMTEST=1 go test ./vmtest/ (root)")
+		t.Skip("the cgroup v2 VM lane takes about 3 min; run it with SANDBOXKIT_VMTEST=1 go test ./vmtest/ (root)")
 	}
 	testutil.RequireRoot(t)
 	// End the lane before go test's own timeout would kill this process
