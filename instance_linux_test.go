@@ -269,16 +269,25 @@ func TestCloseWaitsForExecsInFlight(t *testing.T) {
 	for name, sb := range variants(sb) {
 		in := start(t, sb)
 		done := make(chan error, 1)
+		var res *sandbox.Result
 		go func() {
-			_, err := in.Exec(testCtx(t), "sleep", "30")
+			var err error
+			res, err = in.Exec(testCtx(t), "sleep", "30")
 			done <- err
 		}()
 		// The exec's process is in the sandbox's cgroup: Close must not
 		// remove the cgroup before it is gone.
+		var st *sandbox.Stats
 		require.Eventually(t, func() bool {
-			st, err := in.Stats()
+			select {
+			case err := <-done:
+				require.Failf(t, "the exec ended before Close", "%s: %v %v", name, err, res)
+			default:
+			}
+			var err error
+			st, err = in.Stats()
 			return err == nil && st.Processes >= 3
-		}, 10*time.Second, 5*time.Millisecond, "%s: the exec runs", name)
+		}, 10*time.Second, 5*time.Millisecond, "%s: the exec runs: %+v", name, st)
 		require.NoError(t, in.Close(), "%s: Close with an exec in flight", name)
 		select {
 		case <-done:

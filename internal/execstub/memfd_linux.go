@@ -28,7 +28,12 @@ func OpenInit() (int, error) {
 	return openSealed(elf)
 }
 
-// openSealed returns a sealed, close-on-exec memfd holding elf.
+// MinFD is the lowest descriptor a stub is given: the child's program
+// moves descriptors to numbers below it before it executes the stub.
+const MinFD = 10
+
+// openSealed returns a sealed, close-on-exec memfd holding elf, at a
+// descriptor of MinFD or more.
 func openSealed(elf []byte) (int, error) {
 	const flags = unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
 	fd, err := unix.MemfdCreate("sandboxkit-exec", flags|unix.MFD_EXEC)
@@ -48,5 +53,15 @@ func openSealed(elf []byte) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("seal stub: %w", err)
 	}
-	return fd, nil
+	// The child sets up descriptors 0 to 9 (stdio, the status pipe at
+	// 4, the terminal at 5, a gate or a request at 6 and 7, the error
+	// pipe at 3) before it executes the stub: a stub below 10, which the
+	// lowest free number may be, would be overwritten first (execveat
+	// then fails with EACCES on what replaced it).
+	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, MinFD)
+	unix.Close(fd)
+	if err != nil {
+		return -1, fmt.Errorf("move stub above %d: %w", MinFD, err)
+	}
+	return high, nil
 }
