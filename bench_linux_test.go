@@ -1,7 +1,6 @@
 package sandbox_test
 
 import (
-	"slices"
 	"testing"
 	"time"
 
@@ -97,11 +96,12 @@ func BenchmarkInstance(b *testing.B) {
 		start = append(start, time.Since(t))
 		idle.Close()
 	}
-	median := func(d []time.Duration) float64 { slices.Sort(d); return float64(d[len(d)/2]) }
-	r, e, s := median(run), median(exec), median(start)
+	r, e, s := quantile(run, 0.5), quantile(exec, 0.5), quantile(start, 0.5)
 	b.ReportMetric(r, "run-ns")
 	b.ReportMetric(e, "exec-ns")
 	b.ReportMetric(s, "start-ns")
+	b.ReportMetric(quantile(exec, 0.9), "exec-p90-ns")
+	b.ReportMetric(quantile(start, 0.9), "start-p90-ns")
 	b.ReportMetric(e/r, "exec/run")
 	b.ReportMetric(s/r, "start/run")
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -141,11 +140,14 @@ func TestTeardownFailureKeepsTheResult(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(share, "running")); return err == nil },
 		10*time.Second, 10*time.Millisecond)
-	var cgroups []string // this run's: a dead program's may be there too
-	for _, cg := range testutil.SandboxCgroups(t) {
-		if strings.HasPrefix(filepath.Base(cg), "sandboxkit-"+strconv.Itoa(os.Getpid())+"-") {
-			cgroups = append(cgroups, cg)
+	var cgroups []string // this run's, in every hierarchy: a dead program's may be there too
+	for _, own := range testutil.OwnCgroups(t) {
+		m, err := filepath.Glob(filepath.Join(filepath.Dir(filepath.Dir(own)), "*", filepath.Base(own)))
+		require.NoError(t, err)
+		if filepath.Base(filepath.Dir(own)) != "memory" { // v2: one hierarchy
+			m = []string{own}
 		}
+		cgroups = append(cgroups, m...)
 	}
 	require.NotEmpty(t, cgroups)
 	for _, cg := range cgroups {

@@ -44,6 +44,26 @@ func hasKey(env []string, key string) bool {
 	return slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
 }
 
+// checkEnvEntry returns why e is not a "KEY=value" entry, or "".
+func checkEnvEntry(e string) string {
+	k, _, ok := strings.Cut(e, "=")
+	switch {
+	case !ok || k == "":
+		return `must be "KEY=value"`
+	case strings.IndexByte(e, 0) >= 0:
+		return "must not contain a NUL byte"
+	}
+	return ""
+}
+
+// checkID returns why id cannot be a user or group ID, or "".
+func checkID(id int) string {
+	if id < 0 || id >= 1<<32-1 {
+		return "must be between 0 and 4294967294"
+	}
+	return ""
+}
+
 // commandPaths returns where to look for the command name: name itself
 // when it contains a slash, otherwise name in each directory of PATH, in
 // order, as execvp does.

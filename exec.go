@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -99,12 +98,12 @@ func (c *Command) WithWorkdir(dir string) *Command {
 // user.
 func (c *Command) WithUser(uid, gid int) *Command {
 	d := c.clone()
-	if uid < 0 || uid >= 1<<32-1 {
-		d.invalid("uid", uid, "must be between 0 and 4294967294")
+	if reason := checkID(uid); reason != "" {
+		d.invalid("uid", uid, reason)
 		return d
 	}
-	if gid < 0 || gid >= 1<<32-1 {
-		d.invalid("gid", gid, "must be between 0 and 4294967294")
+	if reason := checkID(gid); reason != "" {
+		d.invalid("gid", gid, reason)
 		return d
 	}
 	d.user = &[2]int{uid, gid}
@@ -248,16 +247,4 @@ func (p *Process) Resize(size WindowSize) error {
 		return &ConfigError{Problems: []*FieldError{{Field: "size", Value: size, Reason: "rows and columns must be positive"}}}
 	}
 	return p.sys.resize(size)
-}
-
-// checkEnvEntry returns why e is not a "KEY=value" entry, or "".
-func checkEnvEntry(e string) string {
-	k, _, ok := strings.Cut(e, "=")
-	switch {
-	case !ok || k == "":
-		return `must be "KEY=value"`
-	case strings.IndexByte(e, 0) >= 0:
-		return "must not contain a NUL byte"
-	}
-	return ""
 }

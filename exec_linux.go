@@ -240,9 +240,10 @@ func (e *execProc) killGroup() {
 }
 
 // childrenOf returns pidfds of the children of the process pid, found in
-// /proc by their parent (the kernel's children lists need
-// CONFIG_PROC_CHILDREN, which many kernels lack). A pidfd is taken, then
-// the parent checked again, so that a recycled PID is never taken.
+// /proc by their parent: a scan of every process, but only when a command
+// on a terminal is killed, and it needs no CONFIG_PROC_CHILDREN (the
+// kernel's own children list). A pidfd is taken, then the parent checked
+// again, so that a recycled PID is never taken.
 func childrenOf(pid int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {

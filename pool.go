@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
@@ -262,15 +261,11 @@ func (j *Job) WithFile(path string, data []byte, mode fs.FileMode) *Job {
 func (j *Job) WithEnv(kv ...string) *Job {
 	c := j.clone()
 	for _, e := range kv {
-		k, _, ok := strings.Cut(e, "=")
-		switch {
-		case !ok || k == "":
-			c.invalid("env", e, `must be "KEY=value"`)
-		case strings.IndexByte(e, 0) >= 0:
-			c.invalid("env", e, "must not contain a NUL byte")
-		default:
-			c.env = append(c.env, e)
+		if reason := checkEnvEntry(e); reason != "" {
+			c.invalid("env", e, reason)
+			continue
 		}
+		c.env = append(c.env, e)
 	}
 	return c
 }

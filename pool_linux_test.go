@@ -32,22 +32,6 @@ func newPool(t *testing.T, sb *sandbox.Sandbox, size int) *sandbox.Pool {
 	return p
 }
 
-// ownCgroups lists the sandbox cgroups of this process in the memory
-// hierarchy (v1) or the unified one: one per sandbox. Other processes'
-// sandboxes on the machine are not counted.
-func ownCgroups(t *testing.T) []string {
-	t.Helper()
-	prefix := "sandboxkit-" + strconv.Itoa(os.Getpid()) + "-"
-	var own []string
-	for _, dir := range testutil.SandboxCgroups(t) {
-		parent := filepath.Base(filepath.Dir(dir))
-		if strings.HasPrefix(filepath.Base(dir), prefix) && (parent == "memory" || parent == "cgroup") {
-			own = append(own, dir)
-		}
-	}
-	return own
-}
-
 // children lists the PIDs whose parent is this process.
 func children(t *testing.T) []string {
 	t.Helper()
@@ -56,9 +40,11 @@ func children(t *testing.T) []string {
 	require.NoError(t, err)
 	for _, task := range tasks {
 		b, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "children"))
-		if err == nil {
-			kids = append(kids, strings.Fields(string(b))...)
+		if _, serr := os.Stat(filepath.Join("/proc/self/task", task.Name())); serr != nil {
+			continue // a thread that ended since ReadDir
 		}
+		require.NoError(t, err, "the kernel's children list (CONFIG_PROC_CHILDREN): without it no leftover process would show")
+		kids = append(kids, strings.Fields(string(b))...)
 	}
 	return kids
 }
@@ -67,7 +53,7 @@ func children(t *testing.T) []string {
 // cgroup, mount, child process or descriptor beyond those of before.
 func requireNothingLeft(t *testing.T, before testutil.HostState) {
 	t.Helper()
-	assert.Empty(t, ownCgroups(t), "no sandbox cgroup may be left")
+	assert.Empty(t, testutil.OwnCgroups(t), "no sandbox cgroup may be left")
 	assert.Empty(t, children(t), "no sandbox process may be left")
 	assert.Equal(t, before.Mounts, testutil.SnapshotHost(t).Mounts, "no mount may be left")
 	assert.Empty(t, ownLeases(t), "no IP lease may be left")
@@ -315,7 +301,7 @@ func TestPoolBurstLargerThanThePool(t *testing.T) {
 			default:
 			}
 			inUse := p.Stats().InUse
-			n := len(ownCgroups(t))
+			n := len(testutil.OwnCgroups(t))
 			inUse = max(inUse, p.Stats().InUse)
 			if over := n - (size + inUse); over > worst {
 				worst = over

@@ -194,12 +194,12 @@ func checkHostname(name string) string {
 func (s *Sandbox) WithUser(uid, gid int) *Sandbox {
 	c := s.clone()
 	ok := true
-	if uid < 0 || uid >= 1<<32-1 {
-		c.invalid("uid", uid, "must be between 0 and 4294967294")
+	if reason := checkID(uid); reason != "" {
+		c.invalid("uid", uid, reason)
 		ok = false
 	}
-	if gid < 0 || gid >= 1<<32-1 {
-		c.invalid("gid", gid, "must be between 0 and 4294967294")
+	if reason := checkID(gid); reason != "" {
+		c.invalid("gid", gid, reason)
 		ok = false
 	}
 	if ok {

@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,23 +33,9 @@ func newServer(t *testing.T, cold bool) *httptest.Server {
 	t.Cleanup(func() {
 		srv.Close()
 		assert.NoError(t, svc.Close())
-		assert.Empty(t, ownCgroups(t), "the service's Close leaves no sandbox")
+		assert.Empty(t, testutil.OwnCgroups(t), "the service's Close leaves no sandbox")
 	})
 	return srv
-}
-
-// ownCgroups lists the sandbox cgroups of this process, one per sandbox
-// (the memory hierarchy's on cgroup v1).
-func ownCgroups(t *testing.T) []string {
-	prefix := "sandboxkit-" + strconv.Itoa(os.Getpid()) + "-"
-	var own []string
-	for _, dir := range testutil.SandboxCgroups(t) {
-		parent := filepath.Base(filepath.Dir(dir))
-		if strings.HasPrefix(filepath.Base(dir), prefix) && (parent == "memory" || parent == "cgroup") {
-			own = append(own, dir)
-		}
-	}
-	return own
 }
 
 // post sends body to /run and decodes the reply into a map.
@@ -183,8 +166,8 @@ func TestServiceSurvivesAClientThatLeaves(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	// The run is killed with its request, long before its 4 s: its
 	// sandbox goes, and the service serves the next.
-	require.Eventually(t, func() bool { return len(ownCgroups(t)) <= 3 }, 3*time.Second, 10*time.Millisecond,
-		"the left client's sandbox is released (only the two pools' 3 prepared remain): %v", ownCgroups(t))
+	require.Eventually(t, func() bool { return len(testutil.OwnCgroups(t)) <= 3 }, 3*time.Second, 10*time.Millisecond,
+		"the left client's sandbox is released (only the two pools' 3 prepared remain): %v", testutil.OwnCgroups(t))
 	assert.Less(t, time.Since(start), 3*time.Second)
 	status, rep := post(t, testCtx(t), srv, program("sh", "echo next", ""))
 	require.Equal(t, http.StatusOK, status)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,22 @@ func newFDs(before, now HostState) []string {
 		}
 	}
 	return added
+}
+
+// OwnCgroups lists the sandbox cgroups of this process, one per
+// sandbox: in the v2 hierarchy, or in v1's memory one, which every
+// sandbox joins.
+func OwnCgroups(tb testing.TB) []string {
+	tb.Helper()
+	prefix := "sandboxkit-" + strconv.Itoa(os.Getpid()) + "-"
+	var own []string
+	for _, dir := range SandboxCgroups(tb) {
+		parent := filepath.Base(filepath.Dir(dir))
+		if strings.HasPrefix(filepath.Base(dir), prefix) && (parent == "memory" || parent == "cgroup") {
+			own = append(own, dir)
+		}
+	}
+	return own
 }
 
 // SandboxCgroups lists every cgroup directory named sandboxkit-*, in the
