@@ -164,5 +164,8 @@ func openGate(path string) (int, error) {
 		unix.Close(fd)
 		return -1, &fs.PathError{Op: "open", Path: path, Err: errors.New("not a FIFO")}
 	}
+	if fd, err = highFD(fd); err != nil { // the child moves it to GateFD
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
 	return fd, nil
 }

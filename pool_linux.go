@@ -227,17 +227,6 @@ func (ps *poolSys) prepare(ctx context.Context) (_ *held, err error) {
 	return hd, nil
 }
 
-// highFD moves fd to a number of 10 or above (close-on-exec), clear of
-// the descriptors the child sets up; fd is closed either way.
-func highFD(fd int) (int, error) {
-	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 10)
-	unix.Close(fd)
-	if err != nil {
-		return -1, err
-	}
-	return high, nil
-}
-
 // closeChildEnds closes the child's ends of the pipes, which a held child
 // has duplicated: a program's output ends when it, and not this process,
 // closes them.

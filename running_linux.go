@@ -335,9 +335,7 @@ func statusPipe() (r, w int, err error) {
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 		return -1, -1, err
 	}
-	w, err = unix.FcntlInt(uintptr(fds[1]), unix.F_DUPFD_CLOEXEC, 10)
-	unix.Close(fds[1])
-	if err != nil {
+	if w, err = highFD(fds[1]); err != nil {
 		unix.Close(fds[0])
 		return -1, -1, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandboxkit/sandbox/internal/execstub"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 	"github.com/sandboxkit/sandbox/internal/state"
 )
@@ -64,6 +65,20 @@ func closeFD(fd *int) error {
 	err := unix.Close(*fd)
 	*fd = -1
 	return err
+}
+
+// highFD moves fd, close-on-exec, to a number of execstub.MinFD or more,
+// and closes fd. Every descriptor the child's program moves to a fixed
+// number (0 to 9: stdio, the error pipe, the status pipe, a terminal, a
+// gate, a pool's request) must come from there: one below could be
+// overwritten by an earlier move.
+func highFD(fd int) (int, error) {
+	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, execstub.MinFD)
+	unix.Close(fd)
+	if err != nil {
+		return -1, err
+	}
+	return high, nil
 }
 
 // startError rewrites the paths of a failed step of the child to those the
