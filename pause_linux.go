@@ -86,24 +86,33 @@ func (g *cgroupV1) freeze(ctx context.Context, frozen bool) error {
 	})
 }
 
-// waitFreezer polls done until it is true, ctx ends or a second passes
-// without it.
+// waitFreezer polls done until it is true or ctx ends.
 func waitFreezer(ctx context.Context, path string, done func() (bool, error)) error {
-	delay := 50 * time.Microsecond
-	for {
+	return backoff(ctx, 50*time.Microsecond, 10*time.Millisecond, func() (bool, error) {
 		ok, err := done()
 		if err != nil {
-			return &fs.PathError{Op: "read", Path: path, Err: err}
+			return false, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
-		if ok {
-			return nil
+		return ok, nil
+	})
+}
+
+// backoff calls try until it reports done or fails, or ctx ends, waiting
+// first, then twice as long each time, up to most, between tries: for
+// kernel state that has no event to wait on.
+func backoff(ctx context.Context, first, most time.Duration, try func() (done bool, err error)) error {
+	delay := first
+	for {
+		done, err := try()
+		if done || err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, 10*time.Millisecond)
+		delay = min(2*delay, most)
 	}
 }
 

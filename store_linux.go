@@ -102,19 +102,13 @@ func lock(ctx context.Context, path string, how int) (*os.File, error) {
 // flock takes the lock how on fd, polling while ctx lasts: a blocking
 // flock could not be cancelled.
 func flock(ctx context.Context, fd, how int) error {
-	wait := time.Millisecond
-	for {
+	return backoff(ctx, time.Millisecond, 50*time.Millisecond, func() (bool, error) {
 		err := unix.Flock(fd, how|unix.LOCK_NB)
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			return err
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 50*time.Millisecond)
-	}
+		return true, err
+	})
 }
 
 // lockStore takes the store's own lock: shared while an image is added,
