@@ -54,7 +54,12 @@ func children(t *testing.T) []string {
 func requireNothingLeft(t *testing.T, before testutil.HostState) {
 	t.Helper()
 	assert.Empty(t, testutil.OwnCgroups(t), "no sandbox cgroup may be left")
-	assert.Empty(t, children(t), "no sandbox process may be left")
+	var left []string
+	for _, pid := range children(t) {
+		cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		left = append(left, pid+" "+strings.ReplaceAll(string(cmd), "\x00", " "))
+	}
+	assert.Empty(t, left, "no sandbox process may be left")
 	assert.Equal(t, before.Mounts, testutil.SnapshotHost(t).Mounts, "no mount may be left")
 	assert.Empty(t, ownLeases(t), "no IP lease may be left")
 	testutil.CheckFDs(t, before, "pool")
