@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,30 +33,16 @@ func newPool(t *testing.T, sb *sandbox.Sandbox, size int) *sandbox.Pool {
 	return p
 }
 
-// children lists the PIDs whose parent is this process.
-func children(t *testing.T) []string {
-	t.Helper()
-	var kids []string
-	tasks, err := os.ReadDir("/proc/self/task")
-	require.NoError(t, err)
-	for _, task := range tasks {
-		b, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "children"))
-		if _, serr := os.Stat(filepath.Join("/proc/self/task", task.Name())); serr != nil {
-			continue // a thread that ended since ReadDir
-		}
-		require.NoError(t, err, "the kernel's children list (CONFIG_PROC_CHILDREN): without it no leftover process would show")
-		kids = append(kids, strings.Fields(string(b))...)
-	}
-	return kids
-}
-
 // requireNothingLeft fails t unless the pool's Close left no sandbox
 // cgroup, mount, child process or descriptor beyond those of before.
 func requireNothingLeft(t *testing.T, before testutil.HostState) {
 	t.Helper()
 	assert.Empty(t, testutil.OwnCgroups(t), "no sandbox cgroup may be left")
-	var left []string
-	for _, pid := range children(t) {
+	var left []string // this pool's: not a process that was there before
+	for _, pid := range testutil.Children(t) {
+		if slices.Contains(before.Children, pid) {
+			continue
+		}
 		cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline")
 		left = append(left, pid+" "+strings.ReplaceAll(string(cmd), "\x00", " "))
 	}
@@ -479,7 +466,7 @@ func TestPoolSkipsAKilledSandbox(t *testing.T) {
 	sb, _ := busybox(t)
 	p := newPool(t, sb, 2)
 	require.Eventually(t, func() bool { return p.Stats().Ready == 2 }, 10*time.Second, time.Millisecond)
-	kids := children(t)
+	kids := testutil.Children(t)
 	require.Len(t, kids, 2, "the two prepared sandboxes' inits")
 	for _, pid := range kids {
 		n, err := strconv.Atoi(pid)

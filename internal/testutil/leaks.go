@@ -19,6 +19,9 @@ type HostState struct {
 	FDNames []string // what each descriptor is, "N -> target", to name a leak
 	Cgroups []string // cgroups named sandboxkit-* in any hierarchy
 	Threads int      // this process's threads (a runaway wait per run shows)
+	// Children are this process's child PIDs: a process left by what
+	// the test made is one that was not among them.
+	Children []string
 }
 
 // SnapshotHost records the host's state for a later comparison.
@@ -39,11 +42,12 @@ func SnapshotHost(tb testing.TB) HostState {
 		names = append(names, e.Name()+" -> "+target)
 	}
 	return HostState{
-		Mounts:  strings.Count(string(mi), "\n"),
-		FDs:     len(fds),
-		FDNames: names,
-		Cgroups: SandboxCgroups(tb),
-		Threads: len(tasks),
+		Mounts:   strings.Count(string(mi), "\n"),
+		FDs:      len(fds),
+		FDNames:  names,
+		Cgroups:  SandboxCgroups(tb),
+		Threads:  len(tasks),
+		Children: Children(tb),
 	}
 }
 
@@ -133,6 +137,25 @@ func ours(name string) bool {
 	o, ok := state.ParseOwner(parts[0]+"-"+parts[1], '-')
 	self, err := state.Self()
 	return ok && (err == nil && o == self || !o.Alive())
+}
+
+// Children lists the PIDs whose parent is this process.
+func Children(t testing.TB) []string {
+	t.Helper()
+	var kids []string
+	tasks, err := os.ReadDir("/proc/self/task")
+	must(t, err)
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "children"))
+		if _, serr := os.Stat(filepath.Join("/proc/self/task", task.Name())); serr != nil {
+			continue // a thread that ended since ReadDir
+		}
+		if err != nil {
+			t.Fatalf("the kernel's children list (CONFIG_PROC_CHILDREN): %v; without it no leftover process would show", err)
+		}
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	return kids
 }
 
 // KeepIPForward restores the host's IPv4 forwarding setting when tb ends:
