@@ -3,11 +3,14 @@ package execstub_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -78,13 +81,14 @@ func TestInitReportsTheProgramsOwnStatus(t *testing.T) {
 		t.Run(goarch, func(t *testing.T) {
 			rec, st, code := runInit(t, goarch, 0, "/bin/sh", "sh", "-c", "exit 7")
 			assert.Empty(t, rec)
-			assert.Equal(t, 0, code, "the init exits 0 once it reported")
+			assert.Equal(t, 7, code, "the init exits with the program's code")
 			ws := unix.WaitStatus(st)
 			assert.True(t, ws.Exited() && ws.ExitStatus() == 7, "status %#x", st)
 
-			_, st, _ = runInit(t, goarch, 0, "/bin/sh", "sh", "-c", "kill -ABRT $$")
+			_, st, code = runInit(t, goarch, 0, "/bin/sh", "sh", "-c", "kill -ABRT $$")
 			ws = unix.WaitStatus(st)
 			assert.True(t, ws.Signaled() && ws.Signal() == unix.SIGABRT, "a program's own SIGABRT: status %#x", st)
+			assert.Equal(t, 128+int(unix.SIGABRT), code, "the init exits with 128 + the program's signal")
 		})
 	}
 }
@@ -93,9 +97,47 @@ func TestInitForwardsSignals(t *testing.T) {
 	for _, goarch := range []string{"amd64", "arm64"} {
 		t.Run(goarch, func(t *testing.T) {
 			_, st, code := runInit(t, goarch, unix.SIGTERM, "/bin/sleep", "sleep", "10")
-			assert.Equal(t, 0, code)
+			assert.Equal(t, 128+int(unix.SIGTERM), code)
 			ws := unix.WaitStatus(st)
 			assert.True(t, ws.Signaled() && ws.Signal() == unix.SIGTERM, "SIGTERM to the init reaches the program: status %#x", st)
+		})
+	}
+}
+
+// TestProgramDiesWithTheInit kills the init and sees its program go too:
+// a command's init is what a kill by its PID reaches (an OCI runtime's
+// caller knows only that PID).
+func TestProgramDiesWithTheInit(t *testing.T) {
+	for _, goarch := range []string{"amd64", "arm64"} {
+		t.Run(goarch, func(t *testing.T) {
+			cmd := initCommand(t, goarch, "/bin/sleep", "sleep", "100")
+			errR, errW, err := os.Pipe()
+			require.NoError(t, err)
+			defer errR.Close()
+			cmd.ExtraFiles = []*os.File{errW} // 3; no status pipe at 4
+			require.NoError(t, cmd.Start())
+			errW.Close()
+			_, err = io.ReadAll(errR) // EOF once sleep runs
+			require.NoError(t, err)
+			kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+			require.NoError(t, err)
+			fields := strings.Fields(string(kids))
+			require.Len(t, fields, 1, "the init has one child, its program")
+			program, err := strconv.Atoi(fields[0])
+			require.NoError(t, err)
+			pidfd, err := unix.PidfdOpen(program, 0)
+			require.NoError(t, err)
+			defer unix.Close(pidfd)
+
+			require.NoError(t, cmd.Process.Kill())
+			cmd.Wait()
+			// The program, reparented and killed, becomes readable on its
+			// pidfd once it exited.
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}, 5000)
+			require.NoError(t, err)
+			assert.Equal(t, 1, n, "the program still runs after its init was killed")
+			var ws unix.WaitStatus
+			unix.Wait4(program, &ws, unix.WNOHANG, nil) // not ours: reaped by PID 1
 		})
 	}
 }
@@ -218,7 +260,9 @@ func TestInitRunsARequest(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, st, 4)
 			assert.Equal(t, 3, unix.WaitStatus(binary.NativeEndian.Uint32(st)).ExitStatus())
-			require.NoError(t, cmd.Wait())
+			var ee *exec.ExitError
+			require.ErrorAs(t, cmd.Wait(), &ee)
+			assert.Equal(t, 3, ee.ExitCode(), "the init exits with the program's code")
 			assert.Equal(t, "zero one from the request\n", out.String())
 		})
 	}

@@ -11,6 +11,8 @@
 # are into the request area at 0x10000000, and goes on as if it had been
 # started with it, once it wrote {0xfffffffc, 0} on 3. Assembled by
 # TestMachineCodeMatchesTheSources.
+# Once the program ended, the init exits with its exit code, or 128 plus
+# the signal that killed it; the program gets SIGKILL if the init dies.
 .intel_syntax noprefix
 .globl _start
 _start:
@@ -32,7 +34,11 @@ program:
 	syscall
 	test rax, rax
 	jnz parent
-	mov edi, 5                  # child: fcntl(5, F_GETFD): a terminal at 5?
+	mov edi, 1                  # child: prctl(PR_SET_PDEATHSIG, SIGKILL): it
+	mov esi, 9                  # dies with the init, whom a kill of the command
+	mov eax, 157                # by its PID reaches
+	syscall
+	mov edi, 5                  # fcntl(5, F_GETFD): a terminal at 5?
 	mov esi, 1
 	mov eax, 72
 	syscall
@@ -132,7 +138,14 @@ reap:
 	mov edx, 4
 	mov eax, 1
 	syscall
-	xor edi, edi                # exit_group(0)
+	mov edi, [rsp+8]            # exit_group(the program's exit code, or 128
+	and edi, 0x7f               # + the signal that killed it): the status of
+	jz exited                   # a command whose pipe nobody reads
+	add edi, 128
+	jmp exit
+exited:
+	movzx edi, byte ptr [rsp+9]
+exit:
 	mov eax, 231
 	syscall
 noprogram:

@@ -24,7 +24,11 @@ program:
 	mov x8, #220
 	svc #0
 	cbnz x0, parent
-	mov x0, #5                  // child: fcntl(5, F_GETFD): a terminal at 5?
+	mov x0, #1                  // child: prctl(PR_SET_PDEATHSIG, SIGKILL): it
+	mov x1, #9                  // dies with the init, whom a kill of the command
+	mov x8, #167                // by its PID reaches
+	svc #0
+	mov x0, #5                  // fcntl(5, F_GETFD): a terminal at 5?
 	mov x1, #1
 	mov x8, #25
 	svc #0
@@ -122,7 +126,14 @@ reap:
 	mov x2, #4
 	mov x8, #64
 	svc #0
-	mov x0, #0                  // exit_group(0)
+	ldr w1, [sp, #8]            // exit_group(the program's exit code, or 128
+	ands w0, w1, #0x7f          // + the signal that killed it): the status of
+	b.eq exited                 // a command whose pipe nobody reads
+	add w0, w0, #128
+	b exit
+exited:
+	ubfx w0, w1, #8, #8
+exit:
 	mov x8, #94
 	svc #0
 noprogram:
