@@ -49,36 +49,13 @@ func (s *Sandbox) StartDetached(ctx context.Context, gate string, argv ...string
 		return 0, fmt.Errorf("sandbox: start: %w", err)
 	}
 	c := s.clone()
-	devNull := func() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_RDWR, 0) }
-	var opened []*os.File
-	defer func() {
-		for _, f := range opened {
-			f.Close()
-		}
-	}()
-	if c.stdin == nil {
-		f, err := devNull()
-		if err != nil {
-			return 0, fmt.Errorf("sandbox: stdin: %w", err)
-		}
-		opened, c.stdin = append(opened, f), f
-	}
-	if c.stdout == nil {
-		f, err := devNull()
-		if err != nil {
-			return 0, fmt.Errorf("sandbox: stdout: %w", err)
-		}
-		opened, c.stdout = append(opened, f), f
-	}
-	if c.stderr == nil {
-		f, err := devNull()
-		if err != nil {
-			return 0, fmt.Errorf("sandbox: stderr: %w", err)
-		}
-		opened, c.stderr = append(opened, f), f
-	}
 	pl := c.plan(argv)
 	pl.init, pl.detached, pl.gate = false, true, gate
+	opened, err := pl.openDevNulls()
+	defer closeFiles(opened)
+	if err != nil {
+		return 0, fmt.Errorf("sandbox: stdio: %w", err)
+	}
 	r, err := start(ctx, pl)
 	if err != nil {
 		return 0, err

@@ -201,22 +201,59 @@ func (c *Command) Start(ctx context.Context) (*Process, error) {
 	return c.start(ctx)
 }
 
-func (c *Command) start(ctx context.Context) (*Process, error) {
-	problems := append(checkCall(ctx, c.argv, false), c.problems...)
+// StartDetached starts the command so that it outlives the caller, as an
+// OCI runtime's exec --detach does, and returns the PID of its init: the
+// process that passes every signal on to the program, dies with SIGKILL
+// taking the program along, and ends with the program's exit code, or 128
+// plus the signal that killed it. The caller is its parent until the
+// caller ends: it waits for it (wait4 on the PID), or leaves that to the
+// process that inherits it (a subreaper). Its standard I/O must be files
+// (nil is /dev/null); there is no timeout. With WithTTY, console is the
+// terminal's master (of the sandbox's own devpts), which the caller owns
+// and closes; without, it is nil. ctx bounds the start only.
+func (c *Command) StartDetached(ctx context.Context) (pid int, console *os.File, err error) {
+	var problems []*FieldError
+	for i, f := range []any{c.stdin, c.stdout, c.stderr} {
+		switch f.(type) {
+		case nil, *os.File:
+		default:
+			problems = append(problems, &FieldError{Field: []string{"stdin", "stdout", "stderr"}[i], Value: f,
+				Reason: "must be an *os.File (or nil for /dev/null): nothing copies a pipe once the caller is gone"})
+		}
+	}
+	if c.timeout > 0 {
+		problems = append(problems, &FieldError{Field: "timeout", Value: c.timeout, Reason: "nothing enforces it once the caller is gone"})
+	}
 	if len(problems) > 0 {
-		return nil, &ConfigError{Problems: problems}
+		return 0, nil, &ConfigError{Problems: append(problems, c.problems...)}
 	}
-	if err := c.in.usable(); err != nil {
-		return nil, err
+	sys, err := c.startSys(ctx, true)
+	if err != nil {
+		return 0, nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("sandbox: exec %s: %w", c.argv[0], err)
-	}
-	sys, err := c.in.sys.exec(ctx, c)
+	return sys.pid(), sys.console(), nil
+}
+
+func (c *Command) start(ctx context.Context) (*Process, error) {
+	sys, err := c.startSys(ctx, false)
 	if err != nil {
 		return nil, err
 	}
 	return &Process{sys: sys}, nil
+}
+
+func (c *Command) startSys(ctx context.Context, detached bool) (processSys, error) {
+	problems := append(checkCall(ctx, c.argv, false), c.problems...)
+	if len(problems) > 0 {
+		return processSys{}, &ConfigError{Problems: problems}
+	}
+	if err := c.in.usable(); err != nil {
+		return processSys{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return processSys{}, fmt.Errorf("sandbox: exec %s: %w", c.argv[0], err)
+	}
+	return c.in.sys.exec(ctx, c, detached)
 }
 
 // Wait waits for the process to end and returns what it did, as Run does.

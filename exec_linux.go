@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -80,13 +81,25 @@ func (x instanceSys) commandPlan(c *Command) (*plan, error) {
 // That init forks the program, which is born in the sandbox's PID namespace
 // and executes at once (the class of CVE-2016-9962), forwards signals to
 // it and reports its status.
-func (x instanceSys) exec(ctx context.Context, c *Command) (_ processSys, err error) {
+//
+// A detached command (Command.StartDetached) outlives the caller: it does
+// not die with it, nothing reads its status pipe (the init's exit status
+// is the program's), its stdio are files, and its terminal's master goes
+// to the caller.
+func (x instanceSys) exec(ctx context.Context, c *Command, detached bool) (_ processSys, err error) {
 	if !x.r.alive() {
 		return processSys{}, ErrClosed
 	}
 	pl, err := x.commandPlan(c)
 	if err != nil {
 		return processSys{}, err
+	}
+	if detached {
+		opened, err := pl.openDevNulls()
+		defer closeFiles(opened)
+		if err != nil {
+			return processSys{}, fmt.Errorf("sandbox: exec %s: stdio: %w", c.argv[0], err)
+		}
 	}
 	e := &execProc{name: c.argv[0], status: -1, timeout: c.timeout, network: x.r.bridge.info(), done: make(chan struct{})}
 	var undo, spent cleanup.Stack
@@ -106,7 +119,12 @@ func (x instanceSys) exec(ctx context.Context, c *Command) (_ processSys, err er
 		if err != nil {
 			return fail("terminal", err)
 		}
-		if e.io, err = newTTYStdio(master, slave, pl.stdin, pl.stdout, pl.outputLimit); err != nil {
+		if detached {
+			e.io, err = pl.detachedTTYStdio(master, slave)
+		} else {
+			e.io, err = newTTYStdio(master, slave, pl.stdin, pl.stdout, pl.outputLimit)
+		}
+		if err != nil {
 			return fail("terminal", err)
 		}
 		e.tty = master
@@ -122,15 +140,19 @@ func (x instanceSys) exec(ctx context.Context, c *Command) (_ processSys, err er
 		return fail("init", err)
 	}
 	spent.PushErr(func() error { return closeFD(&x2.stubFD) })
-	if e.status, x2.statusFD, err = statusPipe(); err != nil {
-		return fail("status pipe", err)
+	if !detached { // else the init's exit status is the program's
+		if e.status, x2.statusFD, err = statusPipe(); err != nil {
+			return fail("status pipe", err)
+		}
+		undo.PushErr(func() error { return closeFD(&e.status) })
+		spent.PushErr(func() error { return closeFD(&x2.statusFD) })
 	}
-	undo.PushErr(func() error { return closeFD(&e.status) })
-	spent.PushErr(func() error { return closeFD(&x2.statusFD) })
 
 	var p spawn.Program
 	attr := spawn.Attr{CgroupFD: x.r.cg.cloneFD(), Release: -1}
-	addDieWithCaller(&p)
+	if !detached {
+		addDieWithCaller(&p)
+	}
 	if pl.userns != nil {
 		// Entering a user namespace needs a process of its own memory
 		// (the kernel refuses one that shares it), so this child is a
@@ -172,9 +194,66 @@ func (x instanceSys) exec(ctx context.Context, c *Command) (_ processSys, err er
 	e.proc = proc
 	spent.Unwind(context.WithoutCancel(ctx))
 	e.start = time.Now()
+	if detached {
+		// The child has its own copies; the process is its parent's to
+		// reap from now on, by its PID.
+		e.io.abort()
+		closeFD(&e.proc.PIDFD)
+		return processSys{e}, nil
+	}
 	e.io.started()
 	go e.watch()
 	return processSys{e}, nil
+}
+
+// pid is the PID of a detached command's init.
+func (x processSys) pid() int { return x.e.proc.PID }
+
+// console is a detached command's terminal master, or nil.
+func (x processSys) console() *os.File { return x.e.tty }
+
+// openDevNulls sets each of the plan's standard streams that is nil to
+// /dev/null, as a detached command gets, and returns the files it opened,
+// for the caller to close once the child has its copies.
+func (pl *plan) openDevNulls() (opened []*os.File, err error) {
+	open := func(flag int) (*os.File, error) {
+		f, err := os.OpenFile(os.DevNull, flag, 0)
+		if err == nil {
+			opened = append(opened, f)
+		}
+		return f, err
+	}
+	if pl.stdin == nil {
+		if pl.stdin, err = open(os.O_RDONLY); err != nil {
+			return opened, err
+		}
+	}
+	for _, w := range []*io.Writer{&pl.stdout, &pl.stderr} {
+		if *w == nil {
+			f, err := open(os.O_WRONLY)
+			if err != nil {
+				return opened, err
+			}
+			*w = f
+		}
+	}
+	return opened, nil
+}
+
+// detachedTTYStdio gives the terminal's slave to the child as its three
+// streams, and nothing to copy: the master is the caller's.
+func (pl *plan) detachedTTYStdio(master, slave *os.File) (*stdio, error) {
+	st := &stdio{}
+	st.child[0] = slave
+	for i := 1; i < 3; i++ {
+		f, err := dupFile(slave)
+		if err != nil {
+			st.abort()
+			return nil, err
+		}
+		st.child[i] = f
+	}
+	return st, nil
 }
 
 // watch waits for the command's init to end, kills the command's process

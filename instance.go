@@ -89,7 +89,8 @@ func (in *Instance) resultLocked() *Result {
 // holds: its cgroup, its network, its mounts. It is idempotent and safe
 // from any goroutine; later calls return the first call's error. After
 // it, Wait returns the program's result (a program still running is
-// killed by SIGKILL).
+// killed by SIGKILL). An Instance of [Sandbox.Attach] is a handle: its
+// Close releases the handle only, and the sandbox runs on.
 func (in *Instance) Close() error {
 	if in == nil {
 		return nil
@@ -97,6 +98,10 @@ func (in *Instance) Close() error {
 	in.sys.kill()
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if !in.closed && in.sys.attached() {
+		in.closed = true // the sandbox runs on: see Attach
+		in.closeErr = in.sys.close()
+	}
 	if !in.closed {
 		in.closed = true
 		res := in.resultLocked() // before the cgroup goes: its usage

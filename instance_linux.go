@@ -22,8 +22,9 @@ func (x instanceSys) result() *Result         { return x.r.result() }
 func (x instanceSys) close() error            { return x.r.close(context.Background()) }
 func (x instanceSys) network() *NetworkInfo   { return x.r.bridge.info() }
 
-func (x instanceSys) kill()         { x.r.stop() }
-func (x instanceSys) running() bool { return x.r.alive() }
+func (x instanceSys) kill()          { x.r.stop() }
+func (x instanceSys) attached() bool { return x.r.attached }
+func (x instanceSys) running() bool  { return x.r.alive() }
 
 func (x instanceSys) signal(sig syscall.Signal) error { return x.r.signal(sig) }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"os"
 	"runtime"
 	"syscall"
 )
@@ -33,6 +34,7 @@ func (instanceSys) result() *Result                             { return nil }
 func (instanceSys) close() error                                { return nil }
 func (instanceSys) network() *NetworkInfo                       { return nil }
 func (instanceSys) kill()                                       {}
+func (instanceSys) attached() bool                              { return false }
 func (instanceSys) running() bool                               { return false }
 func (instanceSys) signal(syscall.Signal) error                 { return errors.ErrUnsupported }
 func (instanceSys) readFile(string) ([]byte, error)             { return nil, errors.ErrUnsupported }
@@ -51,7 +53,7 @@ func (instanceSys) copyTo(context.Context, string, io.Reader) error {
 func (instanceSys) copyFrom(context.Context, string) (io.ReadCloser, error) {
 	return nil, errors.ErrUnsupported
 }
-func (instanceSys) exec(context.Context, *Command) (processSys, error) {
+func (instanceSys) exec(context.Context, *Command, bool) (processSys, error) {
 	return processSys{}, errors.ErrUnsupported
 }
 
@@ -61,6 +63,8 @@ type processSys struct{}
 func (processSys) wait(context.Context, bool) (*Result, error) { return nil, errors.ErrUnsupported }
 func (processSys) signal(syscall.Signal) error                 { return errors.ErrUnsupported }
 func (processSys) resize(WindowSize) error                     { return errors.ErrUnsupported }
+func (processSys) pid() int                                    { return 0 }
+func (processSys) console() *os.File                           { return nil }
 
 // poolSys is empty where there are no sandboxes: NewPool fails.
 type poolSys struct{}

@@ -33,6 +33,10 @@ type running struct {
 	status int       // the init's status pipe, read end; -1 without the init
 	start  time.Time // when the program started
 
+	// attached: another process started the sandbox (Attach); this one
+	// holds a pidfd and cgroup descriptors, never kills or removes it.
+	attached bool
+
 	// exited is closed by watch once PID 1 is reaped; ws and timedOut are
 	// set before.
 	exited   chan struct{}
@@ -242,7 +246,7 @@ func (r *running) alive() bool {
 // stop kills PID 1 if it still runs (its PID namespace takes every other
 // process with it) and returns once it is reaped.
 func (r *running) stop() {
-	if r.alive() {
+	if r.alive() && !r.attached {
 		r.killAll()
 		<-r.exited
 	}
@@ -266,6 +270,9 @@ func (r *running) wait(ctx context.Context) (*Result, error) {
 // (the init's report of it), its output, and what its cgroup measured.
 // Call it once.
 func (r *running) result() *Result {
+	if r.attached {
+		return r.attachedResult()
+	}
 	ws, reported := programStatus(r.ws, r.status)
 	// The init writes its report only once the program ended, which a
 	// kill of the init would have prevented: a run that the timer's kill

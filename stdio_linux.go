@@ -220,3 +220,10 @@ func (st *stdio) abort() error {
 	st.pipes = nil
 	return errors.Join(errs...)
 }
+
+// closeFiles closes every file of fs.
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
