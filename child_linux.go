@@ -121,6 +121,11 @@ func (pl *plan) addExec(p *spawn.Program, x execSetup) {
 	} else {
 		addSetIDs(p, pl.uid, pl.gid)
 	}
+	if x.outlive {
+		// A detached command's: it must survive its caller, whose
+		// thread setting the IDs tied it to again.
+		p.Syscall(spawn.Step{Op: "prctl", Path: "PR_SET_PDEATHSIG 0"}, unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, 0)
+	}
 	if pl.hardened {
 		if pl.capSets != nil {
 			pl.addCapSets(p)
@@ -182,6 +187,7 @@ type execSetup struct {
 	lastCap  int
 	filter   []seccomp.Instruction
 	ctty     bool // stdin is a terminal, the program's controlling one
+	outlive  bool // a detached command: it must not die with its caller
 }
 
 // program returns the child's program for pl, everything between the clone

@@ -132,7 +132,7 @@ func (x instanceSys) exec(ctx context.Context, c *Command, detached bool) (_ pro
 		return fail("stdio", err)
 	}
 	undo.PushErr(e.io.abort)
-	x2 := execSetup{stdio: e.io.childFDs(), lastCap: facts().lastCap, statusFD: -1, ctty: c.tty != nil}
+	x2 := execSetup{stdio: e.io.childFDs(), lastCap: facts().lastCap, statusFD: -1, ctty: c.tty != nil, outlive: detached}
 	if x2.filter, err = pl.seccomp.get(); err != nil {
 		return fail("seccomp filter", err)
 	}

@@ -139,7 +139,12 @@ func (g *globals) command(ctx context.Context, name string, args []string, stder
 		err = g.update(pos[0], *resources, *memory, *pids)
 		return exitOf(err), err
 	case "exec":
-		return 1, errors.New("exec: not supported yet: sandboxkit-runtime cannot run a second process in a container")
+		o := execFlags(fs)
+		// Flags stand before the ID: what follows it is the command's.
+		if err := fs.Parse(args); err != nil {
+			return 2, err
+		}
+		return g.exec(ctx, fs.Args(), o)
 	case "features":
 		if _, err := parse(fs, args, 0); err != nil {
 			return 2, err

@@ -8,6 +8,7 @@
 //	sandboxkit-runtime kill [--all] ID [SIGNAL]
 //	sandboxkit-runtime delete [--force] ID
 //	sandboxkit-runtime run --bundle DIR [--detach] ID
+//	sandboxkit-runtime exec [--process FILE | --tty --cwd DIR --env K=V --user UID[:GID]] [--detach] [--pid-file FILE] [--console-socket SOCK] ID [COMMAND ARG...]
 //	sandboxkit-runtime list [--format json]
 //	sandboxkit-runtime ps [--format json] ID
 //	sandboxkit-runtime pause|resume ID

@@ -1,0 +1,204 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// running creates and starts a container of argv and returns its ID.
+func (r *rt) running(argv ...string) string {
+	r.t.Helper()
+	cid := id()
+	r.create(cid, bundle(r.t, nil, argv...))
+	r.must("start", cid)
+	r.waitStatus(cid, "running")
+	r.t.Cleanup(func() { r.run("delete", "--force", cid) })
+	return cid
+}
+
+// execDetached runs exec --detach with args, its stdio (which the process
+// keeps) on /dev/null, and returns its stderr and exit code.
+func (r *rt) execDetached(args ...string) (stderr string, code int) {
+	r.t.Helper()
+	e := filepath.Join(r.t.TempDir(), "stderr")
+	f, err := os.Create(e)
+	require.NoError(r.t, err)
+	defer f.Close()
+	cmd := exec.Command(r.bin, append([]string{"--root", r.root, "exec", "--detach"}, args...)...)
+	cmd.Stderr = f
+	err = cmd.Run()
+	b, _ := os.ReadFile(e)
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(b), ee.ExitCode()
+	}
+	require.NoError(r.t, err)
+	return string(b), 0
+}
+
+// execRun runs exec with args and returns its stdout, stderr and exit code.
+func (r *rt) execRun(args ...string) (stdout, stderr string, code int) {
+	r.t.Helper()
+	cmd := exec.Command(r.bin, append([]string{"--root", r.root, "exec"}, args...)...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	}
+	require.NoError(r.t, err)
+	return o.String(), e.String(), 0
+}
+
+func TestExecRunsInTheContainer(t *testing.T) {
+	r := newRT(t)
+	cid := r.running("/bin/sh", "-c", "echo pid1 > /tmp/marker; exec sleep 60")
+
+	out, stderr, code := r.execRun("--env", "EXTRA=yes", cid, "/bin/sh", "-c", `cat /tmp/marker; hostname; echo "$EXTRA"; set -- /proc/[0-9]*; echo $#; exit 3`)
+	assert.Equal(t, 3, code, "exec returns the process's exit status: %s", stderr)
+	assert.Equal(t, "pid1\noci-test\nyes\n2\n", out, "the process sees the container's files, hostname and PID namespace (sleep and itself)")
+
+	// A process file, as containerd gives it: its own user, directory and
+	// environment, nothing of the container's process.
+	p := specs.Process{Args: []string{"/bin/sh", "-c", `id -u; id -g; pwd; echo "$ONLY"; env | grep -c EXTRA`}, Cwd: "/tmp", Env: []string{"ONLY=this", "PATH=/bin"},
+		User: specs.User{UID: 1000, GID: 1000}}
+	b, err := json.Marshal(p)
+	require.NoError(t, err)
+	pf := filepath.Join(t.TempDir(), "process.json")
+	require.NoError(t, os.WriteFile(pf, b, 0o644))
+	out, stderr, code = r.execRun("--process", pf, cid)
+	assert.Equal(t, 1, code, "grep -c found nothing: %s", stderr)
+	assert.Equal(t, "1000\n1000\n/tmp\nthis\n0\n", out)
+
+	// Detached: the process outlives exec, its PID in the pid file.
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	stderr, code = r.execDetached("--pid-file", pidFile, cid, "/bin/sleep", "60")
+	require.Equal(t, 0, code, "%s", stderr)
+	pb, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(string(pb))
+	require.NoError(t, err)
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	require.NoError(t, err, "the detached process runs after exec returned")
+	defer unix.Close(pidfd)
+	// The pid file names the process's init, whose status is the
+	// program's; the program is its child, and runs on after exec ended.
+	var kids []byte
+	require.Eventually(t, func() bool {
+		kids, _ = os.ReadFile("/proc/" + string(pb) + "/task/" + string(pb) + "/children")
+		return len(strings.Fields(string(kids))) == 1
+	}, 5*time.Second, 5*time.Millisecond, "the init has its program")
+	comm, _ := os.ReadFile("/proc/" + strings.TrimSpace(string(kids)) + "/comm")
+	assert.Equal(t, "sleep\n", string(comm), "the detached program runs after exec returned")
+	ps := r.must("ps", "--format", "json", cid)
+	assert.Contains(t, ps, string(pb), "ps lists the exec'd process with the container's")
+	require.NoError(t, unix.Kill(pid, unix.SIGKILL))
+	n, err := unix.Poll([]unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}, 5000)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "a SIGKILL of the PID in the pid file ends it")
+	assert.Eventually(t, func() bool {
+		out := r.must("ps", "--format", "json", cid)
+		var pids []int
+		return json.Unmarshal([]byte(out), &pids) == nil && len(pids) == 1
+	}, 5*time.Second, 20*time.Millisecond, "the program went with its init: only the container's own process is left")
+}
+
+func TestExecRefusals(t *testing.T) {
+	r := newRT(t)
+	_, stderr, code := r.execRun("no-such-container", "/bin/true")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "does not exist", "containerd matches runc's text")
+
+	cid := r.running("/bin/sleep", "60")
+	_, stderr, code = r.execRun("--tty", cid, "/bin/true")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "needs --console-socket")
+	_, stderr, code = r.execRun(cid, "/no/such/program")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "/no/such/program")
+
+	r.must("pause", cid)
+	_, stderr, code = r.execRun(cid, "/bin/true")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "paused")
+	stderr, code = r.execDetached("--ignore-paused", cid, "/bin/true")
+	assert.NotEqual(t, 0, code, "a process in a frozen cgroup would never report that it runs")
+	assert.Contains(t, stderr, "resume it first")
+	r.must("resume", cid)
+
+	r.must("kill", cid, "KILL")
+	r.waitStatus(cid, "stopped")
+	_, stderr, code = r.execRun(cid, "/bin/true")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "container not running", "containerd matches runc's text")
+}
+
+// receiveConsole listens on a socket in a fresh directory and returns its
+// path and the pty master that comes over it (nil if none came).
+func receiveConsole(t *testing.T) (string, <-chan *os.File) {
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	got := make(chan *os.File, 1)
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || perr != nil || len(msgs) != 1 {
+			got <- nil
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			got <- nil
+			return
+		}
+		got <- os.NewFile(uintptr(fds[0]), "pty master")
+	}()
+	return sock, got
+}
+
+func TestExecOnATerminal(t *testing.T) {
+	r := newRT(t)
+	cid := r.running("/bin/sleep", "60")
+	sock, got := receiveConsole(t)
+	stderr, code := r.execDetached("--tty", "--console-socket", sock, cid, "/bin/sh", "-c", "tty; read x; echo got $x")
+	require.Equal(t, 0, code, "%s", stderr)
+	master := <-got
+	require.NotNil(t, master, "exec sends the pty master over the console socket")
+	defer master.Close()
+	_, err := master.Write([]byte("hello\n"))
+	require.NoError(t, err)
+	var all []byte
+	buf := make([]byte, 512)
+	master.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for !bytes.Contains(all, []byte("got hello")) {
+		n, err := master.Read(buf)
+		all = append(all, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	s := string(all)
+	assert.Contains(t, s, "got hello", "the program reads and writes the terminal")
+	assert.True(t, strings.Contains(s, "/dev/pts/"), "the terminal is of the container's own devpts, with a name inside: %q", s)
+}
