@@ -1,8 +1,11 @@
 package sandbox_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 
 	"github.com/sandboxkit/sandbox"
 )
@@ -34,4 +37,28 @@ func ExampleFromSpec() {
 	}
 	// Output:
 	// linux.sysctl.kernel.panic
+}
+
+// A container started by another process (an OCI runtime's create), known
+// by its PID and cgroup path, gets a second process as an OCI runtime's
+// exec --detach does; the caller reaps it by its PID. Linux and root only:
+// without an Output line it is compiled, not run.
+func ExampleSandbox_Attach() {
+	ctx := context.Background()
+	sb := sandbox.New(sandbox.Dir("/srv/rootfs")).WithCgroupPath("/oci/web")
+	pid := 4242 // from the runtime's state
+	in, err := sb.Attach(pid)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer in.Close() // the handle; the container runs on
+	execPID, _, err := in.Command("/bin/sh", "-c", "echo hello from exec").WithStdout(os.Stdout).StartDetached(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var ws syscall.WaitStatus
+	syscall.Wait4(execPID, &ws, 0, nil)
+	fmt.Println("exit", ws.ExitStatus())
 }
