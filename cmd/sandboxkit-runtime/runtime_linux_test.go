@@ -26,8 +26,16 @@ import (
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
-// binary builds sandboxkit-runtime once per test binary.
+// vmBinary is where vmtest/run.sh puts the runtime in its VM, which has
+// no Go to build it.
+const vmBinary = "/vmtest/bin/sandboxkit-runtime"
+
+// binary builds sandboxkit-runtime once per test binary (in the cgroup v2
+// VM lane: the one run.sh built).
 var binary = sync.OnceValues(func() (string, error) {
+	if os.Getenv("VMTEST") == "1" {
+		return vmBinary, nil
+	}
 	dir, err := os.MkdirTemp("", "sandboxkit-runtime-test")
 	if err != nil {
 		return "", err
@@ -43,7 +51,7 @@ var binary = sync.OnceValues(func() (string, error) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin, err := binary(); err == nil {
+	if bin, err := binary(); err == nil && bin != vmBinary {
 		os.RemoveAll(filepath.Dir(bin))
 	}
 	os.Exit(code)
