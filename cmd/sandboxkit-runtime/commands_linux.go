@@ -267,8 +267,8 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 	// terminal and the default cgroup path.
 	hooks := spec.Hooks
 	spec.Hooks = nil
-	if hooks != nil && (len(hooks.CreateContainer) > 0 || len(hooks.StartContainer) > 0) {
-		return nil, errors.New("config.json: hooks.createContainer and hooks.startContainer are not supported: they run in the container's namespaces")
+	if hooks != nil && len(hooks.CreateContainer) > 0 {
+		return nil, errors.New("config.json: hooks.createContainer is not supported: it runs in the container's mount namespace before its root is pivoted, which the sandbox's child does in one step")
 	}
 	terminal := spec.Process.Terminal
 	spec.Process.Terminal, spec.Process.ConsoleSize = false, nil
@@ -433,6 +433,13 @@ func (g *globals) start(ctx context.Context, id string) error {
 	if c.Hooks != nil && prestartAtStart(c.Version) {
 		//lint:ignore SA1019 deprecated, and still what the conformance suite sends
 		if err := oci.RunHooks(ctx, "prestart", c.Hooks.Prestart, c.State(), false); err != nil {
+			return errors.Join(err, g.delete(ctx, id, true))
+		}
+	}
+	if c.Hooks != nil && len(c.Hooks.StartContainer) > 0 {
+		// In the container, before its program: a failure ends it
+		// (runtime-spec), and start fails.
+		if err := runStartContainerHooks(ctx, c, c.Hooks.StartContainer); err != nil {
 			return errors.Join(err, g.delete(ctx, id, true))
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -106,32 +108,11 @@ func (g *globals) exec(ctx context.Context, args []string, o execOpts) (int, err
 	}
 	terminal := p.Terminal
 	p.Terminal, p.ConsoleSize = false, nil
-	// The container's definition, with this process: FromSpec gives the
-	// process its user, environment, directory, capabilities, rlimits and
-	// no_new_privs, and Attach the container's namespaces, cgroup,
-	// seccomp filter and root.
-	spec.Process, spec.Hooks = p, nil
-	if spec.Linux == nil {
-		spec.Linux = &specs.Linux{}
-	}
-	spec.Linux.CgroupsPath = c.CgroupPath
-	sb, err := sandbox.FromSpec(spec, c.Bundle)
-	if err != nil {
-		return 1, err
-	}
-	in, err := sb.Attach(c.PID)
-	if errors.Is(err, sandbox.ErrClosed) {
-		return 1, errNotRunning
-	}
+	in, err := attach(c, spec, p)
 	if err != nil {
 		return 1, err
 	}
 	defer in.Close()
-	// The pidfd Attach holds names the process from now on: it must be
-	// the container's, not a process that reused its PID.
-	if !oci.ProcessAlive(c.PID, c.Start) {
-		return 1, errNotRunning
-	}
 	cmd := in.Command(p.Args...).WithStdin(os.Stdin).WithStdout(os.Stdout).WithStderr(os.Stderr)
 	if terminal {
 		cmd = cmd.WithTTY(size)
@@ -163,6 +144,88 @@ func (g *globals) exec(ctx context.Context, args []string, o execOpts) (int, err
 		return 0, nil // the caller, or its subreaper, reaps it
 	}
 	return waitForwarding(pid)
+}
+
+// attach returns the running container c, whose config.json is spec,
+// with p as its process: FromSpec gives the process its user,
+// environment, directory, capabilities, rlimits and no_new_privs, and
+// Attach the container's namespaces, cgroup, seccomp filter and root.
+func attach(c *oci.Container, spec *specs.Spec, p *specs.Process) (*sandbox.Instance, error) {
+	s := *spec
+	s.Process, s.Hooks = p, nil
+	l := specs.Linux{}
+	if s.Linux != nil {
+		l = *s.Linux
+	}
+	l.CgroupsPath = c.CgroupPath
+	s.Linux = &l
+	sb, err := sandbox.FromSpec(&s, c.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	in, err := sb.Attach(c.PID)
+	if errors.Is(err, sandbox.ErrClosed) {
+		return nil, errNotRunning
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The pidfd Attach holds names the process from now on: it must be
+	// the container's, not a process that reused its PID.
+	if !oci.ProcessAlive(c.PID, c.Start) {
+		in.Close()
+		return nil, errNotRunning
+	}
+	return in, nil
+}
+
+// runStartContainerHooks runs the spec's startContainer hooks in the
+// created container c, as the runtime-spec says: in its namespaces, each
+// path found in its root, with the hook's args and env, as root, the
+// state on stdin and the hook's timeout. The first that fails is the
+// error.
+func runStartContainerHooks(ctx context.Context, c *oci.Container, hooks []specs.Hook) error {
+	spec, err := readSpec(c.Bundle)
+	if err != nil {
+		return err
+	}
+	state, err := json.Marshal(c.State())
+	if err != nil {
+		return err
+	}
+	for i, h := range hooks {
+		args := h.Args
+		if len(args) == 0 {
+			args = []string{h.Path}
+		}
+		p := &specs.Process{Args: args, Env: h.Env, Cwd: "/", User: specs.User{UID: 0, GID: 0}}
+		if spec.Process != nil {
+			p.Capabilities, p.Rlimits, p.NoNewPrivileges = spec.Process.Capabilities, spec.Process.Rlimits, spec.Process.NoNewPrivileges
+		}
+		in, err := attach(c, spec, p)
+		if err != nil {
+			return fmt.Errorf("startContainer hook %d (%s): %w", i, h.Path, err)
+		}
+		cmd := in.Command(append([]string{h.Path}, args[1:]...)...).WithStdin(bytes.NewReader(state))
+		if h.Timeout != nil {
+			if *h.Timeout <= 0 {
+				in.Close()
+				return fmt.Errorf("startContainer hook %d (%s): timeout must be positive", i, h.Path)
+			}
+			cmd = cmd.WithTimeout(time.Duration(*h.Timeout) * time.Second)
+		}
+		res, err := cmd.Run(ctx)
+		in.Close()
+		switch {
+		case err != nil:
+			return fmt.Errorf("startContainer hook %d (%s): %w", i, h.Path, err)
+		case res.TimedOut:
+			return fmt.Errorf("startContainer hook %d (%s): timed out after %ds", i, h.Path, *h.Timeout)
+		case res.ExitCode != 0 || res.Signal != 0:
+			return fmt.Errorf("startContainer hook %d (%s): %s: %s", i, h.Path, res, bytes.TrimSpace(append(res.Stdout, res.Stderr...)))
+		}
+	}
+	return nil
 }
 
 // readSpec reads the bundle's config.json.

@@ -202,3 +202,41 @@ func TestExecOnATerminal(t *testing.T) {
 	assert.Contains(t, s, "got hello", "the program reads and writes the terminal")
 	assert.True(t, strings.Contains(s, "/dev/pts/"), "the terminal is of the container's own devpts, with a name inside: %q", s)
 }
+
+// TestStartContainerHooksRunInTheContainer: a startContainer hook runs at
+// start, before the program, in the container: its path found in the
+// container's root, in its namespaces, with its own env and the state on
+// stdin. One that fails fails start and ends the container.
+func TestStartContainerHooksRunInTheContainer(t *testing.T) {
+	r := newRT(t)
+	cid := id()
+	hook := specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", `echo "$(hostname) $X $(id -u) $(cat)" > /tmp/hooked`}, Env: []string{"X=hook-env", "PATH=/bin"}}
+	dir := bundle(t, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{hook}}
+		s.Process.User = specs.User{UID: 1000, GID: 1000}
+	}, "/bin/cat", "/tmp/hooked")
+	out := r.create(cid, dir)
+	r.must("start", cid)
+	r.waitStatus(cid, "stopped")
+	fields := strings.SplitN(strings.TrimSpace(output(t, out)), " ", 4)
+	require.Len(t, fields, 4, "the program read what the hook wrote in the container: %q", output(t, out))
+	host, env, uid, rest := fields[0], fields[1], fields[2], fields[3]
+	assert.Equal(t, "oci-test", host, "the hook ran in the container's UTS namespace")
+	assert.Equal(t, "hook-env", env, "with its own environment")
+	assert.Equal(t, "0", uid, "as root, whatever the program's user")
+	var st specs.State
+	require.NoError(t, json.Unmarshal([]byte(rest), &st), "the state on its stdin: %s", rest)
+	assert.Equal(t, cid, st.ID)
+	r.must("delete", cid)
+
+	cid = id()
+	dir = bundle(t, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo no >&2; exit 3"}}}}
+	}, "/bin/sleep", "60")
+	r.create(cid, dir)
+	_, stderr, err := r.run("start", cid)
+	assert.Error(t, err, "a failed startContainer hook fails start")
+	assert.Contains(t, stderr, "exit 3")
+	_, stderr, _ = r.run("state", cid)
+	assert.Contains(t, stderr, "does not exist", "and the container is gone")
+}
