@@ -126,7 +126,13 @@ func TestSpecMountsKeepTheirOrderSourceAndPropagation(t *testing.T) {
 		bind("/p/b-unbindable", "bind", "unbindable"), bind("/p/b-runbindable", "rbind", "runbindable"),
 		bind("/p/b-default", "rbind"),
 	}
-	script := `touch /p/b-default/started; while [ ! -e /p/b-default/go ]; do sleep 0.05; done; cat /proc/self/mountinfo`
+	// The sandbox mounts below its shared binds itself (allowed for this
+	// test): that must reach the sandbox's peers, never the host's.
+	require.NoError(t, os.Mkdir(filepath.Join(src, "inside"), 0o755))
+	sb = sb.WithCapabilities(append(sandbox.DefaultCapabilities(), "CAP_SYS_ADMIN")...).
+		WithSeccomp(sandbox.DefaultSeccompProfile().Allow("mount"))
+	script := `mount -t tmpfs in1 /p/b-shared/inside && mount -t tmpfs in2 /p/b-rshared/inside &&
+		touch /p/b-default/started; while [ ! -e /p/b-default/go ]; do sleep 0.05; done; cat /proc/self/mountinfo`
 	from, err := sandbox.FromSpec(specWith(t, sb, script, mounts...), "/bundle")
 	require.NoError(t, err, "FromSpec of the suite's mounts")
 	wait := runInBackground(t, from, script)
@@ -190,5 +196,7 @@ func TestSpecMountsKeepTheirOrderSourceAndPropagation(t *testing.T) {
 
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	require.NoError(t, err)
-	assert.Equal(t, []string{later}, under(parseMountinfo(t, string(mi)), src), "nothing of the sandbox's mounts may reach the host")
+	assert.Equal(t, []string{later}, under(parseMountinfo(t, string(mi)), src),
+		"nothing of the sandbox's mounts may reach the host, not even one made below a shared bind")
+	assert.Equal(t, "in1", find(t, lines, "/p/b-shared/inside").source, "the sandbox's own mount below its shared bind")
 }
