@@ -10,6 +10,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sandboxkit/sandbox/internal/execstub"
 )
 
 // StartDetached starts argv in a new sandbox as defined by s that
@@ -30,7 +32,7 @@ import (
 // no timeout. ctx bounds the start only.
 //
 // It returns Start's errors, and errors.ErrUnsupported on an architecture
-// without the gated exec stub (only amd64 has one).
+// without the gated exec stub (amd64 and arm64 have one).
 func (s *Sandbox) StartDetached(ctx context.Context, gate string, argv ...string) (pid int, err error) {
 	if err := s.validateStart(ctx, argv, false); err != nil {
 		ce, _ := err.(*ConfigError)
@@ -42,7 +44,7 @@ func (s *Sandbox) StartDetached(ctx context.Context, gate string, argv ...string
 	if problems := s.checkDetached(gate); len(problems) > 0 {
 		return 0, &ConfigError{Problems: problems}
 	}
-	if runtime.GOARCH != "amd64" {
+	if _, err := execstub.GateELF(runtime.GOARCH); err != nil {
 		return 0, fmt.Errorf("sandbox: start detached on %s: %w", runtime.GOARCH, errors.ErrUnsupported)
 	}
 	if err := ctx.Err(); err != nil {

@@ -27,10 +27,51 @@ const (
 // mount is a bind mount or a tmpfs inside the sandbox.
 type mount struct {
 	kind     mountKind
-	source   string // host path, for binds
+	source   string // host path, for binds; for tmpfs, its source in mountinfo ("": "tmpfs")
 	target   string // clean absolute path inside the sandbox
 	readOnly bool
 	size     int64 // bytes, for tmpfs
+
+	// Set only through an OCI spec (FromSpec), and written back by Spec.
+	mode        uint32 // permission bits of a tmpfs's root; 0 means 01777
+	noexec      bool
+	atime       string // "strictatime", "noatime" or "relatime"; "": the kernel's default, relatime
+	nodiratime  bool
+	propagation string // a key of mountPropagations; "": private
+}
+
+// mountPropagations are the propagation options of a spec's mount, by
+// name: what each is after the mount is attached (see addMounts).
+var mountPropagations = map[string]struct {
+	// receives: the mount is a slave of its source's peer group, if the
+	// source is shared, so that mounts the host makes below the source
+	// appear below it too; nothing goes the other way.
+	receives bool
+	shared   bool // a peer group of its own in the sandbox
+	// unbindable: it cannot be bound elsewhere.
+	unbindable bool
+	recursive  bool // to every mount of the tree, not only its top
+}{
+	"private": {}, "rprivate": {recursive: true},
+	"slave": {receives: true}, "rslave": {receives: true, recursive: true},
+	"shared": {receives: true, shared: true}, "rshared": {receives: true, shared: true, recursive: true},
+	"unbindable": {unbindable: true}, "runbindable": {unbindable: true, recursive: true},
+}
+
+// tmpfsSource is the source of a tmpfs in mountinfo.
+func (m mount) tmpfsSource() string {
+	if m.source == "" {
+		return "tmpfs"
+	}
+	return m.source
+}
+
+// tmpfsMode is the permission bits of a tmpfs's root.
+func (m mount) tmpfsMode() uint32 {
+	if m.mode == 0 {
+		return 0o1777
+	}
+	return m.mode
 }
 
 // file is a file put into the sandbox before its program starts.
@@ -48,7 +89,9 @@ type file struct {
 // symbolic link in the root can never make the mount land outside it.
 // hostPath must be absolute and exist when Run is called; sandboxPath must
 // be absolute, not "/", and not under /proc or /sys. Binds and tmpfs mounts
-// append, and are mounted parents first.
+// append, and are mounted in the order given, except that a mount comes
+// after every one its target lies in (parents first), which a later
+// parent would otherwise hide; the sandbox's mountinfo lists them so.
 func (s *Sandbox) WithBind(hostPath, sandboxPath string, opts ...MountOption) *Sandbox {
 	c := s.clone()
 	m := mount{kind: mountBind, source: hostPath, target: path.Clean(sandboxPath)}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"os"
@@ -300,12 +301,13 @@ func (pl *plan) prepareMounts() (_ *hostMounts, err error) {
 			return nil, &fs.PathError{Op: "stat", Path: m.source, Err: err}
 		}
 		h.dirs[i] = st.Mode&unix.S_IFMT == unix.S_IFDIR
-		attr := &unix.MountAttr{
-			Attr_set:    unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV,
-			Propagation: unix.MS_PRIVATE,
-		}
-		if m.readOnly {
-			attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+		attr := &unix.MountAttr{Propagation: unix.MS_PRIVATE}
+		attr.Attr_set, attr.Attr_clr = m.attrs()
+		if mountPropagations[m.propagation].receives {
+			// A slave of the source's peer group (if it is shared): the
+			// host's later mounts below the source appear in the
+			// sandbox, and nothing goes back (see addMounts).
+			attr.Propagation = unix.MS_SLAVE
 		}
 		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
 			return nil, &fs.PathError{Op: "mount_setattr", Path: m.source, Err: err}
@@ -334,11 +336,15 @@ const (
 )
 
 // addMounts appends, after pivot_root, the ops that attach the binds and
-// tmpfs mounts, parents first. Every path is resolved inside the root (see
+// tmpfs mounts, in the plan's order (parents first, otherwise as given),
+// each one after the one before it, so that mountinfo lists them so (see
+// spawn.AttachTree). Every path is resolved inside the root (see
 // addMkdirAll), the target is checked not to lie on /proc or /sys, and
-// each detached tree is closed once attached.
+// each detached tree is closed once attached. A mount's propagation
+// (shared or unbindable; see mountPropagations) is set once it is
+// attached.
 func (pl *plan) addMounts(p *spawn.Program, h *hostMounts) {
-	for i, m := range pl.mounts { // parents first
+	for i, m := range pl.mounts {
 		dir, name := path.Split(m.target)
 		addMkdirAll(p, dir, -1, -1)
 		p.OpenInRoot(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, regDir)
@@ -356,20 +362,74 @@ func (pl *plan) addMounts(p *spawn.Program, h *hostMounts) {
 			if !h.dirs[i] {
 				what = "bind file"
 			}
-			p.MoveMount(h.trees[i], regTarget, spawn.Step{Op: what + " " + m.source + " onto", Path: m.target})
-			p.CloseFD(h.trees[i])
+			p.AttachTree(h.trees[i], regTarget, regMount, spawn.Step{Op: what + " " + m.source + " onto", Path: m.target})
 		case mountTmpfs:
 			p.Fsopen("tmpfs", regFS)
+			p.FsconfigString(regFS, "source", m.tmpfsSource())
 			p.FsconfigString(regFS, "size", strconv.FormatInt(m.size, 10))
-			p.FsconfigString(regFS, "mode", "1777")
+			p.FsconfigString(regFS, "mode", strconv.FormatUint(uint64(m.tmpfsMode()), 8))
 			p.FsconfigCreate(regFS)
-			p.Fsmount(regFS, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, regMount)
+			set, _ := m.attrs()
+			p.Fsmount(regFS, uintptr(set), regMount)
 			p.MoveMountReg(regMount, regTarget, m.target)
 			p.Close(regMount)
 			p.Close(regFS)
 		}
 		p.Close(regTarget)
+		addPropagation(p, m)
 	}
+}
+
+// attrs returns the mount attributes of a bind or tmpfs, to set and to
+// clear: nosuid and nodev always, and what m asks for.
+func (m mount) attrs() (set, clr uint64) {
+	set = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	if m.readOnly {
+		set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if m.noexec {
+		set |= unix.MOUNT_ATTR_NOEXEC
+	}
+	if m.nodiratime {
+		set |= unix.MOUNT_ATTR_NODIRATIME
+	}
+	switch m.atime {
+	case "strictatime":
+		set |= unix.MOUNT_ATTR_STRICTATIME
+	case "noatime":
+		set |= unix.MOUNT_ATTR_NOATIME
+	}
+	if m.atime != "" {
+		clr = unix.MOUNT_ATTR__ATIME // the atime mode is one value: replace it
+	}
+	return set, clr
+}
+
+// addPropagation appends the mount_setattr that makes the mount attached
+// at m.target shared or unbindable, when m asks so. A private mount, or a
+// slave, is one already (see prepareMounts).
+func addPropagation(p *spawn.Program, m mount) {
+	prop := mountPropagations[m.propagation]
+	var propagation uint64
+	switch {
+	case prop.shared:
+		propagation = unix.MS_SHARED
+	case prop.unbindable:
+		propagation = unix.MS_UNBINDABLE
+	default:
+		return
+	}
+	flags := uintptr(unix.AT_EMPTY_PATH)
+	if prop.recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	// struct mount_attr: attr_set, attr_clr, propagation, userns_fd.
+	b := make([]byte, 32)
+	binary.NativeEndian.PutUint64(b[16:], propagation)
+	p.OpenInRoot(m.target, unix.O_PATH|unix.O_CLOEXEC, regTarget)
+	p.SyscallReg(spawn.Step{Op: "make " + m.propagation, Path: m.target}, unix.SYS_MOUNT_SETATTR, regTarget, 0,
+		0, p.Bytes([]byte{0}), flags, p.Bytes(b), uintptr(len(b)))
+	p.Close(regTarget)
 }
 
 // addFiles appends the ops that write the sandbox's files, owned by its

@@ -143,17 +143,44 @@ func (s *Sandbox) specMounts(pl *plan) []specs.Mount {
 	for _, m := range pl.mounts {
 		switch m.kind {
 		case mountBind:
-			opts := []string{"rbind", "nosuid", "nodev"}
-			if m.readOnly {
-				opts = append(opts, "ro")
-			}
-			out = append(out, specs.Mount{Destination: m.target, Type: "bind", Source: m.source, Options: opts})
+			out = append(out, specs.Mount{Destination: m.target, Type: "bind", Source: m.source, Options: m.specOptions()})
 		case mountTmpfs:
-			out = append(out, specs.Mount{Destination: m.target, Type: "tmpfs", Source: "tmpfs",
-				Options: []string{"nosuid", "nodev", "size=" + strconv.FormatInt(m.size, 10)}})
+			out = append(out, specs.Mount{Destination: m.target, Type: "tmpfs", Source: m.tmpfsSource(), Options: m.specOptions()})
 		}
 	}
 	return out
+}
+
+// specOptions returns the options of a bind or tmpfs in a spec, in the
+// order Spec writes them.
+func (m mount) specOptions() []string {
+	var opts []string
+	if m.kind == mountBind {
+		opts = append(opts, "rbind")
+	}
+	opts = append(opts, "nosuid", "nodev")
+	if m.readOnly {
+		opts = append(opts, "ro")
+	}
+	if m.noexec {
+		opts = append(opts, "noexec")
+	}
+	if m.atime != "" {
+		opts = append(opts, m.atime)
+	}
+	if m.nodiratime {
+		opts = append(opts, "nodiratime")
+	}
+	if m.kind == mountTmpfs {
+		if m.mode != 0 {
+			opts = append(opts, "mode="+strconv.FormatUint(uint64(m.mode), 8))
+		}
+		opts = append(opts, "size="+strconv.FormatInt(m.size, 10))
+	}
+	if m.propagation != "" {
+		opts = append(opts, m.propagation)
+	}
+	return opts
 }
 
 func (s *Sandbox) specLinux(pl *plan) *specs.Linux {
@@ -249,8 +276,15 @@ func (s *Sandbox) WriteBundle(dir string, argv ...string) error {
 //     /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys and /tmp, whose size sets
 //     WithScratchSize; no /tmp when the spec has none), each made as a
 //     sandbox makes it whatever its options say; binds and tmpfs mounts,
-//     nosuid, nodev and private, ro when asked, a tmpfs sized by size=
-//     (any other option is refused);
+//     in the spec's order (parents before the mounts below them), nosuid
+//     and nodev, with ro, rw, noexec, exec, strictatime, noatime,
+//     relatime, nodiratime, a tmpfs's source, size= and mode=, and a
+//     propagation: private (the default), slave (a bind receives the
+//     mounts the host makes below its source, if that is shared, and
+//     sends none back), shared (a slave so, and a peer group of its own
+//     in the sandbox), unbindable, or their r forms for the whole tree
+//     (any other option is refused; mode= and size= of a bind are
+//     ignored, as the kernel ignores them on a bind);
 //   - the pid, mount, uts, ipc, cgroup, network and user namespaces (no
 //     network namespace means the host's network), with one uid and one
 //     gid mapping from 0; the network, ipc, uts and cgroup namespaces can
@@ -478,22 +512,7 @@ func (r *specReader) readMounts(sb *Sandbox, mounts []specs.Mount) *Sandbox {
 			r.left.Mounts[i] = specs.Mount{}
 			continue
 		}
-		// A bind or tmpfs gets what the sandbox gives every such mount
-		// (nosuid, nodev, private; read only when asked): any other option
-		// would be dropped, so it is refused.
-		for _, o := range m.Options {
-			k, _, _ := strings.Cut(o, "=")
-			switch k {
-			case "bind", "rbind", "ro", "rw", "nosuid", "nodev", "private", "rprivate":
-			case "size":
-				if m.Type == "tmpfs" {
-					continue
-				}
-				fallthrough
-			default:
-				r.problem(field+".options", o, "unsupported: binds and tmpfs mounts are nosuid, nodev and private, read only when asked (ro), and tmpfs sized (size=)")
-			}
-		}
+		var mnt mount
 		switch {
 		case m.Type == "bind" || bind || rbind:
 			var o []MountOption
@@ -505,6 +524,7 @@ func (r *specReader) readMounts(sb *Sandbox, mounts []specs.Mount) *Sandbox {
 				r.problem(field+".source", src, "must be an absolute path")
 			}
 			sb = sb.WithBind(src, m.Destination, o...)
+			mnt = mount{kind: mountBind}
 		case m.Type == "tmpfs":
 			size := int64(DefaultScratchSize)
 			if v, ok := opts["size"]; ok {
@@ -515,13 +535,66 @@ func (r *specReader) readMounts(sb *Sandbox, mounts []specs.Mount) *Sandbox {
 				size = n
 			}
 			sb = sb.WithTmpfs(m.Destination, size)
+			mnt = mount{kind: mountTmpfs, readOnly: ro}
+			if m.Source != "tmpfs" {
+				mnt.source = m.Source
+			}
 		default:
 			r.problem(field+".type", m.Type, "unsupported: a sandbox mounts binds and tmpfs, beside its own /proc, /dev, /sys and /tmp")
+			r.left.Mounts[i] = specs.Mount{}
+			continue
+		}
+		r.readMountOptions(field, m.Options, &mnt)
+		if n := len(sb.mounts); n > 0 && sb.mounts[n-1].target == path.Clean(m.Destination) {
+			// The builder took it: add what only a spec says.
+			sb = sb.clone()
+			got := &sb.mounts[n-1]
+			got.mode, got.noexec, got.atime, got.nodiratime, got.propagation = mnt.mode, mnt.noexec, mnt.atime, mnt.nodiratime, mnt.propagation
+			if mnt.kind == mountTmpfs {
+				got.source, got.readOnly = mnt.source, mnt.readOnly
+			}
 		}
 		r.left.Mounts[i] = specs.Mount{}
 	}
 	r.left.Mounts = nil
 	return sb
+}
+
+// readMountOptions reads the options of a spec's bind or tmpfs into m.
+// A bind or tmpfs is always nosuid and nodev; an option the sandbox
+// cannot honour is refused, never dropped. mode= and size= of a bind are
+// data of a new file system, which a bind does not make: the kernel
+// ignores them on a bind (under runc too), and so does the sandbox.
+func (r *specReader) readMountOptions(field string, options []string, m *mount) {
+	for _, o := range options {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "bind", "rbind", "ro", "rw", "nosuid", "nodev", "exec", "size":
+		case "noexec":
+			m.noexec = true
+		case "strictatime", "noatime", "relatime":
+			m.atime = k
+		case "nodiratime":
+			m.nodiratime = true
+		case "mode":
+			n, err := strconv.ParseUint(v, 8, 32)
+			switch {
+			case m.kind != mountTmpfs:
+			case err != nil || n&^0o7777 != 0 || n == 0:
+				r.problem(field+".options", o, "mode must be octal permission bits other than 0, such as 755 or 1777")
+			default:
+				m.mode = uint32(n)
+			}
+		default:
+			if _, ok := mountPropagations[k]; ok && v == "" {
+				m.propagation = k // the last one wins, as in runc
+				continue
+			}
+			r.problem(field+".options", o, "unsupported: binds and tmpfs mounts are nosuid and nodev; they take ro, rw, noexec, exec, "+
+				"strictatime, noatime, relatime, nodiratime, a propagation (private, shared, slave, unbindable, or their r forms), "+
+				"and for a tmpfs size= and mode=")
+		}
+	}
 }
 
 // parseSize reads a tmpfs size: bytes, or with a k, m or g suffix.

@@ -151,6 +151,30 @@ func randomSpecChange(rng *rand.Rand, s *specs.Spec) {
 	if rng.IntN(2) == 0 {
 		s.Linux.RootfsPropagation = []string{"shared", "rshared", "slave", "rslave", "unbindable", "runbindable"}[rng.IntN(6)]
 	}
+	for i := range rng.IntN(3) {
+		// What only a spec's binds and tmpfs mounts say, in the order
+		// Spec writes their options.
+		pick := func(of ...string) []string {
+			if v := of[rng.IntN(len(of))]; v != "" {
+				return []string{v}
+			}
+			return nil
+		}
+		var opts []string
+		opts = append(opts, pick("", "ro")...)
+		opts = append(opts, pick("", "noexec")...)
+		opts = append(opts, pick("", "strictatime", "noatime", "relatime")...)
+		opts = append(opts, pick("", "nodiratime")...)
+		prop := pick("", "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable")
+		if rng.IntN(2) == 0 {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: fmt.Sprintf("/opt/b%d", i), Type: "bind", Source: "/srv/data",
+				Options: slices.Concat([]string{"rbind", "nosuid", "nodev"}, opts, prop)})
+			continue
+		}
+		opts = append(opts, pick("", "mode=755", "mode=1777", "mode=700")...)
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: fmt.Sprintf("/opt/t%d", i), Type: "tmpfs", Source: pick("tmpfs", "shm", "none")[0],
+			Options: slices.Concat([]string{"nosuid", "nodev"}, opts, []string{fmt.Sprint("size=", 1+rng.IntN(1<<20))}, prop)})
+	}
 	if rng.IntN(2) == 0 {
 		s.Mounts = slices.DeleteFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/tmp" })
 	}
@@ -230,8 +254,14 @@ func TestFromSpecRefusesWhatItDoesNotHonour(t *testing.T) {
 		{"oom score", func(s *specs.Spec) { s.Process.OOMScoreAdj = &adj }, "process.oomScoreAdj"},
 		{"apparmor", func(s *specs.Spec) { s.Process.ApparmorProfile = "x" }, "process.apparmorProfile"},
 		{"terminal", func(s *specs.Spec) { s.Process.Terminal = true }, "process.terminal"},
-		{"noexec bind", func(s *specs.Spec) {
-			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/srv/data", Options: []string{"rbind", "noexec"}})
+		{"suid bind", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/srv/data", Options: []string{"rbind", "suid"}})
+		}, "mounts[6].options"},
+		{"propagation with a value", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/srv/data", Options: []string{"rbind", "shared=1"}})
+		}, "mounts[6].options"},
+		{"tmpfs mode", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"mode=u+rwx"}})
 		}, "mounts[6].options"},
 		{"cgroup mount", func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup"})

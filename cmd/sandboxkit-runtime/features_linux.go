@@ -12,7 +12,8 @@ func featuresDoc() *features.Features {
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
 		Hooks:         []string{"prestart", "createRuntime", "poststart", "poststop"},
-		MountOptions:  []string{"bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "size", "mode"},
+		MountOptions: []string{"bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "exec", "strictatime", "noatime", "relatime", "nodiratime",
+			"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable", "size", "mode"},
 		Linux: &features.Linux{
 			Namespaces: []string{"pid", "mount", "uts", "ipc", "cgroup", "network", "user"},
 			Cgroup:     &features.Cgroup{V1: &t, V2: &t, Systemd: &f, SystemdUser: &f},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -67,8 +68,8 @@ type rt struct {
 func newRT(t *testing.T) *rt {
 	t.Helper()
 	testutil.RequireRoot(t)
-	if runtime.GOARCH != "amd64" {
-		t.Skip("the gated exec stub is amd64 only")
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skip("no gated exec stub for " + runtime.GOARCH)
 	}
 	bin, err := binary()
 	require.NoError(t, err, "go build ./cmd/sandboxkit-runtime")
@@ -360,6 +361,42 @@ func TestContainerSeesItsSpec(t *testing.T) {
 	assert.Contains(t, got, "\n99\n", "rlimit")
 	assert.Contains(t, got, "\n1\n", "the mqueue mount")
 	assert.Regexp(t, `NoNewPrivs:\s+0`, got, "noNewPrivileges false")
+}
+
+func TestContainerMountsAsTheSpecSays(t *testing.T) {
+	r := newRT(t)
+	// A shared mount of the host as the binds' source, so that a slave
+	// has a master to show.
+	src := t.TempDir()
+	require.NoError(t, unix.Mount("tmpfs", src, "tmpfs", 0, "size=1m"))
+	t.Cleanup(func() { unix.Unmount(src, unix.MNT_DETACH) })
+	require.NoError(t, unix.Mount("", src, "", unix.MS_SHARED, ""))
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	group := regexp.MustCompile(`(?m)^\S+ \S+ \S+ \S+ ` + regexp.QuoteMeta(src) + ` \S+ shared:(\d+) - `).FindStringSubmatch(string(mi))
+	require.NotNil(t, group, "the host's tmpfs at %s is shared", src)
+
+	// As the runtime-tools mounts file has them.
+	opts := []string{"nosuid", "strictatime", "mode=755", "size=1k"}
+	mounts := []specs.Mount{
+		{Destination: "/p/t-shared", Type: "tmpfs", Source: "tmpfs", Options: append(slices.Clone(opts), "shared")},
+		{Destination: "/p/t-slave", Type: "tmpfs", Source: "tmpfs", Options: append(slices.Clone(opts), "slave")},
+		{Destination: "/p/t-private", Type: "tmpfs", Source: "shm", Options: append(slices.Clone(opts), "private")},
+		{Destination: "/p/b-slave", Source: src, Options: append(slices.Clone(opts), "bind", "slave")},
+		{Destination: "/p/b-rshared", Source: src, Options: append(slices.Clone(opts), "rbind", "rshared")},
+		{Destination: "/p/b-unbindable", Source: src, Options: append(slices.Clone(opts), "bind", "unbindable")},
+	}
+	// Each mount under /p in mountinfo's order: its point, its source and
+	// its propagation fields.
+	script := `awk -F' - ' '{n = split($1, a, " "); split($2, b, " "); o = ""; for (i = 7; i <= n; i++) o = o " " a[i]; if (a[5] ~ /^\/p\//) print a[5], b[2] o}' /proc/self/mountinfo`
+	dir := bundle(t, func(s *specs.Spec) { s.Mounts = append(s.Mounts, mounts...) }, "/bin/sh", "-c", script)
+	out, err := exec.Command(r.bin, "--root", r.root, "run", "--bundle", dir, id()).CombinedOutput()
+	require.NoError(t, err, "run: %s", out)
+	g := group[1]
+	want := "^/p/t-shared tmpfs shared:[0-9]+\n/p/t-slave tmpfs\n/p/t-private shm\n" +
+		"/p/b-slave tmpfs master:" + g + "\n/p/b-rshared tmpfs shared:[0-9]+ master:" + g + "\n/p/b-unbindable tmpfs unbindable\n$"
+	assert.Regexp(t, want, string(out), "the spec's mounts in its order, with their sources and propagation (host peer group %s)", g)
+	assert.NotContains(t, string(out), "shared:"+g+"\n", "no mount of the sandbox is a peer of the host's")
 }
 
 func TestContainerJoinsNamespacesByPath(t *testing.T) {

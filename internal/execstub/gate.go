@@ -42,8 +42,37 @@ var gateCode = map[string][]byte{
 		0xb8, 0xe7, 0x00, 0x00, 0x00, // mov eax, 231             exit_group
 		0x0f, 0x05, //                   syscall
 	},
+	"arm64": words(
+		0xd2800020, // mov x0, #1                  PR_SET_PDEATHSIG
+		0xd2800001, // mov x1, #0                  no signal
+		0xd28014e8, // mov x8, #167                prctl
+		0xd4000001, // svc #0
+		0xd2800060, // mov x0, #3
+		0xd2800728, // mov x8, #57                 close
+		0xd4000001, // svc #0
+		0xd28000c0, // mov x0, #GateFD
+		0xd10043e1, // sub x1, sp, #16
+		0xd2800022, // mov x2, #1
+		0xd28007e8, // mov x8, #63                 read
+		0xd4000001, // svc #0
+		0xf100041f, // cmp x0, #1
+		0x54000161, // b.ne fail (+44)
+		0xd28000c0, // mov x0, #GateFD
+		0xd2800728, // mov x8, #57                 close
+		0xd4000001, // svc #0
+		0xf94007e0, // ldr x0, [sp, #8]            path = argv[0]
+		0x910043e1, // add x1, sp, #16             argv+1
+		0xf94003e2, // ldr x2, [sp]                argc
+		0x8b226fe2, // add x2, sp, x2, lsl #3
+		0x91004042, // add x2, x2, #16             envp
+		0xd2801ba8, // mov x8, #221                execve
+		0xd4000001, // svc #0
+		0xd2800fe0, // fail: mov x0, #127
+		0xd2800bc8, // mov x8, #94                 exit_group
+		0xd4000001, // svc #0
+	),
 }
 
-// GateELF returns the gated stub as an ELF executable for goarch; only
-// amd64 has one yet.
+// GateELF returns the gated stub as an ELF executable for goarch ("amd64"
+// or "arm64"). Its sources are testdata/gate_*.s.
 func GateELF(goarch string) ([]byte, error) { return build(gateCode, goarch) }
