@@ -1,12 +1,15 @@
 package sandbox_test
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox"
+	"github.com/sandboxkit/sandbox/internal/state"
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
@@ -24,4 +27,49 @@ func TestReadmeOCI(t *testing.T) {
 	res, err := sb.Run(ctx, spec.Process.Args...)
 	require.NoError(t, err)
 	assert.Equal(t, 0, res.ExitCode, "the definition read back from its spec runs: %s", res.Stderr)
+}
+
+// TestReadmeOCIExec runs the README's exec lines against a container that
+// StartDetached started, as the runtime's create does.
+func TestReadmeOCIExec(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireInReadme(t, `sb, err := sandbox.FromSpec(spec, bundleDir) // the container's spec, with the exec's process`,
+		`in, err := sb.Attach(pid)                    // the PID its create recorded`,
+		`execPID, console, err := in.Command("sh").WithTTY(sandbox.WindowSize{Rows: 24, Cols: 80}).StartDetached(ctx)`)
+	ctx := testCtx(t)
+	root, bundleDir := testutil.Rootfs(t), t.TempDir()
+	cg := "/sandboxkit-test/" + state.RandomID(4)
+	spec, err := sandbox.New(sandbox.Dir(root)).WithCgroupPath(cg).Spec("/bin/sleep", "60")
+	require.NoError(t, err)
+	container, err := sandbox.FromSpec(spec, bundleDir)
+	require.NoError(t, err)
+	gate := filepath.Join(t.TempDir(), "gate")
+	require.NoError(t, unix.Mkfifo(gate, 0o600))
+	pid, err := container.StartDetached(ctx, gate, spec.Process.Args...)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		unix.Kill(pid, unix.SIGKILL)
+		unix.Wait4(pid, nil, 0, nil)
+		assert.NoError(t, sandbox.RemoveCgroup(cg))
+		sandbox.RemoveCgroup("/sandboxkit-test")
+	})
+	spec.Process.Args = []string{"sh"}
+
+	sb, err := sandbox.FromSpec(spec, bundleDir) // the container's spec, with the exec's process
+	require.NoError(t, err)
+	in, err := sb.Attach(pid) // the PID its create recorded
+	require.NoError(t, err)
+	defer in.Close()
+	execPID, console, err := in.Command("sh").WithTTY(sandbox.WindowSize{Rows: 24, Cols: 80}).StartDetached(ctx)
+	require.NoError(t, err)
+	defer console.Close()
+	_, err = console.Write([]byte("echo in-the-container $$; exit 5\n"))
+	require.NoError(t, err)
+	var ws unix.WaitStatus
+	_, err = unix.Wait4(execPID, &ws, 0, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 5, ws.ExitStatus(), "the exec's PID ends with the shell's status")
+	out := make([]byte, 4096)
+	n, _ := console.Read(out)
+	assert.Contains(t, string(out[:n]), "in-the-container 2", "the shell ran in the container's PID namespace (after its sleep)")
 }
