@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -101,6 +102,13 @@ func TestCommandStartDetachedOutlivesItsHandle(t *testing.T) {
 	in, err := sb.Attach(pid)
 	require.NoError(t, err)
 	defer in.Close()
+
+	var ce *sandbox.ConfigError
+	_, _, err = in.Command("/bin/true").WithStdout(&bytes.Buffer{}).WithTimeout(time.Second).StartDetached(t.Context())
+	require.ErrorAs(t, err, &ce, "a pipe nobody copies, a timeout nobody enforces")
+	require.Len(t, ce.Problems, 2)
+	assert.Equal(t, "timeout", ce.Problems[0].Field)
+	assert.Equal(t, "stdout", ce.Problems[1].Field)
 
 	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
 	require.NoError(t, err)

@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // WithCgroupPath returns a copy of s whose cgroup is path below the root
@@ -46,19 +48,29 @@ func (s *Sandbox) checkDetached(gate string) []*FieldError {
 	if s.network.kind == networkBridge {
 		problems = append(problems, &FieldError{Field: "network", Value: s.network, Reason: "a sandbox that outlives its caller has no network to tear down: use NoNetwork or HostNetwork"})
 	}
-	if s.timeout > 0 {
-		problems = append(problems, &FieldError{Field: "timeout", Value: s.timeout, Reason: "nothing enforces it once the caller is gone"})
+	problems = append(problems, checkOutliving(s.timeout, s.stdin, s.stdout, s.stderr)...)
+	if gate == "" || !filepath.IsAbs(gate) {
+		problems = append(problems, &FieldError{Field: "gate", Value: gate, Reason: "must be the absolute path of a FIFO"})
 	}
-	for i, f := range []any{s.stdin, s.stdout, s.stderr} {
+	return problems
+}
+
+// checkOutliving returns the problems of a timeout and standard streams
+// for a process that outlives its caller (StartDetached of a sandbox or a
+// command): nothing enforces the one or copies the others once the caller
+// is gone.
+func checkOutliving(timeout time.Duration, stdin io.Reader, stdout, stderr io.Writer) []*FieldError {
+	var problems []*FieldError
+	if timeout > 0 {
+		problems = append(problems, &FieldError{Field: "timeout", Value: timeout, Reason: "nothing enforces it once the caller is gone"})
+	}
+	for i, f := range []any{stdin, stdout, stderr} {
 		switch f.(type) {
 		case nil, *os.File:
 		default:
 			problems = append(problems, &FieldError{Field: []string{"stdin", "stdout", "stderr"}[i], Value: f,
 				Reason: "must be an *os.File (or nil for /dev/null): nothing copies a pipe once the caller is gone"})
 		}
-	}
-	if gate == "" || !filepath.IsAbs(gate) {
-		problems = append(problems, &FieldError{Field: "gate", Value: gate, Reason: "must be the absolute path of a FIFO"})
 	}
 	return problems
 }

@@ -212,19 +212,7 @@ func (c *Command) Start(ctx context.Context) (*Process, error) {
 // terminal's master (of the sandbox's own devpts), which the caller owns
 // and closes; without, it is nil. ctx bounds the start only.
 func (c *Command) StartDetached(ctx context.Context) (pid int, console *os.File, err error) {
-	var problems []*FieldError
-	for i, f := range []any{c.stdin, c.stdout, c.stderr} {
-		switch f.(type) {
-		case nil, *os.File:
-		default:
-			problems = append(problems, &FieldError{Field: []string{"stdin", "stdout", "stderr"}[i], Value: f,
-				Reason: "must be an *os.File (or nil for /dev/null): nothing copies a pipe once the caller is gone"})
-		}
-	}
-	if c.timeout > 0 {
-		problems = append(problems, &FieldError{Field: "timeout", Value: c.timeout, Reason: "nothing enforces it once the caller is gone"})
-	}
-	if len(problems) > 0 {
+	if problems := checkOutliving(c.timeout, c.stdin, c.stdout, c.stderr); len(problems) > 0 {
 		return 0, nil, &ConfigError{Problems: append(problems, c.problems...)}
 	}
 	sys, err := c.startSys(ctx, true)
