@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -239,4 +240,39 @@ func TestStartContainerHooksRunInTheContainer(t *testing.T) {
 	assert.Contains(t, stderr, "exit 3")
 	_, stderr, _ = r.run("state", cid)
 	assert.Contains(t, stderr, "does not exist", "and the container is gone")
+}
+
+// TestExecNeverEntersARecycledPID: exec enters the process the state
+// names only while its start time is the recorded one. A state whose PID
+// now names another process (as after the container ended and the PID was
+// reused) is "container not running", and that process gets nothing.
+func TestExecNeverEntersARecycledPID(t *testing.T) {
+	r := newRT(t)
+	cid := r.running("/bin/sleep", "60")
+	other := exec.Command("/bin/sleep", "60")
+	require.NoError(t, other.Start())
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+
+	path := filepath.Join(r.root, cid, "state.json")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	// Registered after running's cleanup, so run before it: the delete
+	// must find the container's own PID again.
+	t.Cleanup(func() { os.WriteFile(path, b, 0o600) })
+	var st map[string]any
+	require.NoError(t, json.Unmarshal(b, &st))
+	st["pid"] = other.Process.Pid // the start time stays the container's
+	forged, err := json.Marshal(st)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, forged, 0o600))
+
+	out, stderr, code := r.execRun(cid, "/bin/sh", "-c", "echo entered")
+	assert.Equal(t, 1, code)
+	assert.Empty(t, out)
+	assert.Contains(t, stderr, "container not running")
+	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", other.Process.Pid, other.Process.Pid))
+	assert.Empty(t, strings.TrimSpace(string(kids)), "the other process was not entered")
+	ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", other.Process.Pid))
+	mine, _ := os.Readlink("/proc/self/ns/mnt")
+	assert.Equal(t, mine, ns)
 }
