@@ -38,6 +38,14 @@
 // checked against its digests; [Store.Pull] and [Store.Load] return an
 // [*Image] to run on.
 //
+// A definition is also an OCI runtime configuration ([Sandbox.Spec],
+// [FromSpec]). [Sandbox.StartDetached] starts a sandbox that outlives its
+// caller, held before its program until a gate opens, as an OCI runtime's
+// create and start do; [Sandbox.Attach] finds it again by its PID from
+// another process, and [Command.StartDetached] runs a second program in it
+// that outlives the caller too (an OCI runtime's exec). cmd/sandboxkit-runtime
+// is such a runtime, with runc's command line.
+//
 // # Requirements
 //
 // Linux 5.12 or later, run as root (uid 0). Cgroup v2, v1, or a hybrid of
