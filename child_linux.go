@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox/internal/execstub"
@@ -206,8 +207,18 @@ func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridg
 		reopen = "" // base is a detached mount, mounted by addRoot
 	}
 	etc := bridge.etcFiles()
-	addPrelude(&p, cg.procsFDs(), idMapsWritten, reopen, base, joinNetns)
+	// In a joined mount namespace the root is opened once the child is in
+	// it: a bind of a mount of another namespace is refused (EINVAL).
+	joinsMount := pl.oci.joinsNS(specs.MountNamespace)
+	early := reopen
+	if joinsMount {
+		early = ""
+	}
+	addPrelude(&p, cg.procsFDs(), idMapsWritten, early, base, joinNetns)
 	pl.addJoins(&p, x.joinFDs)
+	if joinsMount && reopen != "" {
+		p.OpenAs(reopen, unix.O_PATH|unix.O_DIRECTORY, base, spawn.Reg(0))
+	}
 	pl.addOCIEarly(&p)
 	pl.addRoot(&p, base, sysfs, etc)
 	p.Sethostname(pl.hostname)

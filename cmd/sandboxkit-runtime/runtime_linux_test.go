@@ -307,9 +307,9 @@ func TestCreateRefusesWhatItCannotHonour(t *testing.T) {
 		{"soft above hard", func(s *specs.Spec) {
 			s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_NPROC", Soft: 20, Hard: 10})
 		}, "soft limit must not exceed hard limit"},
-		{"pid namespace path", func(s *specs.Spec) {
-			s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" // a sandbox's PID namespace is its own
-		}, "linux.namespaces[0].path"},
+		{"the host's mount namespace", func(s *specs.Spec) {
+			s.Linux.Namespaces[1].Path = "/proc/self/ns/mnt" // the runtime's own: pivot_root would re-root the host
+		}, "/proc/self/ns/mnt: it is the host's"},
 		{"systemd cgroup", func(s *specs.Spec) { s.Linux.CgroupsPath = "machine.slice:libpod:abc" }, "needs systemd"},
 		{"sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.domainname": "x"} }, "linux.sysctl"},
 		{"version", func(s *specs.Spec) { s.Version = "0.9.0" }, "ociVersion"},
@@ -437,6 +437,63 @@ func TestContainerJoinsNamespacesByPath(t *testing.T) {
 	theirs, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
 	assert.NotEqual(t, mine, theirs, "its PID namespace is its own")
 	r.must("delete", "--force", cid)
+}
+
+// A pod's containers share its PID namespace (and may be given a mount
+// namespace): create joins both by path. The program sees the pod's init
+// as PID 1 and is not it, and its root is set up among the joined mount
+// namespace's mounts (a tmpfs the holder mounted below the bundle's root
+// shows inside, through the recursive bind of the root).
+func TestContainerJoinsPIDAndMountNamespacesByPath(t *testing.T) {
+	r := newRT(t)
+	cid := id()
+	var holder *exec.Cmd
+	var child string
+	dir := bundle(t, func(s *specs.Spec) {
+		root := s.Root.Path
+		require.NoError(t, os.Mkdir(filepath.Join(root, "marker"), 0o755))
+		holder = exec.Command("unshare", "--pid", "--mount", "--fork", "sh", "-c",
+			"mount -t tmpfs -o size=64k marker "+root+"/marker && echo pod-mount > "+root+"/marker/file && exec sleep 60")
+		require.NoError(t, holder.Start())
+		t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", holder.Process.Pid, holder.Process.Pid))
+			if child = strings.TrimSpace(string(b)); child != "" {
+				if m, _ := os.ReadFile("/proc/" + child + "/root" + root + "/marker/file"); len(m) > 0 {
+					break
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		require.NotEmpty(t, child, "unshare's child")
+		delete(s.Annotations, "org.sandboxkit.root") // the bundle's root, bound in place as runc does
+		for i, ns := range s.Linux.Namespaces {
+			switch ns.Type {
+			case specs.PIDNamespace:
+				s.Linux.Namespaces[i].Path = "/proc/" + child + "/ns/pid"
+			case specs.MountNamespace:
+				s.Linux.Namespaces[i].Path = "/proc/" + child + "/ns/mnt"
+			}
+		}
+	}, "/bin/sh", "-c", `echo pid=$$; tr '\0' ' ' < /proc/1/cmdline; echo; cat /marker/file`)
+	out := r.create(cid, dir)
+	pid := r.state(cid).Pid
+	for _, k := range []string{"pid", "mnt"} {
+		want, err := os.Readlink("/proc/" + child + "/ns/" + k)
+		require.NoError(t, err)
+		got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, k))
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "the container is in the %s namespace its spec names", k)
+	}
+	r.must("start", cid)
+	r.waitStatus(cid, "stopped")
+	lines := strings.Split(strings.TrimSpace(output(t, out)), "\n")
+	require.Len(t, lines, 3, "the program's output: %q", output(t, out))
+	assert.NotEqual(t, "pid=1", lines[0], "the program is not PID 1 of the pod's namespace")
+	assert.Equal(t, "sleep 60", strings.TrimSpace(lines[1]), "it sees the pod's init as PID 1")
+	assert.Equal(t, "pod-mount", lines[2], "its root is among the joined mount namespace's mounts")
+	r.must("delete", cid)
 }
 
 func TestHooksGetTheStateOnStdin(t *testing.T) {
