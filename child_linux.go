@@ -189,6 +189,9 @@ type execSetup struct {
 	filter   []seccomp.Instruction
 	ctty     bool // stdin is a terminal, the program's controlling one
 	outlive  bool // a detached command: it must not die with its caller
+	// consoleFD, with a console (pl.console), is the connected socket
+	// the terminal's master is sent over (>= 10).
+	consoleFD int
 }
 
 // program returns the child's program for pl, everything between the clone
@@ -228,6 +231,11 @@ func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridg
 	pl.addMounts(&p, mounts)
 	pl.addFiles(&p, etc)
 	pl.addOCIPaths(&p)
+	if pl.console != nil {
+		// Its terminal is the program's stdio (fds 0 to 2 by then).
+		pl.addConsole(&p, x.consoleFD)
+		x.stdio, x.ctty = [3]int{0, 1, 2}, pl.init
+	}
 	pl.addWorkdir(&p)
 	pl.addReadOnlyRoot(&p)
 	pl.addExec(&p, x)

@@ -36,6 +36,7 @@ func (pl *plan) addOCIEarly(p *spawn.Program) {
 // /dev at dev, before it is made read only: made with mknod, or bound
 // from the host's in a user namespace, which may not make devices.
 func (pl *plan) addOCIDevices(p *spawn.Program, dev string) {
+	pl.addConsoleNode(p, dev)
 	fdcwd := unix.AT_FDCWD
 	for _, d := range pl.oci.devices {
 		target := dev + strings.TrimPrefix(d.path, "/dev")

@@ -167,6 +167,12 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 		return nil, fmt.Errorf("sandbox: join namespace: %w", err)
 	}
 	spent.PushErr(func() error { return closeFDs(x.joinFDs) })
+	if pl.console != nil {
+		if x.consoleFD, err = dialConsole(pl.console.socket); err != nil {
+			return nil, fmt.Errorf("sandbox: console: %w", err)
+		}
+		spent.PushErr(func() error { return closeFD(&x.consoleFD) })
+	}
 	if pl.gate != "" {
 		if x.gateFD, err = openGate(pl.gate); err != nil {
 			return nil, fmt.Errorf("sandbox: start gate: %w", err)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -402,8 +403,9 @@ func TestContainerMountsAsTheSpecSays(t *testing.T) {
 func TestContainerJoinsNamespacesByPath(t *testing.T) {
 	r := newRT(t)
 	holder := exec.Command("unshare", "--net", "--ipc", "--uts", "--fork", "sleep", "60")
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // unshare's child too, at the end
 	require.NoError(t, holder.Start())
-	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	t.Cleanup(func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); holder.Wait() })
 	// unshare forks: the namespaces are its child's, which appears soon.
 	var child string
 	deadline := time.Now().Add(5 * time.Second)
@@ -454,8 +456,9 @@ func TestContainerJoinsPIDAndMountNamespacesByPath(t *testing.T) {
 		require.NoError(t, os.Mkdir(filepath.Join(root, "marker"), 0o755))
 		holder = exec.Command("unshare", "--pid", "--mount", "--fork", "sh", "-c",
 			"mount -t tmpfs -o size=64k marker "+root+"/marker && echo pod-mount > "+root+"/marker/file && exec sleep 60")
+		holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // unshare's child too, at the end
 		require.NoError(t, holder.Start())
-		t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+		t.Cleanup(func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); holder.Wait() })
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", holder.Process.Pid, holder.Process.Pid))
@@ -640,10 +643,15 @@ func TestConsoleSocketGetsThePTYMaster(t *testing.T) {
 			got <- nil
 			return
 		}
+		unix.SetNonblock(fds[0], true) // for the poller, and so read deadlines
 		got <- os.NewFile(uintptr(fds[0]), "pty master")
 	}()
 	cid := id()
-	dir := bundle(t, func(s *specs.Spec) { s.Process.Terminal = true }, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-the-terminal")
+	dir := bundle(t, func(s *specs.Spec) {
+		s.Process.Terminal = true
+		s.Process.ConsoleSize = &specs.Box{Height: 40, Width: 120}
+		s.Process.User = specs.User{UID: 1000, GID: 1000}
+	}, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-the-terminal; tty; ls -l /dev/console; stty size; read line; echo got=$line")
 	r.create(cid, dir, "--console-socket", sock)
 	master := <-got
 	require.NotNil(t, master, "create sends the pty master over the console socket")
@@ -652,16 +660,27 @@ func TestConsoleSocketGetsThePTYMaster(t *testing.T) {
 	var all []byte
 	buf := make([]byte, 512)
 	master.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for !bytes.Contains(all, []byte("on-the-terminal")) {
-		n, err := master.Read(buf)
-		all = append(all, buf[:n]...)
-		if err != nil {
-			break
+	read := func(want string) {
+		for !bytes.Contains(all, []byte(want)) {
+			n, err := master.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil {
+				break
+			}
 		}
 	}
-	// The terminal's line discipline turned the newline into CRLF. (Its
-	// pty is the host's devpts: ttyname finds no name for it inside.)
-	assert.Contains(t, string(all), "on-the-terminal\r\n", "the program's stdin and stdout are the terminal")
+	read("40 120\r\n")
+	_, err = master.WriteString("typed\n")
+	require.NoError(t, err)
+	read("got=typed\r\n")
+	// The terminal's line discipline turned each newline into CRLF.
+	lines := strings.Split(string(all), "\r\n")
+	require.GreaterOrEqual(t, len(lines), 5, "the program's output: %q", all)
+	assert.Equal(t, "on-the-terminal", lines[0], "the program's stdin and stdout are the terminal")
+	assert.Equal(t, "/dev/pts/0", lines[1], "ttyname finds it: a pty of the container's own devpts")
+	assert.Regexp(t, `^crw--w---- +1 user +user +136, +0 .*/dev/console$`, lines[2], "/dev/console is the terminal, the process's user's (1000, user in the root)")
+	assert.Equal(t, "40 120", lines[3], "process.consoleSize")
+	assert.Contains(t, string(all), "got=typed\r\n", "the program reads what is written to the master")
 	r.waitStatus(cid, "stopped")
 	r.must("delete", cid)
 }
