@@ -3,7 +3,9 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -29,15 +31,23 @@ import (
 func (pl *plan) joinsPID() bool { return pl.oci.joinsNS(specs.PIDNamespace) }
 
 // killLeft kills every process left in the cgroup, and returns once none
-// is listed or after teardownTimeout. Each is killed through a pidfd
-// taken while it is listed and found listed again after, so that a PID
-// that was recycled meanwhile is never signalled.
+// is listed or after teardownTimeout.
 func (r *running) killLeft() error {
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
 	defer cancel()
-	file := r.cg.procsFile()
+	return killProcs(ctx, r.cg.procsFile())
+}
+
+// killProcs kills every process the cgroup.procs file lists until it
+// lists none, or ctx ends. Each is killed through a pidfd taken while it
+// is listed and found listed again after, so that a PID that was recycled
+// meanwhile is never signalled.
+func killProcs(ctx context.Context, file string) error {
 	err := backoff(ctx, 100*time.Microsecond, 20*time.Millisecond, func() (bool, error) {
 		pids, err := readPIDs(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			return true, nil // the cgroup is gone
+		}
 		if err != nil || len(pids) == 0 {
 			return len(pids) == 0, err
 		}
@@ -57,7 +67,7 @@ func (r *running) killLeft() error {
 		return false, err
 	})
 	if err != nil {
-		return fmt.Errorf("sandbox: kill the processes left in %s: %w", file, err)
+		return fmt.Errorf("kill the processes left in %s: %w", file, err)
 	}
 	return nil
 }

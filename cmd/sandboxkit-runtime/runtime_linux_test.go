@@ -499,6 +499,38 @@ func TestContainerJoinsPIDAndMountNamespacesByPath(t *testing.T) {
 	r.must("delete", cid)
 }
 
+// In a pod's PID namespace the container's process is not the
+// namespace's init: what its program leaves there runs on after it ends,
+// and delete kills it with the cgroup, as runc does.
+func TestDeleteKillsWhatAContainerLeftInAJoinedPIDNamespace(t *testing.T) {
+	r := newRT(t)
+	holder := exec.Command("unshare", "--pid", "--fork", "sleep", "60")
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, holder.Start())
+	t.Cleanup(func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); holder.Wait() })
+	var child string
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", holder.Process.Pid, holder.Process.Pid))
+		child = strings.TrimSpace(string(b))
+		return child != ""
+	}, 5*time.Second, time.Millisecond, "unshare's child")
+	cid := id()
+	r.create(cid, bundle(t, func(s *specs.Spec) {
+		s.Linux.Namespaces[0].Path = "/proc/" + child + "/ns/pid"
+		require.Equal(t, specs.PIDNamespace, s.Linux.Namespaces[0].Type)
+	}, "/bin/sh", "-c", "sleep 300 & echo $! > /tmp/left"))
+	cg := r.state(cid)
+	r.must("start", cid)
+	r.waitStatus(cid, "stopped")
+	procs := "/sys/fs/cgroup/memory/oci.sandboxkit/" + cid + "/cgroup.procs"
+	b, err := os.ReadFile(procs)
+	require.NoError(t, err)
+	require.NotEmpty(t, strings.TrimSpace(string(b)), "the program's sleep outlives it in the pod's namespace")
+	r.must("delete", cid)
+	_, err = os.Stat(filepath.Dir(procs))
+	assert.ErrorIs(t, err, os.ErrNotExist, "delete killed it and removed the cgroup (%d)", cg.Pid)
+}
+
 func TestHooksGetTheStateOnStdin(t *testing.T) {
 	r := newRT(t)
 	log := filepath.Join(t.TempDir(), "hooks")
