@@ -78,11 +78,16 @@ func TestWithConsoleGivesTheProgramATerminalOfItsOwn(t *testing.T) {
 	root := testutil.Rootfs(t)
 	script := `tty; stat -c 'owner=%u:%g mode=%a' $(tty); ls -l /dev/console; stty size; ` +
 		`test -e /dev/tty && exec 3</dev/tty && echo ctty-ok; read line; echo got=$line`
-	for _, init := range []bool{true, false} {
-		t.Run(fmt.Sprint("init ", init), func(t *testing.T) {
+	for _, tt := range []struct {
+		init, userns bool
+	}{{true, false}, {false, false}, {true, true}} {
+		t.Run(fmt.Sprintf("init %v userns %v", tt.init, tt.userns), func(t *testing.T) {
 			sock, got := consoleSocket(t)
-			sb := sandbox.New(sandbox.Dir(root)).WithInit(init).WithUser(1000, 1000).
+			sb := sandbox.New(sandbox.Dir(root)).WithInit(tt.init).WithUser(1000, 1000).
 				WithConsole(sock, sandbox.WindowSize{Rows: 33, Cols: 101})
+			if tt.userns {
+				sb = sb.WithUserNamespace()
+			}
 			before := testutil.SnapshotHost(t)
 			wait := make(chan error, 1)
 			var res *sandbox.Result
@@ -156,4 +161,27 @@ func TestReadmeConsole(t *testing.T) {
 	assert.Equal(t, 0, res.ExitCode)
 	<-done
 	assert.Equal(t, "/dev/pts/0\r\n", out)
+}
+
+// The terminal is only ever a pty of a devpts: a definition that puts a
+// host file on /dev/pts/ptmx (a bind) gets an error, and the file is not
+// what goes to the socket.
+func TestWithConsoleTakesOnlyThePTMXOfADevpts(t *testing.T) {
+	testutil.RequireRoot(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("host file"), 0o600))
+	sock, got := consoleSocket(t)
+	_, err := sandbox.New(sandbox.Dir(testutil.Rootfs(t))).WithBind(secret, "/dev/pts/ptmx").
+		WithConsole(sock, sandbox.WindowSize{}).Run(testCtx(t), "/bin/true")
+	require.ErrorIs(t, err, sandbox.ErrUnsafePath, "a console whose ptmx is a bound host file")
+	assert.Contains(t, err.Error(), "/dev/pts/ptmx")
+	select {
+	case f := <-got:
+		if f != nil {
+			f.Close()
+		}
+		t.Fatal("something was sent over the console socket")
+	default:
+	}
+	assert.Empty(t, testutil.OwnCgroups(t))
 }
