@@ -148,18 +148,24 @@ func TestReadmeConsole(t *testing.T) {
 	sock, got := consoleSocket(t)
 	done := make(chan struct{})
 	var out string
+	var master *os.File
 	go func() {
 		defer close(done)
-		if master := <-got; master != nil {
+		if master = <-got; master != nil {
 			out = readUntil(master, "\r\n")
-			master.Close()
 		}
 	}()
+
 	sb := sandbox.New(sandbox.Dir(root)).WithConsole(sock, sandbox.WindowSize{Rows: 24, Cols: 80})
 	res, err := sb.Run(ctx, "/bin/tty") // "/dev/pts/0" on the terminal whose master went to sock
 	require.NoError(t, err)
 	assert.Equal(t, 0, res.ExitCode)
 	<-done
+	// Closed only once the program ended: a terminal whose master closes
+	// hangs up, and its program gets SIGHUP.
+	if master != nil {
+		master.Close()
+	}
 	assert.Equal(t, "/dev/pts/0\r\n", out)
 }
 
