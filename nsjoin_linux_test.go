@@ -76,7 +76,8 @@ func TestFromSpecJoinsAPIDNamespaceByPath(t *testing.T) {
 	root := testutil.Rootfs(t)
 	holder := holdNamespace(t, "--pid", "exec sleep 300")
 	spec := joiningSpec(t, root, specs.PIDNamespace, fmt.Sprintf("/proc/%d/ns/pid", holder),
-		"/bin/sh", "-c", `readlink /proc/self/ns/pid; echo pid=$$; tr '\0' ' ' < /proc/1/cmdline; echo; sleep 30 & echo orphan=$!`)
+		"/bin/sh", "-c", `readlink /proc/self/ns/pid; echo pid=$$; tr '\0' ' ' < /proc/1/cmdline; echo; `+
+			`(sleep 30 & echo $! > /tmp/o); sleep 0.2; o=$(cat /tmp/o); echo orphan=$o parent=$(grep PPid /proc/$o/status | cut -f2) init=$PPID`)
 	sb, err := sandbox.FromSpec(spec, root)
 	require.NoError(t, err, "FromSpec of a spec joining a PID namespace by path")
 	before := testutil.SnapshotHost(t)
@@ -93,9 +94,10 @@ func TestFromSpecJoinsAPIDNamespaceByPath(t *testing.T) {
 
 	// The program's orphan (the background sleep) went to the holder,
 	// the namespace's init: the sandbox's end must still take it along.
-	var orphan int
-	_, err = fmt.Sscanf(lines[3], "orphan=%d", &orphan)
-	require.NoError(t, err)
+	var orphan, parent, init int
+	_, err = fmt.Sscanf(lines[3], "orphan=%d parent=%d init=%d", &orphan, &parent, &init)
+	require.NoError(t, err, "output %q", lines[3])
+	assert.Equal(t, init, parent, "the program's orphan is the sandbox's init's (a subreaper), not the namespace's PID 1")
 	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", holder, holder))
 	for _, pid := range strings.Fields(string(children)) {
 		// The holder (sleep) reaps nothing: a killed orphan stays its zombie.

@@ -200,9 +200,10 @@ func (pl *plan) pidnsFD(fds []int) int {
 // the prelude (which unshares a cgroup namespace that a joined one then
 // replaces), before anything is set up in it. A joined PID namespace is
 // not entered here: the child is born in it (see startChild). There the
-// sandbox's first process (the init, by default) is not the namespace's
-// init, to which orphans would go: it is made a subreaper, so that the
-// program's orphans stay its to reap (the attribute survives the exec).
+// sandbox's init is not the namespace's init, to which orphans would go:
+// it is made a subreaper, so that the program's orphans stay its to reap
+// (the attribute survives the exec). A program without the init is left
+// as it is (its orphans go to the namespace's init, as under runc).
 func (pl *plan) addJoins(p *spawn.Program, fds []int) {
 	for i, j := range pl.oci.joins {
 		if j.kind != specs.PIDNamespace {
@@ -210,7 +211,7 @@ func (pl *plan) addJoins(p *spawn.Program, fds []int) {
 		}
 		p.CloseFD(fds[i])
 	}
-	if pl.oci.joinsNS(specs.PIDNamespace) {
+	if pl.oci.joinsNS(specs.PIDNamespace) && pl.init {
 		p.Syscall(spawn.Step{Op: "prctl", Path: "PR_SET_CHILD_SUBREAPER"}, unix.SYS_PRCTL, unix.PR_SET_CHILD_SUBREAPER, 1)
 	}
 }
