@@ -48,9 +48,9 @@ func (pl *plan) addConsoleNode(p *spawn.Program, dev string) {
 // addConsole appends, once the sandbox's mounts are done (with the
 // current directory at its root), the steps that give the program a
 // terminal of the sandbox's own devpts, as runc does: open /dev/pts/ptmx
-// in the root, which must be the ptmx of a devpts (the same check Exec's
-// openPTY makes: a devpts, and a pty master, since TIOCGPTPEER answers
-// only one); unlock it and set its size; take its slave from the master,
+// in the root, which must be the ptmx of a devpts (what Exec's openPTY
+// checks, in the child's terms: fstatfs says devpts, and TIOCGPTPEER,
+// which only a pty master answers, succeeds); unlock it and set its size; take its slave from the master,
 // never by a path, owned by the program's user, mode 0620; make it fds 0,
 // 1 and 2 and bind it onto /dev/console; without the init, make it the
 // controlling terminal of the child's session (the init does that in the
