@@ -33,6 +33,10 @@ type cgroup interface {
 	procsFDs() []int
 	// cloneFD is an open cgroup directory (v2) for CLONE_INTO_CGROUP, or -1.
 	cloneFD() int
+	// procsFile is the path of a cgroup.procs file that lists every
+	// process of the cgroup (v1: the memory hierarchy's, which every
+	// sandbox joins).
+	procsFile() string
 	// usage reads what the cgroup's processes used.
 	usage() (usage, error)
 	// freeze freezes, or thaws, every process of the cgroup and returns

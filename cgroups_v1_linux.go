@@ -123,8 +123,9 @@ func (g *cgroupV1) path(controller, file string) string {
 	return filepath.Join(g.root, controller, g.name, file)
 }
 
-func (g *cgroupV1) procsFDs() []int { return g.fds }
-func (g *cgroupV1) cloneFD() int    { return -1 }
+func (g *cgroupV1) procsFDs() []int   { return g.fds }
+func (g *cgroupV1) cloneFD() int      { return -1 }
+func (g *cgroupV1) procsFile() string { return g.path("memory", "cgroup.procs") }
 
 func (g *cgroupV1) usage() (usage, error) {
 	var u usage

@@ -67,8 +67,9 @@ func newCgroupV2(root, name string, lim limits) (_ *cgroupV2, err error) {
 	return g, nil
 }
 
-func (g *cgroupV2) procsFDs() []int { return nil }
-func (g *cgroupV2) cloneFD() int    { return g.dirFD }
+func (g *cgroupV2) procsFDs() []int   { return nil }
+func (g *cgroupV2) cloneFD() int      { return g.dirFD }
+func (g *cgroupV2) procsFile() string { return filepath.Join(g.path, "cgroup.procs") }
 
 func (g *cgroupV2) usage() (usage, error) {
 	var u usage

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox/internal/execstub"
@@ -188,6 +189,9 @@ type execSetup struct {
 	filter   []seccomp.Instruction
 	ctty     bool // stdin is a terminal, the program's controlling one
 	outlive  bool // a detached command: it must not die with its caller
+	// consoleFD, with a console (pl.console), is the connected socket
+	// the terminal's master is sent over (>= 10).
+	consoleFD int
 }
 
 // program returns the child's program for pl, everything between the clone
@@ -206,8 +210,18 @@ func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridg
 		reopen = "" // base is a detached mount, mounted by addRoot
 	}
 	etc := bridge.etcFiles()
-	addPrelude(&p, cg.procsFDs(), idMapsWritten, reopen, base, joinNetns)
+	// In a joined mount namespace the root is opened once the child is in
+	// it: a bind of a mount of another namespace is refused (EINVAL).
+	joinsMount := pl.oci.joinsNS(specs.MountNamespace)
+	early := reopen
+	if joinsMount {
+		early = ""
+	}
+	addPrelude(&p, cg.procsFDs(), idMapsWritten, early, base, joinNetns)
 	pl.addJoins(&p, x.joinFDs)
+	if joinsMount && reopen != "" {
+		p.OpenAs(reopen, unix.O_PATH|unix.O_DIRECTORY, base, spawn.Reg(0))
+	}
 	pl.addOCIEarly(&p)
 	pl.addRoot(&p, base, sysfs, etc)
 	p.Sethostname(pl.hostname)
@@ -217,6 +231,11 @@ func (pl *plan) program(base, idMapsWritten, sysfs int, cg cgroup, bridge *bridg
 	pl.addMounts(&p, mounts)
 	pl.addFiles(&p, etc)
 	pl.addOCIPaths(&p)
+	if pl.console != nil {
+		// Its terminal is the program's stdio (fds 0 to 2 by then).
+		pl.addConsole(&p, x.consoleFD)
+		x.stdio, x.ctty = [3]int{0, 1, 2}, pl.init
+	}
 	pl.addWorkdir(&p)
 	pl.addReadOnlyRoot(&p)
 	pl.addExec(&p, x)

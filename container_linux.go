@@ -83,7 +83,10 @@ func (r *running) detach() {
 
 // RemoveCgroup removes the cgroup path (as given to WithCgroupPath) from
 // every cgroup hierarchy it is in: the teardown of a detached sandbox,
-// which must have no process left. A hierarchy without it is no error.
+// once its process ended. A process still in it is killed first: in a
+// PID namespace of its own, a sandbox has none left once its process
+// ended, but in one joined by path (a pod's) what its program left runs
+// on. A hierarchy without it is no error.
 func RemoveCgroup(path string) error {
 	if reason := checkCgroupPath(path); reason != "" {
 		return &ConfigError{Problems: []*FieldError{{Field: "cgroup path", Value: path, Reason: reason}}}
@@ -94,6 +97,9 @@ func RemoveCgroup(path string) error {
 	}
 	var errs []error
 	for _, d := range dirs {
+		ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+		errs = append(errs, killProcs(ctx, filepath.Join(d, "cgroup.procs")))
+		cancel()
 		errs = append(errs, removeCgroupDir(d))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -5,12 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox"
 )
@@ -206,6 +210,47 @@ func ExampleInstance_Command() {
 		log.Fatal(err)
 	}
 	fmt.Println("the shell exited with", res.ExitCode)
+}
+
+// WithConsole gives the program a terminal of the sandbox's own and sends
+// its master to a socket, as an OCI runtime's --console-socket; here the
+// caller listens on that socket itself and plays the user. It needs root:
+// it compiles, and does not run as a test.
+func ExampleSandbox_WithConsole() {
+	ctx := context.Background()
+	sock := "/run/example-console.sock"
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		oob := make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := c.ReadMsgUnix(make([]byte, 64), oob)
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			return
+		}
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		if len(fds) != 1 {
+			return
+		}
+		master := os.NewFile(uintptr(fds[0]), "pty master")
+		defer master.Close()
+		io.Copy(os.Stdout, master) // "/dev/pts/0", until the program ends
+	}()
+	res, err := sandbox.New(sandbox.HostRoot()).
+		WithConsole(sock, sandbox.WindowSize{Rows: 24, Cols: 80}).
+		Run(ctx, "/usr/bin/tty")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("tty exited with", res.ExitCode)
 }
 
 // WaitReady waits for conditions that need nothing inside the image. It

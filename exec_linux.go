@@ -184,7 +184,7 @@ func (x instanceSys) exec(ctx context.Context, c *Command, detached bool) (_ pro
 	p.Close(regDir)
 	pl.addExec(&p, x2)
 
-	proc, err := pl.startChild(&p, attr, nil)
+	proc, err := pl.startChild(&p, attr, nil, -1)
 	if errors.Is(err, unix.ESRCH) || !x.r.alive() {
 		return processSys{}, errors.Join(ErrClosed, err) // the sandbox ended meanwhile
 	}

@@ -38,11 +38,21 @@ type nsJoin struct {
 	path string
 }
 
-// joinable are the namespaces a sandbox can join by path: those its child
-// enters with setns before it sets anything up. The PID namespace would
-// need the clone made from inside it, the mount namespace the root built
-// in another's mounts, and a user namespace ID maps it does not own.
-var joinable = []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.CgroupNamespace}
+// joinsNS reports whether the sandbox joins a namespace of type kind.
+func (x ociExtras) joinsNS(kind specs.LinuxNamespaceType) bool {
+	return slices.ContainsFunc(x.joins, func(j nsJoin) bool { return j.kind == kind })
+}
+
+// joinable are the namespaces a sandbox can join by path. Its child
+// enters the network, IPC, UTS, cgroup and mount ones with setns before it
+// sets anything up (the root is then built among the joined mount
+// namespace's mounts); it is cloned in a joined PID namespace, from a
+// thread whose children the kernel puts there. A user namespace is never
+// joined: its ID maps are not the sandbox's to own.
+var joinable = []specs.LinuxNamespaceType{
+	specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.CgroupNamespace,
+	specs.PIDNamespace, specs.MountNamespace,
+}
 
 // propagations are the rootfsPropagation values and their mount flags.
 var propagations = map[string]uintptr{

@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/sandboxkit/sandbox/internal/netsetup"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
 
@@ -35,6 +36,7 @@ func (pl *plan) addOCIEarly(p *spawn.Program) {
 // /dev at dev, before it is made read only: made with mknod, or bound
 // from the host's in a user namespace, which may not make devices.
 func (pl *plan) addOCIDevices(p *spawn.Program, dev string) {
+	pl.addConsoleNode(p, dev)
 	fdcwd := unix.AT_FDCWD
 	for _, d := range pl.oci.devices {
 		target := dev + strings.TrimPrefix(d.path, "/dev")
@@ -118,6 +120,7 @@ func addSetIDsGroups(p *spawn.Program, uid, gid int, groups []int) {
 var nsFlags = map[specs.LinuxNamespaceType]uintptr{
 	specs.NetworkNamespace: unix.CLONE_NEWNET, specs.IPCNamespace: unix.CLONE_NEWIPC,
 	specs.UTSNamespace: unix.CLONE_NEWUTS, specs.CgroupNamespace: unix.CLONE_NEWCGROUP,
+	specs.PIDNamespace: unix.CLONE_NEWPID, specs.MountNamespace: unix.CLONE_NEWNS,
 }
 
 // joinFlags are the clone flags of the namespaces the plan joins rather
@@ -130,27 +133,86 @@ func (pl *plan) joinFlags() uintptr {
 	return f
 }
 
-// openJoins opens the namespace files the plan joins, in its order.
-func (pl *plan) openJoins() ([]int, error) {
+// errHostMountNamespace: a mount namespace that setting the root up in
+// would reach the host's processes.
+var errHostMountNamespace = errors.New("it is the host's (the caller's own, or PID 1's): making the sandbox's root its root " +
+	"would move every process whose root is the namespace's into the sandbox's root")
+
+// openJoins opens the namespace files the plan joins, in its order, each
+// checked to be a namespace of its entry's type. A mount namespace must
+// not be the caller's own nor PID 1's (see errHostMountNamespace).
+func (pl *plan) openJoins() (_ []int, err error) {
 	var fds []int
+	defer func() {
+		if err != nil {
+			closeFDs(fds)
+		}
+	}()
 	for _, j := range pl.oci.joins {
 		fd, err := unix.Open(j.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			closeFDs(fds)
 			return nil, &fs.PathError{Op: "open " + string(j.kind) + " namespace", Path: j.path, Err: err}
 		}
 		fds = append(fds, fd)
+		if err := netsetup.CheckNamespace(fd, j.path, int(nsFlags[j.kind])); err != nil {
+			return nil, err
+		}
+		if j.kind == specs.MountNamespace {
+			if err := checkNotHostMountNS(fd, j.path); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return fds, nil
 }
 
+// checkNotHostMountNS returns an error if the mount namespace open at fd
+// is the caller's own or PID 1's (where PID 1 can be seen).
+func checkNotHostMountNS(fd int, path string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	for _, host := range []string{"/proc/thread-self/ns/mnt", "/proc/1/ns/mnt"} {
+		var h unix.Stat_t
+		if err := unix.Stat(host, &h); err != nil {
+			continue // PID 1's is out of sight (another PID namespace): the caller's was checked
+		}
+		if h.Dev == st.Dev && h.Ino == st.Ino {
+			return &fs.PathError{Op: "join mount namespace", Path: path, Err: errHostMountNamespace}
+		}
+	}
+	return nil
+}
+
+// pidnsFD returns the descriptor of the PID namespace the plan joins,
+// among fds (as openJoins returned them), or -1.
+func (pl *plan) pidnsFD(fds []int) int {
+	for i, j := range pl.oci.joins {
+		if j.kind == specs.PIDNamespace {
+			return fds[i]
+		}
+	}
+	return -1
+}
+
 // addJoins appends the setns of each namespace the plan joins, just after
 // the prelude (which unshares a cgroup namespace that a joined one then
-// replaces), before anything is set up in it.
+// replaces), before anything is set up in it. A joined PID namespace is
+// not entered here: the child is born in it (see startChild). There the
+// sandbox's init is not the namespace's init, to which orphans would go:
+// it is made a subreaper, so that the program's orphans stay its to reap
+// (the attribute survives the exec). A program without the init is left
+// as it is (its orphans go to the namespace's init, as under runc).
 func (pl *plan) addJoins(p *spawn.Program, fds []int) {
 	for i, j := range pl.oci.joins {
-		p.Syscall(spawn.Step{Op: "setns", Path: j.path}, unix.SYS_SETNS, uintptr(fds[i]), nsFlags[j.kind])
+		if j.kind != specs.PIDNamespace {
+			p.Syscall(spawn.Step{Op: "setns", Path: j.path}, unix.SYS_SETNS, uintptr(fds[i]), nsFlags[j.kind])
+		}
 		p.CloseFD(fds[i])
+	}
+	if pl.oci.joinsNS(specs.PIDNamespace) && pl.init {
+		p.Syscall(spawn.Step{Op: "prctl", Path: "PR_SET_CHILD_SUBREAPER"}, unix.SYS_PRCTL, unix.PR_SET_CHILD_SUBREAPER, 1)
 	}
 }
 

@@ -38,8 +38,9 @@ type plan struct {
 	stdout      io.Writer
 	stderr      io.Writer
 	outputLimit int64
-	watchOutput bool // the host watches the output for ForOutput (an instance)
-	outputKill  bool // kill the sandbox once its output passes the limit
+	watchOutput bool     // the host watches the output for ForOutput (an instance)
+	outputKill  bool     // kill the sandbox once its output passes the limit
+	console     *console // a terminal of the sandbox's devpts as its stdio, its master sent away; nil: none
 
 	hardened bool // capabilities, no_new_privs, rlimits, seccomp, masks
 	caps     []int
@@ -135,6 +136,7 @@ func (s *Sandbox) plan(argv []string) *plan {
 		stdout:       s.stdout,
 		stderr:       s.stderr,
 		outputLimit:  s.outputLimit,
+		console:      s.console,
 		hardened:     !s.bare,
 		caps:         s.capabilities(),
 		rlimits:      s.rlimitSet(),

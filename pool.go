@@ -95,7 +95,7 @@ func (s *Sandbox) validatePool(size int) error {
 	for _, io := range []struct {
 		field string
 		set   bool
-	}{{"stdin", s.stdin != nil}, {"stdout", s.stdout != nil}, {"stderr", s.stderr != nil}} {
+	}{{"stdin", s.stdin != nil}, {"stdout", s.stdout != nil}, {"stderr", s.stderr != nil}, {"console", s.console != nil}} {
 		if io.set {
 			problems = append(problems, &FieldError{Field: io.field, Value: "set", Reason: "a pool's runs take their input from a Job and return their output in the Result"})
 		}

@@ -214,7 +214,7 @@ func (ps *poolSys) prepare(ctx context.Context) (_ *held, err error) {
 	if pl.net.bornIn {
 		netns = r.bridge.netns
 	}
-	err = clone(netns, func() (err error) {
+	err = clone(netns, c.pidns, func() (err error) {
 		hd.h, err = spawn.StartHeld(c.program, c.attr)
 		return err
 	})

@@ -77,7 +77,7 @@ func start(ctx context.Context, pl *plan) (_ *running, err error) {
 	if err != nil {
 		return nil, err
 	}
-	proc, err := pl.startChild(c.program, c.attr, r.bridge)
+	proc, err := pl.startChild(c.program, c.attr, r.bridge, c.pidns)
 	pl.report(c.program)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: start %s: %w", pl.name(), pl.startError(err))
@@ -100,6 +100,7 @@ func start(ctx context.Context, pl *plan) (_ *running, err error) {
 type childSetup struct {
 	program *spawn.Program
 	attr    spawn.Attr
+	pidns   int // the PID namespace the child is born in (joined by path), or -1 for a new one
 }
 
 // acquire makes everything the sandbox holds (pushed on r.undo) and the
@@ -166,6 +167,12 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 		return nil, fmt.Errorf("sandbox: join namespace: %w", err)
 	}
 	spent.PushErr(func() error { return closeFDs(x.joinFDs) })
+	if pl.console != nil {
+		if x.consoleFD, err = dialConsole(pl.console.socket); err != nil {
+			return nil, fmt.Errorf("sandbox: console: %w", err)
+		}
+		spent.PushErr(func() error { return closeFD(&x.consoleFD) })
+	}
 	if pl.gate != "" {
 		if x.gateFD, err = openGate(pl.gate); err != nil {
 			return nil, fmt.Errorf("sandbox: start gate: %w", err)
@@ -203,7 +210,7 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 		}
 		spent.PushErr(func() error { return closeFD(&sysfs) })
 	}
-	return &childSetup{program: pl.program(base, idMapsWritten, sysfs, r.cg, r.bridge, mounts, x), attr: attr}, nil
+	return &childSetup{program: pl.program(base, idMapsWritten, sysfs, r.cg, r.bridge, mounts, x), attr: attr, pidns: pl.pidnsFD(x.joinFDs)}, nil
 }
 
 // watch waits for PID 1 to end without holding an OS thread, kills it
@@ -228,6 +235,10 @@ func (r *running) watch() {
 		}()
 	}
 	r.ws = r.proc.WaitPolled(nil)
+	if r.pl.joinsPID() {
+		// Not the namespace's init: what it leaves runs on (pidns_linux.go).
+		r.killLeft()
+	}
 	// The program may have ended by itself as the timer fired, before the
 	// kill could reach it: only a run the kill ended timed out.
 	r.timedOut = fired.Load() && r.ws.Signaled() && r.ws.Signal() == unix.SIGKILL

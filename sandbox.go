@@ -30,9 +30,10 @@ const DefaultOutputLimit = 1 << 20
 // Run reports every recorded problem at once as a [*ConfigError].
 type Sandbox struct {
 	root         rootSpec
-	memory       int64 // bytes; 0: no limit
-	cpu          Cores // 0: no limit
-	pids         int   // 0: no limit
+	console      *console // WithConsole; nil: standard I/O as set
+	memory       int64    // bytes; 0: no limit
+	cpu          Cores    // 0: no limit
+	pids         int      // 0: no limit
 	timeout      time.Duration
 	env          []string
 	workdir      string
@@ -298,6 +299,7 @@ func (s *Sandbox) Validate() error {
 	problems = append(problems, s.checkTargets()...)
 	problems = append(problems, s.checkUserNamespace()...)
 	problems = append(problems, s.checkNetwork()...)
+	problems = append(problems, s.checkConsole()...)
 	if len(problems) == 0 {
 		return nil
 	}

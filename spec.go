@@ -287,8 +287,14 @@ func (s *Sandbox) WriteBundle(dir string, argv ...string) error {
 //     ignored, as the kernel ignores them on a bind);
 //   - the pid, mount, uts, ipc, cgroup, network and user namespaces (no
 //     network namespace means the host's network), with one uid and one
-//     gid mapping from 0; the network, ipc, uts and cgroup namespaces can
-//     be joined by path (a pod's), the pid, mount and user ones cannot;
+//     gid mapping from 0; the network, ipc, uts, cgroup, pid and mount
+//     namespaces can be joined by path (a pod's), the user one cannot. In
+//     a joined PID namespace the program is not PID 1 (the namespace's
+//     own init is); in a joined mount namespace the root is set up among
+//     its mounts and made its root, as under runc, which moves every
+//     process of it whose root was the namespace's into the sandbox's
+//     root: the caller's own and the host's first mount namespace are
+//     refused when the sandbox starts;
 //   - linux.resources: memory, CPU and pids limits, and the rest (devices,
 //     blkio, hugetlb, network, rdma, the other memory and CPU settings)
 //     applied by containerd/cgroups in every hierarchy; cgroupsPath, as a
@@ -627,7 +633,7 @@ func (r *specReader) readLinux(sb *Sandbox, l *specs.Linux) *Sandbox {
 		if ns.Path != "" {
 			switch {
 			case !slices.Contains(joinable, ns.Type):
-				r.problem(fmt.Sprintf("linux.namespaces[%d].path", i), ns.Path, fmt.Sprintf("unsupported: a sandbox makes its own %s namespace; it can join network, ipc, uts and cgroup namespaces", ns.Type))
+				r.problem(fmt.Sprintf("linux.namespaces[%d].path", i), ns.Path, fmt.Sprintf("unsupported: a sandbox makes its own %s namespace; it can join network, ipc, uts, cgroup, pid and mount namespaces", ns.Type))
 			case !filepath.IsAbs(ns.Path):
 				r.problem(fmt.Sprintf("linux.namespaces[%d].path", i), ns.Path, "must be an absolute path")
 			default:

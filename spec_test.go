@@ -140,7 +140,7 @@ func randomSpecChange(rng *rand.Rand, s *specs.Spec) {
 	}
 	if len(s.Linux.UIDMappings) == 0 && rng.IntN(2) == 0 {
 		for i, ns := range s.Linux.Namespaces {
-			if ns.Type == specs.IPCNamespace || ns.Type == specs.UTSNamespace {
+			if ns.Type == specs.IPCNamespace || ns.Type == specs.UTSNamespace || ns.Type == specs.PIDNamespace || ns.Type == specs.MountNamespace {
 				s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/%s", 100+rng.IntN(900), ns.Type)
 			}
 		}
@@ -239,8 +239,8 @@ func TestFromSpecRefusesWhatItDoesNotHonour(t *testing.T) {
 		field  string
 	}{
 		{"host sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} }, "linux.sysctl.kernel.panic"},
-		{"pid namespace path", func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }, "linux.namespaces[0].path"},
-		{"mount namespace path", func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/mnt" }, "linux.namespaces[1].path"},
+		{"relative pid namespace path", func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "proc/1/ns/pid" }, "linux.namespaces[0].path"},
+		{"relative mount namespace path", func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "proc/1/ns/mnt" }, "linux.namespaces[1].path"},
 		{"user namespace joining", func(s *specs.Spec) {
 			s.Linux.Namespaces[2].Path = "/proc/1/ns/uts"
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})

@@ -270,7 +270,7 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 	if hooks != nil && len(hooks.CreateContainer) > 0 {
 		return nil, errors.New("config.json: hooks.createContainer is not supported: it runs in the container's mount namespace before its root is pivoted, which the sandbox's child does in one step")
 	}
-	terminal := spec.Process.Terminal
+	terminal, consoleSize := spec.Process.Terminal, spec.Process.ConsoleSize
 	spec.Process.Terminal, spec.Process.ConsoleSize = false, nil
 	if terminal && *o.consoleSocket == "" {
 		return nil, errors.New("process.terminal needs --console-socket")
@@ -307,18 +307,21 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 	if err := unix.Mkfifo(c.Gate(), 0o600); err != nil {
 		return nil, &os.PathError{Op: "mkfifo", Path: c.Gate(), Err: err}
 	}
-	stdio := [3]*os.File{os.Stdin, os.Stdout, os.Stderr}
-	var master *os.File
 	if terminal {
-		m, slave, err := oci.OpenPTY()
+		// A pty of the container's own devpts, its master sent to the
+		// socket by the container's child before the program runs.
+		sock, err := filepath.Abs(*o.consoleSocket)
 		if err != nil {
 			return nil, err
 		}
-		defer m.Close()
-		defer slave.Close()
-		master, stdio = m, [3]*os.File{slave, slave, slave}
+		var size sandbox.WindowSize
+		if consoleSize != nil {
+			size = sandbox.WindowSize{Rows: uint16(consoleSize.Height), Cols: uint16(consoleSize.Width)}
+		}
+		sb = sb.WithConsole(sock, size)
+	} else {
+		sb = sb.WithStdin(os.Stdin).WithStdout(os.Stdout).WithStderr(os.Stderr)
 	}
-	sb = sb.WithStdin(stdio[0]).WithStdout(stdio[1]).WithStderr(stdio[2])
 	t0 = time.Now()
 	pid, err := sb.StartDetached(ctx, c.Gate(), spec.Process.Args...)
 	if err != nil {
@@ -348,11 +351,6 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 		return nil, err
 	}
 	g.debugf("create %s: cgroups joined and state saved in %v", id, time.Since(t0))
-	if master != nil {
-		if err := oci.SendConsole(*o.consoleSocket, master); err != nil {
-			return nil, err
-		}
-	}
 	if hooks != nil {
 		st := c.State()
 		if err := oci.RunHooks(ctx, "createRuntime", hooks.CreateRuntime, st, false); err != nil {

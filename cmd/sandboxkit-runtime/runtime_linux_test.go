@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -307,9 +308,9 @@ func TestCreateRefusesWhatItCannotHonour(t *testing.T) {
 		{"soft above hard", func(s *specs.Spec) {
 			s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_NPROC", Soft: 20, Hard: 10})
 		}, "soft limit must not exceed hard limit"},
-		{"pid namespace path", func(s *specs.Spec) {
-			s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" // a sandbox's PID namespace is its own
-		}, "linux.namespaces[0].path"},
+		{"the host's mount namespace", func(s *specs.Spec) {
+			s.Linux.Namespaces[1].Path = "/proc/self/ns/mnt" // the runtime's own: pivot_root would re-root the host
+		}, "/proc/self/ns/mnt: it is the host's"},
 		{"systemd cgroup", func(s *specs.Spec) { s.Linux.CgroupsPath = "machine.slice:libpod:abc" }, "needs systemd"},
 		{"sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.domainname": "x"} }, "linux.sysctl"},
 		{"version", func(s *specs.Spec) { s.Version = "0.9.0" }, "ociVersion"},
@@ -402,8 +403,9 @@ func TestContainerMountsAsTheSpecSays(t *testing.T) {
 func TestContainerJoinsNamespacesByPath(t *testing.T) {
 	r := newRT(t)
 	holder := exec.Command("unshare", "--net", "--ipc", "--uts", "--fork", "sleep", "60")
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // unshare's child too, at the end
 	require.NoError(t, holder.Start())
-	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	t.Cleanup(func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); holder.Wait() })
 	// unshare forks: the namespaces are its child's, which appears soon.
 	var child string
 	deadline := time.Now().Add(5 * time.Second)
@@ -437,6 +439,96 @@ func TestContainerJoinsNamespacesByPath(t *testing.T) {
 	theirs, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
 	assert.NotEqual(t, mine, theirs, "its PID namespace is its own")
 	r.must("delete", "--force", cid)
+}
+
+// A pod's containers share its PID namespace (and may be given a mount
+// namespace): create joins both by path. The program sees the pod's init
+// as PID 1 and is not it, and its root is set up among the joined mount
+// namespace's mounts (a tmpfs the holder mounted below the bundle's root
+// shows inside, through the recursive bind of the root).
+func TestContainerJoinsPIDAndMountNamespacesByPath(t *testing.T) {
+	r := newRT(t)
+	cid := id()
+	var holder *exec.Cmd
+	var child string
+	dir := bundle(t, func(s *specs.Spec) {
+		root := s.Root.Path
+		require.NoError(t, os.Mkdir(filepath.Join(root, "marker"), 0o755))
+		holder = exec.Command("unshare", "--pid", "--mount", "--fork", "sh", "-c",
+			"mount -t tmpfs -o size=64k marker "+root+"/marker && echo pod-mount > "+root+"/marker/file && exec sleep 60")
+		holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // unshare's child too, at the end
+		require.NoError(t, holder.Start())
+		t.Cleanup(func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); holder.Wait() })
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", holder.Process.Pid, holder.Process.Pid))
+			if child = strings.TrimSpace(string(b)); child != "" {
+				if m, _ := os.ReadFile("/proc/" + child + "/root" + root + "/marker/file"); len(m) > 0 {
+					break
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		require.NotEmpty(t, child, "unshare's child")
+		delete(s.Annotations, "org.sandboxkit.root") // the bundle's root, bound in place as runc does
+		for i, ns := range s.Linux.Namespaces {
+			switch ns.Type {
+			case specs.PIDNamespace:
+				s.Linux.Namespaces[i].Path = "/proc/" + child + "/ns/pid"
+			case specs.MountNamespace:
+				s.Linux.Namespaces[i].Path = "/proc/" + child + "/ns/mnt"
+			}
+		}
+	}, "/bin/sh", "-c", `echo pid=$$; tr '\0' ' ' < /proc/1/cmdline; echo; cat /marker/file`)
+	out := r.create(cid, dir)
+	pid := r.state(cid).Pid
+	for _, k := range []string{"pid", "mnt"} {
+		want, err := os.Readlink("/proc/" + child + "/ns/" + k)
+		require.NoError(t, err)
+		got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, k))
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "the container is in the %s namespace its spec names", k)
+	}
+	r.must("start", cid)
+	r.waitStatus(cid, "stopped")
+	lines := strings.Split(strings.TrimSpace(output(t, out)), "\n")
+	require.Len(t, lines, 3, "the program's output: %q", output(t, out))
+	assert.NotEqual(t, "pid=1", lines[0], "the program is not PID 1 of the pod's namespace")
+	assert.Equal(t, "sleep 60", strings.TrimSpace(lines[1]), "it sees the pod's init as PID 1")
+	assert.Equal(t, "pod-mount", lines[2], "its root is among the joined mount namespace's mounts")
+	r.must("delete", cid)
+}
+
+// In a pod's PID namespace the container's process is not the
+// namespace's init: what its program leaves there runs on after it ends,
+// and delete kills it with the cgroup, as runc does.
+func TestDeleteKillsWhatAContainerLeftInAJoinedPIDNamespace(t *testing.T) {
+	r := newRT(t)
+	holder := exec.Command("unshare", "--pid", "--fork", "sleep", "60")
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, holder.Start())
+	t.Cleanup(func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); holder.Wait() })
+	var child string
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", holder.Process.Pid, holder.Process.Pid))
+		child = strings.TrimSpace(string(b))
+		return child != ""
+	}, 5*time.Second, time.Millisecond, "unshare's child")
+	cid := id()
+	r.create(cid, bundle(t, func(s *specs.Spec) {
+		s.Linux.Namespaces[0].Path = "/proc/" + child + "/ns/pid"
+		require.Equal(t, specs.PIDNamespace, s.Linux.Namespaces[0].Type)
+	}, "/bin/sh", "-c", "sleep 300 & echo $! > /tmp/left"))
+	cg := r.state(cid)
+	r.must("start", cid)
+	r.waitStatus(cid, "stopped")
+	procs := "/sys/fs/cgroup/memory/oci.sandboxkit/" + cid + "/cgroup.procs"
+	b, err := os.ReadFile(procs)
+	require.NoError(t, err)
+	require.NotEmpty(t, strings.TrimSpace(string(b)), "the program's sleep outlives it in the pod's namespace")
+	r.must("delete", cid)
+	_, err = os.Stat(filepath.Dir(procs))
+	assert.ErrorIs(t, err, os.ErrNotExist, "delete killed it and removed the cgroup (%d)", cg.Pid)
 }
 
 func TestHooksGetTheStateOnStdin(t *testing.T) {
@@ -583,10 +675,15 @@ func TestConsoleSocketGetsThePTYMaster(t *testing.T) {
 			got <- nil
 			return
 		}
+		unix.SetNonblock(fds[0], true) // for the poller, and so read deadlines
 		got <- os.NewFile(uintptr(fds[0]), "pty master")
 	}()
 	cid := id()
-	dir := bundle(t, func(s *specs.Spec) { s.Process.Terminal = true }, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-the-terminal")
+	dir := bundle(t, func(s *specs.Spec) {
+		s.Process.Terminal = true
+		s.Process.ConsoleSize = &specs.Box{Height: 40, Width: 120}
+		s.Process.User = specs.User{UID: 1000, GID: 1000}
+	}, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-the-terminal; tty; ls -l /dev/console; stty size; read line; echo got=$line")
 	r.create(cid, dir, "--console-socket", sock)
 	master := <-got
 	require.NotNil(t, master, "create sends the pty master over the console socket")
@@ -595,16 +692,27 @@ func TestConsoleSocketGetsThePTYMaster(t *testing.T) {
 	var all []byte
 	buf := make([]byte, 512)
 	master.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for !bytes.Contains(all, []byte("on-the-terminal")) {
-		n, err := master.Read(buf)
-		all = append(all, buf[:n]...)
-		if err != nil {
-			break
+	read := func(want string) {
+		for !bytes.Contains(all, []byte(want)) {
+			n, err := master.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil {
+				break
+			}
 		}
 	}
-	// The terminal's line discipline turned the newline into CRLF. (Its
-	// pty is the host's devpts: ttyname finds no name for it inside.)
-	assert.Contains(t, string(all), "on-the-terminal\r\n", "the program's stdin and stdout are the terminal")
+	read("40 120\r\n")
+	_, err = master.WriteString("typed\n")
+	require.NoError(t, err)
+	read("got=typed\r\n")
+	// The terminal's line discipline turned each newline into CRLF.
+	lines := strings.Split(string(all), "\r\n")
+	require.GreaterOrEqual(t, len(lines), 5, "the program's output: %q", all)
+	assert.Equal(t, "on-the-terminal", lines[0], "the program's stdin and stdout are the terminal")
+	assert.Equal(t, "/dev/pts/0", lines[1], "ttyname finds it: a pty of the container's own devpts")
+	assert.Regexp(t, `^crw--w---- +1 user +user +136, +0 .*/dev/console$`, lines[2], "/dev/console is the terminal, the process's user's (1000, user in the root)")
+	assert.Equal(t, "40 120", lines[3], "process.consoleSize")
+	assert.Contains(t, string(all), "got=typed\r\n", "the program reads what is written to the master")
 	r.waitStatus(cid, "stopped")
 	r.must("delete", cid)
 }

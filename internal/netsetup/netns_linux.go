@@ -115,20 +115,36 @@ func checkNetns(f *os.File) error {
 	if f == nil {
 		return &FieldError{Field: "netns", Value: nil, Reason: "must be an open network namespace"}
 	}
-	err := withFd(f, func(fd int) error {
-		t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
-		if err != nil {
-			return &fs.PathError{Op: "ioctl NS_GET_NSTYPE", Path: f.Name(), Err: err}
-		}
-		if t != unix.CLONE_NEWNET {
-			return &FieldError{Field: "netns", Value: f.Name(), Reason: "not a network namespace"}
-		}
-		return nil
-	})
+	err := withFd(f, func(fd int) error { return CheckNamespace(fd, f.Name(), unix.CLONE_NEWNET) })
+	if errors.Is(err, ErrNotNamespace) {
+		return &FieldError{Field: "netns", Value: f.Name(), Reason: "not a network namespace"}
+	}
 	if errors.Is(err, os.ErrClosed) {
 		return &FieldError{Field: "netns", Value: f.Name(), Reason: "is closed"}
 	}
 	return err
+}
+
+// ErrNotNamespace is CheckNamespace's error for a file that is not a
+// namespace of the type asked for.
+var ErrNotNamespace = errors.New("not a namespace of that type")
+
+// CheckNamespace returns an error unless fd is a namespace file (of nsfs,
+// such as /proc/PID/ns/pid) of the type nstype, a CLONE_NEW* flag: an
+// *fs.PathError naming name, matching ErrNotNamespace for another file
+// or another type. The kernel answers NS_GET_NSTYPE only for namespaces.
+func CheckNamespace(fd int, name string, nstype int) error {
+	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if err == unix.ENOTTY || err == unix.EINVAL {
+		return &fs.PathError{Op: "check namespace", Path: name, Err: ErrNotNamespace}
+	}
+	if err != nil {
+		return &fs.PathError{Op: "ioctl NS_GET_NSTYPE", Path: name, Err: err}
+	}
+	if t != nstype {
+		return &fs.PathError{Op: "check namespace", Path: name, Err: fmt.Errorf("%w: its type is %#x, not %#x", ErrNotNamespace, t, nstype)}
+	}
+	return nil
 }
 
 // InNetns runs fn on a goroutine locked to an OS thread that has joined the

@@ -31,6 +31,11 @@ func statfsPtr(st *unix.Statfs_t) uintptr { return uintptr(unsafe.Pointer(st)) }
 
 func ptrvPtr(v []*byte) uintptr { return uintptr(unsafe.Pointer(&v[0])) }
 
+func msghdrPtr(m *unix.Msghdr) uintptr { return uintptr(unsafe.Pointer(m)) }
+
+// int32At returns the address of the 32-bit word at offset off of b.
+func int32At(b []byte, off int) *int32 { return (*int32)(unsafe.Pointer(&b[off])) }
+
 func atFDCWD() uintptr {
 	fd := unix.AT_FDCWD
 	return uintptr(fd)
@@ -341,6 +346,9 @@ func forkAndRun(p *Program, args *cloneArgs, pidfd *int32, errfd uintptr) (pid u
 				a[j] = p.regs[a[j]&(NumRegs-1)]
 			}
 		}
+		if o.put != nil {
+			*o.put.at = int32(p.regs[o.put.reg&(NumRegs-1)])
+		}
 		r1, _, e = syscall.RawSyscall6(o.nr, a[0], a[1], a[2], a[3], a[4], a[5])
 		if e != 0 {
 			if e == o.okErr {
@@ -361,7 +369,7 @@ func forkAndRun(p *Program, args *cloneArgs, pidfd *int32, errfd uintptr) (pid u
 			e = syscall.EPIPE
 			goto failed
 		}
-		if o.deny != nil && (o.deny.st.Type == o.deny.values[0] || o.deny.st.Type == o.deny.values[1]) {
+		if o.deny != nil && (o.deny.st.Type == o.deny.values[0] || o.deny.st.Type == o.deny.values[1]) != o.deny.allow {
 			e = syscall.EPERM
 			goto failed
 		}

@@ -45,11 +45,21 @@ type op struct {
 	// holds one of deny.values once the call succeeded: a check of what a
 	// call wrote, such as the file system type fstatfs reports.
 	deny *denyCheck
+	// put, when set, writes the value of a register into memory the op's
+	// call reads, just before the call: a descriptor the child got (in a
+	// register) sent in an SCM_RIGHTS message, say.
+	put *regPut
 }
 
 type denyCheck struct {
 	st     *unix.Statfs_t // written by the op's fstatfs; kept alive by the op
 	values [2]int64
+	allow  bool // fail unless the type is one of values, rather than if it is
+}
+
+type regPut struct {
+	reg Reg
+	at  *int32 // into memory the program keeps alive
 }
 
 // Step describes an op for error messages: the operation and the path or
@@ -70,6 +80,7 @@ type Program struct {
 	ops   []op
 	steps []Step
 	keep  [][]byte // memory the ops point into
+	objs  []any    // structures the ops point into (a msghdr and its iovec)
 	ptrs  [][]*byte
 	regs  [NumRegs]uintptr
 	fail  [2]uint32 // op index and errno, written by a failing child
@@ -258,6 +269,47 @@ func (p *Program) DenyFS(r Reg, display string, types ...int64) {
 	}
 	p.add(op{nr: unix.SYS_FSTATFS, args: [6]uintptr{uintptr(r), statfsPtr(d.st)}, regIn: 1, deny: d},
 		Step{Op: "check file system of", Path: display, InRoot: true})
+}
+
+// RequireFS appends fstatfs(2) of the descriptor in r and fails with
+// EPERM unless its file system is of the type (magic number) given: a
+// check that what a path led to is the file system the child mounted
+// there, such as a devpts. display names the path in errors.
+func (p *Program) RequireFS(r Reg, display string, fsType int64) {
+	d := &denyCheck{st: new(unix.Statfs_t), values: [2]int64{fsType, fsType}, allow: true}
+	p.add(op{nr: unix.SYS_FSTATFS, args: [6]uintptr{uintptr(r), statfsPtr(d.st)}, regIn: 1, deny: d},
+		Step{Op: "check file system of", Path: display, InRoot: true})
+}
+
+// IoctlReg appends ioctl(2) of request on the descriptor in r, with arg
+// (a value, or the address of memory kept with Bytes), storing the
+// result in out when out is not nil: TIOCGPTPEER returns a descriptor.
+func (p *Program) IoctlReg(s Step, r Reg, request, arg uintptr, out *Reg) {
+	o := op{nr: unix.SYS_IOCTL, args: [6]uintptr{uintptr(r), request, arg}, regIn: 1}
+	if out != nil {
+		o.regOut = int8(*out) + 1
+	}
+	p.add(o, s)
+}
+
+// SendFD appends sendmsg(2) on the connected AF_UNIX socket sock of one
+// SCM_RIGHTS message that carries the descriptor held in register r and,
+// as its data, name (not empty): what runc's --console-socket sends. A
+// peer that has gone fails the op (EPIPE), never with SIGPIPE.
+func (p *Program) SendFD(s Step, sock int, r Reg, name string) {
+	data := []byte(name)
+	oob := unix.UnixRights(-1) // the descriptor is written in at run time
+	m := &unix.Msghdr{}
+	iov := &unix.Iovec{Base: &data[0]}
+	iov.SetLen(len(data))
+	m.Iov = iov
+	m.SetIovlen(1)
+	m.Control = &oob[0]
+	m.SetControllen(len(oob))
+	p.objs = append(p.objs, m, iov)
+	p.keep = append(p.keep, data, oob)
+	p.add(op{nr: unix.SYS_SENDMSG, args: [6]uintptr{uintptr(sock), msghdrPtr(m), unix.MSG_NOSIGNAL}, want: int64(len(data)),
+		put: &regPut{reg: r, at: int32At(oob, unix.CmsgLen(0))}}, s)
 }
 
 // CloseFD appends close(2) of the descriptor number fd, one the child got

@@ -168,3 +168,65 @@ func startAndKill() error {
 	}
 	return nil
 }
+
+// SendFD sends a descriptor that the child opened (held in a register,
+// its number unknown when the program was built) over a socket; a peer
+// that has gone fails the step, and does not kill the child by SIGPIPE.
+func TestSendFDSendsADescriptorOfTheChild(t *testing.T) {
+	testutil.RequireRoot(t)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(pair[0])
+	defer unix.Close(pair[1])
+	var sfs unix.Statfs_t
+	require.NoError(t, unix.Statfs("/dev/null", &sfs))
+	const r = spawn.Reg(1)
+	var p spawn.Program
+	p.Chdir("/") // OpenInRoot resolves in the current directory
+	p.OpenInRoot("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, r)
+	p.RequireFS(r, "/dev/null", sfs.Type)
+	p.SendFD(spawn.Step{Op: "send", Path: "null"}, pair[1], r, "/dev/null")
+	p.Exec("/bin/true", []string{"true"}, nil, false)
+	proc, err := spawn.Start(&p, spawn.Attr{CgroupFD: -1})
+	require.NoError(t, err)
+	proc.Wait()
+	unix.Close(proc.PIDFD)
+
+	buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(pair[0], buf, oob, 0)
+	require.NoError(t, err)
+	assert.Equal(t, "/dev/null", string(buf[:n]))
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	require.NoError(t, err)
+	require.Len(t, fds, 1)
+	defer unix.Close(fds[0])
+	var st unix.Stat_t
+	require.NoError(t, unix.Fstat(fds[0], &st))
+	assert.Equal(t, unix.Mkdev(1, 3), st.Rdev, "the descriptor received is the child's /dev/null")
+
+	// A file system other than the one required fails the step (EPERM).
+	p = spawn.Program{}
+	p.Chdir("/")
+	p.OpenInRoot("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, r)
+	p.RequireFS(r, "/dev/null", unix.DEVPTS_SUPER_MAGIC)
+	p.Exec("/bin/true", []string{"true"}, nil, false)
+	_, err = spawn.Start(&p, spawn.Attr{CgroupFD: -1})
+	var se *spawn.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, syscall.EPERM, se.Errno)
+	assert.Equal(t, 2, se.Index, "the check fails, not the open")
+
+	// A peer that has gone: the send fails, the child reports it.
+	unix.Close(pair[0])
+	p = spawn.Program{}
+	p.Chdir("/")
+	p.OpenInRoot("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, r)
+	p.SendFD(spawn.Step{Op: "send", Path: "null"}, pair[1], r, "/dev/null")
+	p.Exec("/bin/true", []string{"true"}, nil, false)
+	_, err = spawn.Start(&p, spawn.Attr{CgroupFD: -1})
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, syscall.EPIPE, se.Errno, "sendmsg to a closed peer")
+}
