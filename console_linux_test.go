@@ -3,7 +3,6 @@ package sandbox_test
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,46 +11,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox"
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
-
-// consoleSocket listens on a socket in a temporary directory and returns
-// its path and a channel that receives the first descriptor sent on it
-// (nil if none came), with the message's data.
-func consoleSocket(t *testing.T) (string, <-chan *os.File) {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "console.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
-	got := make(chan *os.File, 1)
-	go func() {
-		c, err := l.AcceptUnix()
-		if err != nil {
-			got <- nil
-			return
-		}
-		defer c.Close()
-		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
-		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-		msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || perr != nil || len(msgs) != 1 {
-			got <- nil
-			return
-		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) != 1 {
-			got <- nil
-			return
-		}
-		unix.SetNonblock(fds[0], true) // for the poller, and so read deadlines
-		got <- os.NewFile(uintptr(fds[0]), string(buf[:n]))
-	}()
-	return sock, got
-}
 
 // readUntil reads f until what it read contains want, or 10s passed.
 func readUntil(f *os.File, want string) string {
@@ -82,7 +45,7 @@ func TestWithConsoleGivesTheProgramATerminalOfItsOwn(t *testing.T) {
 		init, userns bool
 	}{{true, false}, {false, false}, {true, true}} {
 		t.Run(fmt.Sprintf("init %v userns %v", tt.init, tt.userns), func(t *testing.T) {
-			sock, got := consoleSocket(t)
+			sock, got := testutil.ConsoleSocket(t)
 			sb := sandbox.New(sandbox.Dir(root)).WithInit(tt.init).WithUser(1000, 1000).
 				WithConsole(sock, sandbox.WindowSize{Rows: 33, Cols: 101})
 			if tt.userns {
@@ -145,7 +108,7 @@ func TestReadmeConsole(t *testing.T) {
 		`res, err := sb.Run(ctx, "/bin/tty") // "/dev/pts/0" on the terminal whose master went to sock`)
 	ctx := testCtx(t)
 	root := testutil.Rootfs(t)
-	sock, got := consoleSocket(t)
+	sock, got := testutil.ConsoleSocket(t)
 	done := make(chan struct{})
 	var out string
 	var master *os.File
@@ -176,7 +139,7 @@ func TestWithConsoleTakesOnlyThePTMXOfADevpts(t *testing.T) {
 	testutil.RequireRoot(t)
 	secret := filepath.Join(t.TempDir(), "secret")
 	require.NoError(t, os.WriteFile(secret, []byte("host file"), 0o600))
-	sock, got := consoleSocket(t)
+	sock, got := testutil.ConsoleSocket(t)
 	_, err := sandbox.New(sandbox.Dir(testutil.Rootfs(t))).WithBind(secret, "/dev/pts/ptmx").
 		WithConsole(sock, sandbox.WindowSize{}).Run(testCtx(t), "/bin/true")
 	require.ErrorIs(t, err, sandbox.ErrUnsafePath, "a console whose ptmx is a bound host file")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sandboxkit/sandbox/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -146,42 +146,10 @@ func TestExecRefusals(t *testing.T) {
 	assert.Contains(t, stderr, "container not running", "containerd matches runc's text")
 }
 
-// receiveConsole listens on a socket in a fresh directory and returns its
-// path and the pty master that comes over it (nil if none came).
-func receiveConsole(t *testing.T) (string, <-chan *os.File) {
-	sock := filepath.Join(t.TempDir(), "console.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
-	got := make(chan *os.File, 1)
-	go func() {
-		c, err := l.AcceptUnix()
-		if err != nil {
-			got <- nil
-			return
-		}
-		defer c.Close()
-		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
-		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-		msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || perr != nil || len(msgs) != 1 {
-			got <- nil
-			return
-		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) != 1 {
-			got <- nil
-			return
-		}
-		got <- os.NewFile(uintptr(fds[0]), "pty master")
-	}()
-	return sock, got
-}
-
 func TestExecOnATerminal(t *testing.T) {
 	r := newRT(t)
 	cid := r.running("/bin/sleep", "60")
-	sock, got := receiveConsole(t)
+	sock, got := testutil.ConsoleSocket(t)
 	stderr, code := r.execDetached("--tty", "--console-socket", sock, cid, "/bin/sh", "-c", "tty; read x; echo got $x")
 	require.Equal(t, 0, code, "%s", stderr)
 	master := <-got

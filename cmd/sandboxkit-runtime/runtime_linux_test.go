@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -651,33 +650,7 @@ func TestPauseResumeEventsUpdate(t *testing.T) {
 
 func TestConsoleSocketGetsThePTYMaster(t *testing.T) {
 	r := newRT(t)
-	sock := filepath.Join(t.TempDir(), "console.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
-	got := make(chan *os.File, 1)
-	go func() {
-		c, err := l.AcceptUnix()
-		if err != nil {
-			got <- nil
-			return
-		}
-		defer c.Close()
-		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
-		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-		msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || perr != nil || len(msgs) != 1 {
-			got <- nil
-			return
-		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) != 1 {
-			got <- nil
-			return
-		}
-		unix.SetNonblock(fds[0], true) // for the poller, and so read deadlines
-		got <- os.NewFile(uintptr(fds[0]), "pty master")
-	}()
+	sock, got := testutil.ConsoleSocket(t)
 	cid := id()
 	dir := bundle(t, func(s *specs.Spec) {
 		s.Process.Terminal = true
@@ -702,7 +675,7 @@ func TestConsoleSocketGetsThePTYMaster(t *testing.T) {
 		}
 	}
 	read("40 120\r\n")
-	_, err = master.WriteString("typed\n")
+	_, err := master.WriteString("typed\n")
 	require.NoError(t, err)
 	read("got=typed\r\n")
 	// The terminal's line discipline turned each newline into CRLF.
