@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"bytes"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -10,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox"
-	"github.com/sandboxkit/sandbox/internal/state"
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
@@ -38,23 +36,10 @@ func TestReadmeOCIExec(t *testing.T) {
 		`in, err := sb.Attach(pid)                    // the PID its create recorded`,
 		`execPID, console, err := in.Command("sh").WithTTY(sandbox.WindowSize{Rows: 24, Cols: 80}).StartDetached(ctx)`)
 	ctx := testCtx(t)
-	root, bundleDir := testutil.Rootfs(t), t.TempDir()
-	cg := "/sandboxkit-test/" + state.RandomID(4)
-	spec, err := sandbox.New(sandbox.Dir(root)).WithCgroupPath(cg).Spec("/bin/sleep", "60")
+	bundleDir := t.TempDir()
+	container, pid := startDetached(t, sandbox.New(sandbox.Dir(testutil.Rootfs(t))), "/bin/sleep", "60")
+	spec, err := container.Spec("sh") // with its cgroup path
 	require.NoError(t, err)
-	container, err := sandbox.FromSpec(spec, bundleDir)
-	require.NoError(t, err)
-	gate := filepath.Join(t.TempDir(), "gate")
-	require.NoError(t, unix.Mkfifo(gate, 0o600))
-	pid, err := container.StartDetached(ctx, gate, spec.Process.Args...)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		unix.Kill(pid, unix.SIGKILL)
-		unix.Wait4(pid, nil, 0, nil)
-		assert.NoError(t, sandbox.RemoveCgroup(cg))
-		sandbox.RemoveCgroup("/sandboxkit-test")
-	})
-	spec.Process.Args = []string{"sh"}
 
 	sb, err := sandbox.FromSpec(spec, bundleDir) // the container's spec, with the exec's process
 	require.NoError(t, err)
@@ -86,5 +71,5 @@ func TestReadmeOCIExec(t *testing.T) {
 	_, err = unix.Wait4(execPID, &ws, 0, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 5, ws.ExitStatus(), "the exec's PID ends with the shell's status")
-	assert.Contains(t, string(out), "in-the-container 2", "the shell ran in the container's PID namespace (after its stub)")
+	assert.Contains(t, string(out), "in-the-container 2", "the shell ran in the container's PID namespace (after its sleep)")
 }

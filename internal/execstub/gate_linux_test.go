@@ -160,25 +160,12 @@ func onEndingThread(fn func()) int {
 // TestGateMachineCodeMatchesTheSources assembles testdata/gate_*.s with
 // GNU as and compares the result with the machine code the package holds.
 func TestGateMachineCodeMatchesTheSources(t *testing.T) {
-	for _, c := range []struct{ goarch, as, objcopy string }{
-		{"amd64", "as", "objcopy"},
-		{"arm64", "aarch64-linux-gnu-as", "aarch64-linux-gnu-objcopy"},
-	} {
-		t.Run(c.goarch, func(t *testing.T) {
-			if _, err := exec.LookPath(c.as); err != nil {
-				t.Skipf("no %s; run: apt-get install binutils binutils-aarch64-linux-gnu", c.as)
-			}
-			dir := t.TempDir()
-			obj, bin := filepath.Join(dir, "o"), filepath.Join(dir, "bin")
-			out, err := exec.Command(c.as, "-o", obj, "testdata/gate_"+c.goarch+".s").CombinedOutput()
-			require.NoError(t, err, "%s", out)
-			out, err = exec.Command(c.objcopy, "-O", "binary", "-j", ".text", obj, bin).CombinedOutput()
-			require.NoError(t, err, "%s", out)
-			want, err := os.ReadFile(bin)
+	for _, goarch := range []string{"amd64", "arm64"} {
+		t.Run(goarch, func(t *testing.T) {
+			want := assemble(t, goarch, "testdata/gate_"+goarch+".s")
+			elf, err := execstub.GateELF(goarch)
 			require.NoError(t, err)
-			elf, err := execstub.GateELF(c.goarch)
-			require.NoError(t, err)
-			assert.True(t, bytes.HasSuffix(elf, want), "gate.go's %s code must be what testdata/gate_%s.s assembles to", c.goarch, c.goarch)
+			assert.True(t, bytes.HasSuffix(elf, want), "gate.go's %s code must be what testdata/gate_%s.s assembles to", goarch, goarch)
 		})
 	}
 }
