@@ -141,6 +141,15 @@ func bundle(t *testing.T, change func(*specs.Spec), argv ...string) string {
 	return dir
 }
 
+// memoryDir is the cgroup path's directory in the hierarchy of the memory
+// controller: the one hierarchy of a v2 host, or v1's memory one.
+func memoryDir(path string) string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return "/sys/fs/cgroup" + path
+	}
+	return "/sys/fs/cgroup/memory" + path
+}
+
 // id returns a fresh container ID.
 func id() string { return "test-" + state.RandomID(6) }
 
@@ -221,9 +230,9 @@ func TestLifecycleCreateStartStateKillDelete(t *testing.T) {
 	_, stderr, err = r.run("state", cid)
 	assert.Error(t, err)
 	assert.Contains(t, stderr, "does not exist", "state after delete: containerd matches runc's text")
-	_, err = os.Stat("/sys/fs/cgroup/memory/oci.sandboxkit/" + cid)
+	_, err = os.Stat(memoryDir("/oci.sandboxkit/" + cid))
 	assert.ErrorIs(t, err, os.ErrNotExist, "delete removed the cgroup")
-	_, err = os.Stat("/sys/fs/cgroup/memory/oci.sandboxkit")
+	_, err = os.Stat(memoryDir("/oci.sandboxkit"))
 	assert.ErrorIs(t, err, os.ErrNotExist, "and the runtime's parent cgroup, empty")
 }
 
@@ -521,7 +530,7 @@ func TestDeleteKillsWhatAContainerLeftInAJoinedPIDNamespace(t *testing.T) {
 	cg := r.state(cid)
 	r.must("start", cid)
 	r.waitStatus(cid, "stopped")
-	procs := "/sys/fs/cgroup/memory/oci.sandboxkit/" + cid + "/cgroup.procs"
+	procs := memoryDir("/oci.sandboxkit/"+cid) + "/cgroup.procs"
 	b, err := os.ReadFile(procs)
 	require.NoError(t, err)
 	require.NotEmpty(t, strings.TrimSpace(string(b)), "the program's sleep outlives it in the pod's namespace")
