@@ -314,6 +314,13 @@ func FromSpec(spec *specs.Spec, bundleDir string) (*Sandbox, error) {
 	if spec == nil {
 		return nil, &ConfigError{Problems: []*FieldError{{Field: "spec", Value: nil, Reason: "must not be nil"}}}
 	}
+	if spec.Linux != nil {
+		// The host facts (a few dozen system calls, once per process),
+		// which readLinux waits for, are probed while the spec is copied:
+		// an OCI runtime is a process per container, which pays for both
+		// every time.
+		go facts()
+	}
 	r := &specReader{left: cloneSpec(spec)}
 	sb := r.read(spec, bundleDir)
 	left, err := oci.Leftovers(r.left)
@@ -342,9 +349,18 @@ func leftValue(path string) string {
 }
 
 // cloneSpec deep-copies a spec through JSON, so that the reader can clear
-// what it handled in the copy.
+// what it handled in the copy. The seccomp profile is left out: readLinux
+// reads it from the spec itself and clears it from the copy whole, and its
+// hundreds of syscall names are most of a spec's JSON, which an OCI
+// runtime would otherwise encode and decode once more per container.
 func cloneSpec(spec *specs.Spec) *specs.Spec {
-	b, _ := json.Marshal(spec)
+	s := *spec
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		l := *spec.Linux
+		l.Seccomp = nil
+		s.Linux = &l
+	}
+	b, _ := json.Marshal(&s)
 	var c specs.Spec
 	_ = json.Unmarshal(b, &c)
 	return &c

@@ -38,7 +38,7 @@ func runInner(ctx context.Context, o options, stdout io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("build rootfs: %w", err)
 	}
-	cs, err := contenders(root, tmp)
+	cs, err := contenders(root, tmp, o.extra)
 	if err != nil {
 		return err
 	}

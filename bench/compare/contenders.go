@@ -35,8 +35,9 @@ type contender struct {
 }
 
 // contenders returns the contenders, sandboxkit first, for the rootfs at
-// root and OCI bundles made in dir.
-func contenders(root, dir string) ([]*contender, error) {
+// root and OCI bundles made in dir; extra are more OCI runtimes to time,
+// after the three.
+func contenders(root, dir string, extra []extraRuntime) ([]*contender, error) {
 	sb := sandbox.New(sandbox.Dir(root)).WithMemory(memoryLimit)
 	cs := []*contender{{
 		name:    "sandboxkit",
@@ -55,7 +56,19 @@ func contenders(root, dir string) ([]*contender, error) {
 	// sandboxkit-runtime (cmd/sandboxkit-runtime, which compare.sh builds
 	// and puts on PATH) gets the very bundle runc and crun get.
 	for _, rt := range []string{"sandboxkit-runtime", "runc", "crun"} {
-		c, err := ociContender(rt, root, filepath.Join(dir, rt))
+		bin, err := exec.LookPath(rt)
+		if err != nil {
+			cs = append(cs, &contender{name: rt, skipped: err.Error()})
+			continue
+		}
+		c, err := ociContender(rt, bin, root, filepath.Join(dir, rt))
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	for _, x := range extra {
+		c, err := ociContender(x.name, x.bin, root, filepath.Join(dir, x.name))
 		if err != nil {
 			return nil, err
 		}
@@ -81,21 +94,20 @@ func execContender(name string, argv ...string) *contender {
 	}
 }
 
-// ociContender runs "rt run --bundle B ID" with a fresh container ID and
-// cgroup per run, and deletes the container if anything of it is left.
-func ociContender(rt, root, bundle string) (*contender, error) {
-	bin, err := exec.LookPath(rt)
-	if err != nil {
-		return &contender{name: rt, skipped: err.Error()}, nil
-	}
+// ociContender, named rt, runs "bin run --bundle B ID" with a fresh
+// container ID and cgroup per run, and deletes the container if anything
+// of it is left.
+func ociContender(rt, bin, root, bundle string) (*contender, error) {
 	if err := os.MkdirAll(bundle, 0o755); err != nil {
 		return nil, err
 	}
-	stateDir := "/run/" + rt // the default --root of the three runtimes
+	// The default --root of the three runtimes, /run/ and the binary's
+	// name: another build of one of them keeps its state there too.
+	stateDir := "/run/" + filepath.Base(bin)
 	id := func(seq int) string { return fmt.Sprintf("%s%s-%d-%d", idPrefix, rt, os.Getpid(), seq) }
 	c := &contender{
 		name:    rt,
-		command: fmt.Sprintf("%s run --bundle BUNDLE %sID (+ %s delete --force ID if state is left)", rt, idPrefix, rt),
+		command: fmt.Sprintf("%s run --bundle BUNDLE %sID (+ delete --force ID if state is left)", bin, idPrefix),
 		prepare: func(seq int) error {
 			return writeSpec(bundle, ociSpec(root, "/"+id(seq)))
 		},

@@ -30,6 +30,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
 )
 
 func main() {
@@ -47,6 +50,39 @@ type options struct {
 	warmup int    // rounds run first and not measured
 	json   string // file to write JSON results to; "-" means stdout instead of the table
 	seed   uint64 // seed of the shuffled orders of the contenders
+	extra  []extraRuntime
+}
+
+// An extraRuntime is one more OCI runtime to time (-runtime NAME=PATH),
+// such as another build of sandboxkit-runtime, so that two builds are
+// compared in one run.
+type extraRuntime struct {
+	name, bin string
+}
+
+// parseRuntime parses a -runtime value, NAME=PATH.
+func parseRuntime(v string, taken []extraRuntime) (extraRuntime, error) {
+	name, bin, ok := strings.Cut(v, "=")
+	if !ok || name == "" || bin == "" {
+		return extraRuntime{}, fmt.Errorf("-runtime %q: want NAME=PATH", v)
+	}
+	for _, r := range name {
+		if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return extraRuntime{}, fmt.Errorf("-runtime %q: NAME must be lower-case letters, digits, '-', '_' and '.'", v)
+		}
+	}
+	if slices.Contains([]string{"sandboxkit", "sandboxkit-runtime", "runc", "crun", "bwrap", "unshare", "exec"}, name) ||
+		slices.ContainsFunc(taken, func(x extraRuntime) bool { return x.name == name }) {
+		return extraRuntime{}, fmt.Errorf("-runtime %q: the name %s is taken", v, name)
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return extraRuntime{}, err
+	}
+	if st, err := os.Stat(abs); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return extraRuntime{}, fmt.Errorf("-runtime %q: %s is not an executable file", v, abs)
+	}
+	return extraRuntime{name: name, bin: abs}, nil
 }
 
 // run parses args and either starts the benchmark in a private mount
@@ -58,6 +94,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fl.IntVar(&o.warmup, "warmup", 20, "unmeasured rounds run first")
 	fl.Uint64Var(&o.seed, "seed", 1, "seed of the shuffled orders in which the contenders run")
 	fl.StringVar(&o.json, "json", "", `write the results as JSON to this file ("-": to stdout, instead of the table)`)
+	fl.Func("runtime", "NAME=PATH: one more OCI runtime to time, e.g. another build of sandboxkit-runtime (repeatable)", func(v string) error {
+		x, err := parseRuntime(v, o.extra)
+		if err == nil {
+			o.extra = append(o.extra, x)
+		}
+		return err
+	})
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

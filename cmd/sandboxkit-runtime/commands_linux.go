@@ -419,6 +419,15 @@ func (g *globals) start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	return g.startContainer(ctx, c, true)
+}
+
+// startContainer is start of the container c, as loaded or as create made
+// it. With waitExec, or poststart hooks to run, it returns only once the
+// program runs (the gated stub has executed it), so that a state or ps
+// that follows sees the program; run, which waits for the program next,
+// has no need to.
+func (g *globals) startContainer(ctx context.Context, c *oci.Container, waitExec bool) error {
 	switch st := c.Status(); {
 	case c.NoProcess:
 		return errors.New("cannot start a container whose config.json sets no process")
@@ -431,14 +440,14 @@ func (g *globals) start(ctx context.Context, id string) error {
 	if c.Hooks != nil && prestartAtStart(c.Version) {
 		//lint:ignore SA1019 deprecated, and still what the conformance suite sends
 		if err := oci.RunHooks(ctx, "prestart", c.Hooks.Prestart, c.State(), false); err != nil {
-			return errors.Join(err, g.delete(ctx, id, true))
+			return errors.Join(err, g.deleteContainer(ctx, c, true))
 		}
 	}
 	if c.Hooks != nil && len(c.Hooks.StartContainer) > 0 {
 		// In the container, before its program: a failure ends it
 		// (runtime-spec), and start fails.
 		if err := runStartContainerHooks(ctx, c, c.Hooks.StartContainer); err != nil {
-			return errors.Join(err, g.delete(ctx, id, true))
+			return errors.Join(err, g.deleteContainer(ctx, c, true))
 		}
 	}
 	f, err := os.OpenFile(c.Gate(), os.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -458,7 +467,9 @@ func (g *globals) start(ctx context.Context, id string) error {
 	}
 	// Poststart hooks run once the program runs: once the gated stub has
 	// executed it, and /proc/PID/exe is no longer the stub.
-	oci.WaitExec(c.PID, c.Start, 5*time.Second)
+	if waitExec || c.Hooks != nil && len(c.Hooks.Poststart) > 0 {
+		oci.WaitExec(c.PID, c.Start, 5*time.Second)
+	}
 	if c.Hooks != nil {
 		// A failed poststart hook is only a warning (runtime-spec).
 		// The state as of the start: running, even if a short program
@@ -479,8 +490,10 @@ func (g *globals) runContainer(ctx context.Context, id string, o createOpts, det
 	if err != nil {
 		return 1, err
 	}
-	if err := g.start(ctx, id); err != nil {
-		return 1, errors.Join(err, g.delete(ctx, id, true))
+	// The container is the one create recorded: start needs no second
+	// read of its state, nor delete after it.
+	if err := g.startContainer(ctx, c, detach); err != nil {
+		return 1, errors.Join(err, g.deleteContainer(ctx, c, true))
 	}
 	if detach {
 		return 0, nil
@@ -493,14 +506,14 @@ func (g *globals) runContainer(ctx context.Context, id string, o createOpts, det
 		}
 	}
 	if err != nil {
-		return 1, errors.Join(fmt.Errorf("wait for the container: %w", err), g.delete(ctx, id, true))
+		return 1, errors.Join(fmt.Errorf("wait for the container: %w", err), g.deleteContainer(ctx, c, true))
 	}
 	code := ws.ExitStatus()
 	if ws.Signaled() {
 		code = 128 + int(ws.Signal())
 	}
 	t0 := time.Now()
-	err = g.delete(ctx, id, false)
+	err = g.deleteContainer(ctx, c, false)
 	g.debugf("run %s: deleted in %v", id, time.Since(t0))
 	return code, err
 }
@@ -578,6 +591,13 @@ func (g *globals) delete(ctx context.Context, id string, force bool) error {
 	if err != nil {
 		return err
 	}
+	return g.deleteContainer(ctx, c, force)
+}
+
+// deleteContainer is delete of the container c, as loaded or as create
+// made it.
+func (g *globals) deleteContainer(ctx context.Context, c *oci.Container, force bool) error {
+	id := c.ID
 	switch st := c.Status(); st {
 	case oci.Stopped:
 	default:

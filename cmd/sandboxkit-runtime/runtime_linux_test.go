@@ -540,34 +540,83 @@ func TestDeleteKillsWhatAContainerLeftInAJoinedPIDNamespace(t *testing.T) {
 }
 
 func TestHooksGetTheStateOnStdin(t *testing.T) {
+	// run is create, start, wait and delete in one process, which skips
+	// what only separate commands need: the hooks run all the same.
+	for _, how := range []string{"create-start-delete", "run"} {
+		t.Run(how, func(t *testing.T) {
+			r := newRT(t)
+			log := filepath.Join(t.TempDir(), "hooks")
+			hook := func(name string) specs.Hook {
+				return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo " + name + " $(cat) >> " + log}}
+			}
+			cid := id()
+			dir := bundle(t, func(s *specs.Spec) {
+				s.Hooks = &specs.Hooks{
+					CreateRuntime: []specs.Hook{hook("createRuntime")},
+					Poststart:     []specs.Hook{hook("poststart")},
+					Poststop:      []specs.Hook{hook("poststop")},
+				}
+			}, "/bin/true")
+			if how == "run" {
+				r.must("run", "--bundle", dir, cid)
+			} else {
+				r.create(cid, dir)
+				r.must("start", cid)
+				r.waitStatus(cid, "stopped")
+				r.must("delete", cid)
+			}
+			b, err := os.ReadFile(log)
+			require.NoError(t, err)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			require.Len(t, lines, 3, "three hooks ran: %s", b)
+			for i, name := range []string{"createRuntime", "poststart", "poststop"} {
+				kind, st, _ := strings.Cut(lines[i], " ")
+				assert.Equal(t, name, kind, "hook order")
+				var s specs.State
+				require.NoError(t, json.Unmarshal([]byte(st), &s), "hook %s got the state as JSON: %s", name, st)
+				assert.Equal(t, cid, s.ID)
+			}
+		})
+	}
+}
+
+func TestRunIsSeenByOtherCommandsWhileItRuns(t *testing.T) {
 	r := newRT(t)
-	log := filepath.Join(t.TempDir(), "hooks")
-	hook := func(name string) specs.Hook {
-		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo " + name + " $(cat) >> " + log}}
-	}
 	cid := id()
-	dir := bundle(t, func(s *specs.Spec) {
-		s.Hooks = &specs.Hooks{
-			CreateRuntime: []specs.Hook{hook("createRuntime")},
-			Poststart:     []specs.Hook{hook("poststart")},
-			Poststop:      []specs.Hook{hook("poststop")},
+	cmd := exec.Command(r.bin, "--root", r.root, "run", "--bundle", bundle(t, nil, "/bin/sleep", "60"), cid)
+	require.NoError(t, cmd.Start())
+	waited := false
+	t.Cleanup(func() { // before newRT's, which deletes what is left
+		if !waited {
+			cmd.Process.Kill()
+			cmd.Wait()
 		}
-	}, "/bin/true")
-	r.create(cid, dir)
-	r.must("start", cid)
-	r.waitStatus(cid, "stopped")
-	r.must("delete", cid)
-	b, err := os.ReadFile(log)
-	require.NoError(t, err)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	require.Len(t, lines, 3, "three hooks ran: %s", b)
-	for i, name := range []string{"createRuntime", "poststart", "poststop"} {
-		kind, st, _ := strings.Cut(lines[i], " ")
-		assert.Equal(t, name, kind, "hook order")
-		var s specs.State
-		require.NoError(t, json.Unmarshal([]byte(st), &s), "hook %s got the state as JSON: %s", name, st)
-		assert.Equal(t, cid, s.ID)
+	})
+	// run records the container under --root before it starts it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, _, err := r.run("state", cid); err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "state %s never succeeded while run runs", cid)
+		time.Sleep(5 * time.Millisecond)
 	}
+	r.waitStatus(cid, "running")
+	var list []specs.State
+	require.NoError(t, json.Unmarshal([]byte(r.must("list", "--format", "json")), &list))
+	require.Len(t, list, 1, "list during the run")
+	assert.Equal(t, cid, list[0].ID)
+	assert.Equal(t, specs.StateRunning, list[0].Status)
+
+	r.must("kill", cid, "KILL")
+	err := cmd.Wait()
+	waited = true
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 128+9, ee.ExitCode(), "run exits with 128+SIGKILL once another command killed the container")
+	ids, err := os.ReadDir(r.root)
+	require.NoError(t, err)
+	assert.Empty(t, ids, "run deleted the container it ran")
 }
 
 func TestLogFormatJSONAndFeatures(t *testing.T) {

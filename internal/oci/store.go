@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -40,11 +39,20 @@ type Container struct {
 // Its text holds "does not exist", which containerd matches.
 var ErrNotExist = errors.New("does not exist")
 
-var idPattern = regexp.MustCompile(`^[\w+\-.]+$`)
-
-// CheckID returns why id cannot name a container, or "".
+// CheckID returns why id cannot name a container, or "": it must be
+// ASCII letters, digits, '_', '+', '-' and '.', and neither "." nor "..".
+// (A loop, not a regexp: a package-level regexp is compiled at every
+// start of the runtime's binary, whatever the command.)
 func CheckID(id string) string {
-	if !idPattern.MatchString(id) || id == "." || id == ".." {
+	ok := id != "" && id != "." && id != ".."
+	for i := 0; ok && i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '+', c == '-', c == '.':
+		default:
+			ok = false
+		}
+	}
+	if !ok {
 		return "must be letters, digits, '_', '+', '-' and '.'"
 	}
 	return ""
@@ -128,8 +136,19 @@ func (c *Container) Save() error {
 	return os.Rename(tmp, filepath.Join(c.dir, "state.json"))
 }
 
-// Remove removes the state directory.
-func (c *Container) Remove() error { return os.RemoveAll(c.dir) }
+// Remove removes the state directory: the files that Save and the gate
+// leave in it one by one, as RemoveAll would only after failing to
+// remove the directory, reading it and opening it; RemoveAll still takes
+// whatever else is there.
+func (c *Container) Remove() error {
+	for _, name := range []string{"state.json", GateName, "state.json.tmp"} {
+		os.Remove(filepath.Join(c.dir, name)) // one that is not there is no error
+	}
+	if err := os.Remove(c.dir); err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return os.RemoveAll(c.dir)
+}
 
 // The statuses of the runtime-spec.
 const (
@@ -171,19 +190,6 @@ func (c *Container) State() specs.State {
 func ProcessAlive(pid int, start uint64) bool {
 	st, s, err := procStat(pid)
 	return err == nil && s == start && st != "Z" && st != "X"
-}
-
-// WaitExec waits, up to timeout, until the process pid (which started at
-// start) no longer runs the gated exec stub: it has executed its program,
-// or ended.
-func WaitExec(pid int, start uint64, timeout time.Duration) {
-	exe := "/proc/" + strconv.Itoa(pid) + "/exe"
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
-		target, err := os.Readlink(exe)
-		if err != nil || !strings.HasPrefix(target, "/memfd:") || !ProcessAlive(pid, start) {
-			return
-		}
-	}
 }
 
 // ProcessStart returns the start time of the running process pid.
