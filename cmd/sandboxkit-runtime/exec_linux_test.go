@@ -244,3 +244,22 @@ func TestExecNeverEntersARecycledPID(t *testing.T) {
 	mine, _ := os.Readlink("/proc/self/ns/mnt")
 	assert.Equal(t, mine, ns)
 }
+
+// TestExecInAUserNamespace: exec joins the container's user namespace
+// with the rest, so its root is the container's mapped root.
+func TestExecInAUserNamespace(t *testing.T) {
+	r := newRT(t)
+	cid := id()
+	r.create(cid, bundle(t, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+	}, "/bin/sleep", "60"))
+	r.must("start", cid)
+	r.waitStatus(cid, "running")
+	out, stderr, code := r.execRun(cid, "/bin/sh", "-c", "id -u; cat /proc/self/uid_map")
+	require.Equal(t, 0, code, "%s", stderr)
+	fields := strings.Fields(out)
+	assert.Equal(t, []string{"0", "0", "200000", "65536"}, fields, "root in the container's user namespace, mapped to 200000")
+	r.must("delete", "--force", cid)
+}
