@@ -1,5 +1,6 @@
 // Package vmtest runs the cgroup v2 lane from go test: the privileged
-// integration tests of the root package, again, inside a qemu VM whose
+// integration tests of the root package and of the OCI runtime, again,
+// inside a qemu VM whose
 // kernel has a pure cgroup v2 hierarchy. See README.md in this directory.
 package vmtest
 
@@ -15,15 +16,16 @@ import (
 	"github.com/sandboxkit/sandbox/internal/testutil"
 )
 
-// TestCgroupV2Lane boots the VM and runs the root package's tests in it.
-// It takes about 3 min on two cores without KVM, so outside CI it runs only
+// TestCgroupV2Lane boots the VM and runs the root package's and the OCI
+// runtime's tests in it.
+// It takes about 4 min on two cores without KVM, so outside CI it runs only
 // when SANDBOXKIT_VMTEST=1; under CI=true it always runs.
 func TestCgroupV2Lane(t *testing.T) {
 	if os.Getenv("VMTEST") == "1" {
 		t.Skip("already inside the VM")
 	}
 	if !testutil.InCI() && os.Getenv("SANDBOXKIT_VMTEST") != "1" {
-		t.Skip("the cgroup v2 VM lane takes about 3 min; run it with SANDBOXKIT_VMTEST=1 go test ./vmtest/ (root)")
+		t.Skip("the cgroup v2 VM lane takes about 4 min; run it with SANDBOXKIT_VMTEST=1 go test ./vmtest/ (root)")
 	}
 	testutil.RequireRoot(t)
 	// End the lane before go test's own timeout would kill this process
