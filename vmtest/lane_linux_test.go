@@ -1,7 +1,7 @@
 // Package vmtest runs the cgroup v2 lane from go test: the privileged
 // integration tests of the root package and of the OCI runtime, again,
-// inside a qemu VM whose
-// kernel has a pure cgroup v2 hierarchy. See README.md in this directory.
+// inside a qemu VM whose kernel has a pure cgroup v2 hierarchy. See
+// README.md in this directory.
 package vmtest
 
 import (
