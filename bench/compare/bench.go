@@ -38,7 +38,11 @@ func runInner(ctx context.Context, o options, stdout io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("build rootfs: %w", err)
 	}
-	cs, err := contenders(root, tmp, o.extra)
+	pick := contenders
+	if o.exec {
+		pick = execContenders
+	}
+	cs, err := pick(root, tmp, o.extra)
 	if err != nil {
 		return err
 	}

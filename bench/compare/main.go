@@ -20,6 +20,7 @@
 //
 //	sudo go run ./bench/compare -n 300 -warmup 20
 //	sudo go run ./bench/compare -json results.json
+//	sudo go run ./bench/compare -exec        # an exec into a running sandbox
 package main
 
 import (
@@ -50,6 +51,7 @@ type options struct {
 	warmup int    // rounds run first and not measured
 	json   string // file to write JSON results to; "-" means stdout instead of the table
 	seed   uint64 // seed of the shuffled orders of the contenders
+	exec   bool   // time an exec into a running sandbox instead of a run
 	extra  []extraRuntime
 }
 
@@ -93,6 +95,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fl.IntVar(&o.rounds, "n", 300, "measured rounds; every contender runs once per round")
 	fl.IntVar(&o.warmup, "warmup", 20, "unmeasured rounds run first")
 	fl.Uint64Var(&o.seed, "seed", 1, "seed of the shuffled orders in which the contenders run")
+	fl.BoolVar(&o.exec, "exec", false, "time an exec of busybox true into a sandbox that runs (Instance.Exec, and each runtime's exec) instead of a whole run")
 	fl.StringVar(&o.json, "json", "", `write the results as JSON to this file ("-": to stdout, instead of the table)`)
 	fl.Func("runtime", "NAME=PATH: one more OCI runtime to time, e.g. another build of sandboxkit-runtime (repeatable)", func(v string) error {
 		x, err := parseRuntime(v, o.extra)

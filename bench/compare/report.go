@@ -93,7 +93,7 @@ func report(w io.Writer, o options, m machine, cs []*contender) error {
 			for _, d := range c.samples {
 				r.SamplesNS = append(r.SamplesNS, int64(d))
 			}
-			if c.name == "sandboxkit" {
+			if c == cs[0] { // the library's own: Run, or Exec with -exec
 				base = float64(r.Median)
 			}
 		}
@@ -126,7 +126,11 @@ func report(w io.Writer, o options, m machine, cs []*contender) error {
 		}
 	}
 
-	fmt.Fprintf(w, "busybox true, %d rounds after %d warm-up rounds; every contender once per round, in a rotating, reshuffled order (-seed %d)\n\n", o.rounds, o.warmup, o.seed)
+	what := "busybox true"
+	if o.exec {
+		what = "busybox true exec'd into a sandbox that runs (-exec)"
+	}
+	fmt.Fprintf(w, "%s, %d rounds after %d warm-up rounds; every contender once per round, in a rotating, reshuffled order (-seed %d)\n\n", what, o.rounds, o.warmup, o.seed)
 	fmt.Fprintf(w, "- kernel: %s\n- CPU: %s, %d cores\n- cgroups: %s\n- %s\n", m.Kernel, m.CPU, m.Cores, m.Cgroups, m.Go)
 	for _, k := range []string{"runc", "crun", "bwrap", "unshare", "busybox"} {
 		fmt.Fprintf(w, "- %s: %s\n", k, m.Versions[k])
