@@ -43,14 +43,7 @@ func contenders(root, dir string, extra []extraRuntime) ([]*contender, error) {
 		name:    "sandboxkit",
 		command: `sandbox.New(sandbox.Dir(ROOT)).WithMemory(64<<20).Run(ctx, "/bin/true")`,
 		run: func(ctx context.Context, _ int) error {
-			res, err := sb.Run(ctx, "/bin/true")
-			if err != nil {
-				return err
-			}
-			if res.ExitCode != 0 {
-				return fmt.Errorf("exit code %d, signal %v: %s", res.ExitCode, res.Signal, res.Stderr)
-			}
-			return nil
+			return trueRan(sb.Run(ctx, "/bin/true"))
 		},
 	}}
 	// sandboxkit-runtime (cmd/sandboxkit-runtime, which compare.sh builds
@@ -81,6 +74,17 @@ func contenders(root, dir string, extra []extraRuntime) ([]*contender, error) {
 		execContender("exec", root+"/bin/true"),
 	)
 	return cs, nil
+}
+
+// trueRan returns err, or an error unless res is a clean exit of true.
+func trueRan(res *sandbox.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("exit code %d, signal %v: %s", res.ExitCode, res.Signal, res.Stderr)
+	}
+	return nil
 }
 
 // execContender runs argv with os/exec, as a Go service shells out.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -29,14 +31,7 @@ func execContenders(root, dir string, extra []extraRuntime) ([]*contender, error
 			return err
 		},
 		run: func(ctx context.Context, _ int) error {
-			res, err := in.Exec(ctx, "/bin/true")
-			if err != nil {
-				return err
-			}
-			if res.ExitCode != 0 {
-				return fmt.Errorf("exit code %d, signal %v: %s", res.ExitCode, res.Signal, res.Stderr)
-			}
-			return nil
+			return trueRan(in.Exec(ctx, "/bin/true"))
 		},
 		sweep: func(context.Context) error {
 			if in == nil {
