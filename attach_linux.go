@@ -16,8 +16,10 @@ import (
 
 // Attach returns the running sandbox that StartDetached started, known by
 // the PID it returned (an OCI runtime keeps it in its state), so that
-// commands can run in it: Command, Exec, the files, Stats, Signal, Dial,
-// Pause and Resume work as on an Instance of Start. s must define the
+// commands can run in it: Command, Exec, the files, Stats, Signal and Dial
+// work as on an Instance of Start, and Pause and Resume where the sandbox
+// has a freezer (cgroup v2, or v1's freezer hierarchy, which a sandbox of
+// FromSpec joins; else errors.ErrUnsupported). s must define the
 // sandbox as it was started (the same WithCgroupPath above all, which
 // Attach requires); the commands get its user, environment, working
 // directory, capabilities, rlimits and seccomp filter, so that an OCI
