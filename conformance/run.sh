@@ -84,5 +84,18 @@ for t in "$@"; do
 		echo "FAIL $t (exit $rc; $(grep -c '^not ok' "$out" || true) not ok; TAP in $out)"
 	fi
 done
+# Some files leave what they made: a container created without a process
+# (start's), or one of a file that failed midway. Those of the suite's
+# bundles (/tmp/ocitest*) are deleted, and the suite's empty cgroup
+# directories removed, so that the host is as it was.
+for id in $("$RUNTIME" list -q 2>/dev/null); do
+	if "$RUNTIME" state "$id" 2>/dev/null | grep -q '"bundle": "/tmp/ocitest'; then
+		"$RUNTIME" delete --force "$id" >/dev/null 2>&1 || echo "conformance: could not delete the suite's container $id" >&2
+	fi
+done
+for d in /sys/fs/cgroup/*/testdir/cgrouptest /sys/fs/cgroup/*/testdir /sys/fs/cgroup/testdir/cgrouptest /sys/fs/cgroup/testdir; do
+	[ -d "$d" ] && rmdir "$d" 2>/dev/null || true
+done
+
 echo "runtime-tools $RT_VERSION against $RUNTIME: $pass of $total test files pass"
 [ -z "$failed" ] || echo "failed:$failed"
