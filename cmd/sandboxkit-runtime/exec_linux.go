@@ -74,6 +74,7 @@ func (g *globals) exec(ctx context.Context, args []string, o execOpts) (int, err
 	if *o.preserveFDs != 0 {
 		return 2, errors.New("exec: --preserve-fds: no descriptor beyond stdio is passed on")
 	}
+	t0 := time.Now()
 	c, err := oci.Load(g.root, id)
 	if err != nil {
 		return 1, err
@@ -88,10 +89,13 @@ func (g *globals) exec(ctx context.Context, args []string, o execOpts) (int, err
 	case st == oci.Paused:
 		return 1, errors.New("cannot exec in a paused container: resume it first")
 	}
+	g.debugf("exec %s: state read in %v", id, time.Since(t0))
+	t0 = time.Now()
 	spec, err := readSpec(c.Bundle)
 	if err != nil {
 		return 1, err
 	}
+	g.debugf("exec %s: config.json read in %v", id, time.Since(t0))
 	p, err := execProcess(spec.Process, argv, o)
 	if err != nil {
 		return 2, err
@@ -108,11 +112,14 @@ func (g *globals) exec(ctx context.Context, args []string, o execOpts) (int, err
 	}
 	terminal := p.Terminal
 	p.Terminal, p.ConsoleSize = false, nil
+	t0 = time.Now()
 	in, err := attach(c, spec, p)
 	if err != nil {
 		return 1, err
 	}
 	defer in.Close()
+	g.debugf("exec %s: spec read and container attached in %v", id, time.Since(t0))
+	t0 = time.Now()
 	cmd := in.Command(p.Args...).WithStdin(os.Stdin).WithStdout(os.Stdout).WithStderr(os.Stderr)
 	if terminal {
 		cmd = cmd.WithTTY(size)
@@ -124,6 +131,7 @@ func (g *globals) exec(ctx context.Context, args []string, o execOpts) (int, err
 	if err != nil {
 		return 1, err
 	}
+	g.debugf("exec %s: process %d started in %v", id, pid, time.Since(t0))
 	if console != nil {
 		err := oci.SendConsole(*o.consoleSocket, console)
 		console.Close()
