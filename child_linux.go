@@ -35,7 +35,7 @@ func (pl *plan) cloneFlags() uintptr {
 func addPrelude(p *spawn.Program, cgroupProcs []int, release int, root string, rootFD int, netnsFD int) {
 	addDieWithCaller(p) // first: a caller that dies while the child waits takes it along
 	if release >= 0 {
-		p.WaitByte(spawn.Step{Op: "wait for the parent", Path: "user namespace ID maps"}, release)
+		p.WaitByte(spawn.Step{Op: "wait for the parent", Path: "user namespace ID maps, or a copy's start"}, release)
 		p.CloseFD(release)
 	}
 	// A session keyring of its own: the caller's keys stay out of reach

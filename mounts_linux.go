@@ -131,6 +131,8 @@ func (pl *plan) addRoot(p *spawn.Program, baseFD, sysfsFD int, etc []file) {
 		pl.addMasks(p)
 	}
 
+	pl.addCreateHookPause(p)
+
 	// pivot_root(".", ".") stacks the old root under the new one; the
 	// detaching unmount then drops it, and with it every host mount.
 	p.Chdir(newRoot)

@@ -41,6 +41,10 @@ type plan struct {
 	watchOutput bool     // the host watches the output for ForOutput (an instance)
 	outputKill  bool     // kill the sandbox once its output passes the limit
 	console     *console // a terminal of the sandbox's devpts as its stdio, its master sent away; nil: none
+	// createHook is called while the child waits before pivot_root, on
+	// the pipes of createPause (set by acquire); nil: none.
+	createHook  func(pid int) error
+	createPause *createPause
 
 	hardened bool // capabilities, no_new_privs, rlimits, seccomp, masks
 	caps     []int
@@ -137,6 +141,7 @@ func (s *Sandbox) plan(argv []string) *plan {
 		stderr:       s.stderr,
 		outputLimit:  s.outputLimit,
 		console:      s.console,
+		createHook:   s.createHook,
 		hardened:     !s.bare,
 		caps:         s.capabilities(),
 		rlimits:      s.rlimitSet(),

@@ -100,6 +100,9 @@ func (s *Sandbox) validatePool(size int) error {
 			problems = append(problems, &FieldError{Field: io.field, Value: "set", Reason: "a pool's runs take their input from a Job and return their output in the Result"})
 		}
 	}
+	if s.createHook != nil {
+		problems = append(problems, &FieldError{Field: "create hook", Value: "set", Reason: "a pool makes its sandboxes ahead of its runs, with nobody to call it for"})
+	}
 	if len(problems) > 0 {
 		return &ConfigError{Problems: problems}
 	}

@@ -77,7 +77,24 @@ func start(ctx context.Context, pl *plan) (_ *running, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.createHookDone != nil {
+		createHookMu.Lock()
+	}
 	proc, err := pl.startChild(c.program, c.attr, r.bridge, c.pidns)
+	if c.createHookDone != nil {
+		pl.createPause.closeChildEnds()
+		herr := <-c.createHookDone
+		createHookMu.Unlock()
+		if herr != nil && err == nil {
+			// Not reached: a hook that failed never lets the child on.
+			unix.PidfdSendSignal(proc.PIDFD, unix.SIGKILL, nil, 0)
+			proc.WaitPolled(nil)
+			closeFD(&proc.PIDFD)
+		}
+		if herr != nil {
+			err = herr
+		}
+	}
 	pl.report(c.program)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: start %s: %w", pl.name(), pl.startError(err))
@@ -101,6 +118,9 @@ type childSetup struct {
 	program *spawn.Program
 	attr    spawn.Attr
 	pidns   int // the PID namespace the child is born in (joined by path), or -1 for a new one
+	// createHookDone receives the create hook's error, with a create
+	// hook (see holdForCreateHook); nil without.
+	createHookDone <-chan error
 }
 
 // acquire makes everything the sandbox holds (pushed on r.undo) and the
@@ -202,6 +222,18 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 		idMapsWritten, attr.Release = fds[0], fds[1]
 		spent.PushErr(func() error { return errors.Join(closeFD(&idMapsWritten), closeFD(&attr.Release)) })
 		attr.AfterClone = func(pid int) error { return writeIDMaps(pid, pl.userns) }
+	} else if pl.createHook != nil {
+		// A child that waits for its create hook must not hold its
+		// clone thread in vfork that long (the Go runtime could not stop
+		// the world for a collection): it is a copy, and waits for the
+		// parent first like a user namespace's.
+		var fds [2]int
+		if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+			return nil, fmt.Errorf("sandbox: pipe: %w", err)
+		}
+		idMapsWritten, attr.Release = fds[0], fds[1]
+		spent.PushErr(func() error { return errors.Join(closeFD(&idMapsWritten), closeFD(&attr.Release)) })
+		attr.AfterClone = func(int) error { return nil }
 	}
 	sysfs := -1
 	if pl.net.parentSysfs {
@@ -210,7 +242,13 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 		}
 		spent.PushErr(func() error { return closeFD(&sysfs) })
 	}
-	return &childSetup{program: pl.program(base, idMapsWritten, sysfs, r.cg, r.bridge, mounts, x), attr: attr, pidns: pl.pidnsFD(x.joinFDs)}, nil
+	var hookDone <-chan error
+	if pl.createHook != nil {
+		if hookDone, err = r.holdForCreateHook(spent); err != nil {
+			return nil, fmt.Errorf("sandbox: create hook: %w", err)
+		}
+	}
+	return &childSetup{program: pl.program(base, idMapsWritten, sysfs, r.cg, r.bridge, mounts, x), attr: attr, pidns: pl.pidnsFD(x.joinFDs), createHookDone: hookDone}, nil
 }
 
 // watch waits for PID 1 to end without holding an OS thread, kills it

@@ -30,10 +30,11 @@ const DefaultOutputLimit = 1 << 20
 // Run reports every recorded problem at once as a [*ConfigError].
 type Sandbox struct {
 	root         rootSpec
-	console      *console // WithConsole; nil: standard I/O as set
-	memory       int64    // bytes; 0: no limit
-	cpu          Cores    // 0: no limit
-	pids         int      // 0: no limit
+	console      *console            // WithConsole; nil: standard I/O as set
+	createHook   func(pid int) error // WithCreateHook; nil: none
+	memory       int64               // bytes; 0: no limit
+	cpu          Cores               // 0: no limit
+	pids         int                 // 0: no limit
 	timeout      time.Duration
 	env          []string
 	workdir      string
