@@ -267,9 +267,6 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 	// terminal and the default cgroup path.
 	hooks := spec.Hooks
 	spec.Hooks = nil
-	if hooks != nil && len(hooks.CreateContainer) > 0 {
-		return nil, errors.New("config.json: hooks.createContainer is not supported: it runs in the container's mount namespace before its root is pivoted, which the sandbox's child does in one step")
-	}
 	terminal, consoleSize := spec.Process.Terminal, spec.Process.ConsoleSize
 	spec.Process.Terminal, spec.Process.ConsoleSize = false, nil
 	if terminal && *o.consoleSocket == "" {
@@ -322,6 +319,25 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 	} else {
 		sb = sb.WithStdin(os.Stdin).WithStdout(os.Stdout).WithStderr(os.Stderr)
 	}
+	createRuntimeRan := false
+	if hooks != nil && len(hooks.CreateContainer) > 0 {
+		// Both before the pivot, as the runtime-spec orders them: the
+		// createRuntime hooks in the runtime's namespaces, then the
+		// createContainer ones in the container's, while its child waits.
+		sb = sb.WithCreateHook(func(pid int) error {
+			st := specs.State{Version: spec.Version, ID: id, Status: specs.StateCreating, Pid: pid, Bundle: bundle, Annotations: spec.Annotations}
+			if err := oci.RunHooks(ctx, "createRuntime", hooks.CreateRuntime, st, false); err != nil {
+				return err
+			}
+			createRuntimeRan = true
+			start, err := oci.ProcessStart(pid)
+			if err != nil {
+				return err
+			}
+			cc := &oci.Container{ID: id, PID: pid, Start: start, Bundle: bundle, CgroupPath: spec.Linux.CgroupsPath}
+			return runHooksInside(ctx, "createContainer", cc, &spec, st, hooks.CreateContainer)
+		})
+	}
 	t0 = time.Now()
 	pid, err := sb.StartDetached(ctx, c.Gate(), spec.Process.Args...)
 	if err != nil {
@@ -353,8 +369,10 @@ func (g *globals) create(ctx context.Context, id string, o createOpts) (_ *oci.C
 	g.debugf("create %s: cgroups joined and state saved in %v", id, time.Since(t0))
 	if hooks != nil {
 		st := c.State()
-		if err := oci.RunHooks(ctx, "createRuntime", hooks.CreateRuntime, st, false); err != nil {
-			return nil, err
+		if !createRuntimeRan {
+			if err := oci.RunHooks(ctx, "createRuntime", hooks.CreateRuntime, st, false); err != nil {
+				return nil, err
+			}
 		}
 		if !prestartAtStart(c.Version) {
 			//lint:ignore SA1019 deprecated, and still what containerd sends

@@ -188,16 +188,23 @@ func attach(c *oci.Container, spec *specs.Spec, p *specs.Process) (*sandbox.Inst
 }
 
 // runStartContainerHooks runs the spec's startContainer hooks in the
-// created container c, as the runtime-spec says: in its namespaces, each
-// path found in its root, with the hook's args and env, as root, the
-// state on stdin and the hook's timeout. The first that fails is the
-// error.
+// created container c, before its program (see runHooksInside).
 func runStartContainerHooks(ctx context.Context, c *oci.Container, hooks []specs.Hook) error {
 	spec, err := readSpec(c.Bundle)
 	if err != nil {
 		return err
 	}
-	state, err := json.Marshal(c.State())
+	return runHooksInside(ctx, "startContainer", c, spec, c.State(), hooks)
+}
+
+// runHooksInside runs hooks in the container c, whose config.json is
+// spec, as the runtime-spec says of createContainer and startContainer
+// hooks: in its namespaces, each path found in its root as it is then
+// (the host's before the pivot, for createContainer), with the hook's
+// args and env, as root with the process's capabilities, the state st on
+// stdin and the hook's timeout. The first that fails is the error.
+func runHooksInside(ctx context.Context, kind string, c *oci.Container, spec *specs.Spec, st specs.State, hooks []specs.Hook) error {
+	state, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
@@ -212,13 +219,13 @@ func runStartContainerHooks(ctx context.Context, c *oci.Container, hooks []specs
 		}
 		in, err := attach(c, spec, p)
 		if err != nil {
-			return fmt.Errorf("startContainer hook %d (%s): %w", i, h.Path, err)
+			return fmt.Errorf("%s hook %d (%s): %w", kind, i, h.Path, err)
 		}
 		cmd := in.Command(append([]string{h.Path}, args[1:]...)...).WithStdin(bytes.NewReader(state))
 		if h.Timeout != nil {
 			if *h.Timeout <= 0 {
 				in.Close()
-				return fmt.Errorf("startContainer hook %d (%s): timeout must be positive", i, h.Path)
+				return fmt.Errorf("%s hook %d (%s): timeout must be positive", kind, i, h.Path)
 			}
 			cmd = cmd.WithTimeout(time.Duration(*h.Timeout) * time.Second)
 		}
@@ -226,11 +233,11 @@ func runStartContainerHooks(ctx context.Context, c *oci.Container, hooks []specs
 		in.Close()
 		switch {
 		case err != nil:
-			return fmt.Errorf("startContainer hook %d (%s): %w", i, h.Path, err)
+			return fmt.Errorf("%s hook %d (%s): %w", kind, i, h.Path, err)
 		case res.TimedOut:
-			return fmt.Errorf("startContainer hook %d (%s): timed out after %ds", i, h.Path, *h.Timeout)
+			return fmt.Errorf("%s hook %d (%s): timed out after %ds", kind, i, h.Path, *h.Timeout)
 		case res.ExitCode != 0 || res.Signal != 0:
-			return fmt.Errorf("startContainer hook %d (%s): %s: %s", i, h.Path, res, bytes.TrimSpace(append(res.Stdout, res.Stderr...)))
+			return fmt.Errorf("%s hook %d (%s): %s: %s", kind, i, h.Path, res, bytes.TrimSpace(append(res.Stdout, res.Stderr...)))
 		}
 	}
 	return nil

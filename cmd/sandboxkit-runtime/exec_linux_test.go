@@ -263,3 +263,54 @@ func TestExecInAUserNamespace(t *testing.T) {
 	assert.Equal(t, []string{"0", "0", "200000", "65536"}, fields, "root in the container's user namespace, mapped to 200000")
 	r.must("delete", "--force", cid)
 }
+
+// TestCreateContainerHooksRunBeforeThePivot: at create, after the
+// createRuntime hooks, a createContainer hook runs in the container's
+// namespaces while its root is not yet pivoted: its path is one of the
+// host (only there), and it writes where the host sees it.
+func TestCreateContainerHooksRunBeforeThePivot(t *testing.T) {
+	r := newRT(t)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	script := filepath.Join(dir, "hook.sh") // on the host only
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\n"+
+		`echo "container $(readlink /proc/self/ns/mnt) $(cat)" >> `+log+"\n"), 0o755))
+	cid := id()
+	r.create(cid, bundle(t, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{
+			CreateRuntime:   []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo runtime >> " + log}}},
+			CreateContainer: []specs.Hook{{Path: script}},
+		}
+	}, "/bin/true"))
+	st := r.state(cid)
+	b, err := os.ReadFile(log)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Len(t, lines, 2, "%s", b)
+	assert.Equal(t, "runtime", lines[0], "createRuntime first")
+	f := strings.SplitN(lines[1], " ", 3)
+	require.Len(t, f, 3, "%s", lines[1])
+	assert.Equal(t, "container", f[0])
+	theirs, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", st.Pid))
+	mine, _ := os.Readlink("/proc/self/ns/mnt")
+	assert.Equal(t, theirs, f[1], "the hook ran in the container's mount namespace")
+	assert.NotEqual(t, mine, f[1])
+	var hs specs.State
+	require.NoError(t, json.Unmarshal([]byte(f[2]), &hs), "the state on its stdin: %s", f[2])
+	assert.Equal(t, cid, hs.ID)
+	assert.Equal(t, specs.StateCreating, hs.Status)
+	assert.Equal(t, st.Pid, hs.Pid)
+	r.must("start", cid)
+	r.waitStatus(cid, "stopped")
+	r.must("delete", cid)
+
+	cid = id()
+	dir2 := bundle(t, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo no >&2; exit 4"}}}}
+	}, "/bin/true")
+	_, stderr, err := r.run("create", "--bundle", dir2, cid)
+	assert.Error(t, err, "a failed createContainer hook fails create")
+	assert.Contains(t, stderr, "exit 4")
+	_, stderr, _ = r.run("state", cid)
+	assert.Contains(t, stderr, "does not exist", "and leaves no container")
+}
