@@ -105,6 +105,13 @@ func TestCreateHookErrorEndsTheStart(t *testing.T) {
 	assert.ErrorIs(t, err, errHook, "Run honours it as well")
 	assert.Empty(t, testutil.OwnCgroups(t))
 
+	// In a user namespace, whose child is a copy anyway, as well.
+	var hookPID int
+	res, err = sandbox.New(sandbox.Dir(testutil.Rootfs(t))).WithUserNamespace().WithCreateHook(func(pid int) error { hookPID = pid; return nil }).Run(t.Context(), "/bin/true")
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.ExitCode)
+	assert.NotZero(t, hookPID, "the hook was called")
+
 	_, err = sandbox.NewPool(sandbox.New(sandbox.Dir(testutil.Rootfs(t))).WithCreateHook(func(int) error { return nil }), 1)
 	var fe *sandbox.FieldError
 	require.ErrorAs(t, err, &fe)
