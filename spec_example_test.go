@@ -62,3 +62,25 @@ func ExampleSandbox_Attach() {
 	syscall.Wait4(execPID, &ws, 0, nil)
 	fmt.Println("exit", ws.ExitStatus())
 }
+
+// An OCI runtime's createContainer hook: a program of the host run in the
+// sandbox's namespaces while its root is assembled and not yet pivoted
+// into. Linux and root only: compiled, not run.
+func ExampleSandbox_WithCreateHook() {
+	ctx := context.Background()
+	sb := sandbox.New(sandbox.Dir("/srv/bundle/rootfs")).WithCgroupPath("/oci/web")
+	hooked := sb.WithCreateHook(func(pid int) error {
+		in, err := sb.Attach(pid) // the sandbox as it waits
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		res, err := in.Exec(ctx, "/usr/local/bin/prepare-rootfs", "/srv/bundle/rootfs")
+		if err == nil && res.ExitCode != 0 {
+			err = fmt.Errorf("prepare-rootfs: %s", res)
+		}
+		return err
+	})
+	pid, err := hooked.StartDetached(ctx, "/run/web/gate", "/bin/server")
+	fmt.Println(pid, err)
+}
