@@ -212,21 +212,12 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 	}
 	attr := spawn.Attr{Cloneflags: pl.cloneFlags(), CgroupFD: r.cg.cloneFD(), Release: -1}
 	idMapsWritten := -1
-	if pl.userns != nil {
-		// The child waits on a pipe until its user namespace has ID maps,
-		// which only the parent can write.
-		var fds [2]int
-		if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
-			return nil, fmt.Errorf("sandbox: pipe: %w", err)
-		}
-		idMapsWritten, attr.Release = fds[0], fds[1]
-		spent.PushErr(func() error { return errors.Join(closeFD(&idMapsWritten), closeFD(&attr.Release)) })
-		attr.AfterClone = func(pid int) error { return writeIDMaps(pid, pl.userns) }
-	} else if pl.createHook != nil {
-		// A child that waits for its create hook must not hold its
-		// clone thread in vfork that long (the Go runtime could not stop
-		// the world for a collection): it is a copy, and waits for the
-		// parent first like a user namespace's.
+	// The child is a copy that waits on a pipe for the parent: in a user
+	// namespace, until it has ID maps, which only the parent can write;
+	// with a create hook, because a child that waits for its hook must
+	// not hold its clone thread in vfork that long (the Go runtime could
+	// not stop the world for a collection).
+	if pl.userns != nil || pl.createHook != nil {
 		var fds [2]int
 		if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 			return nil, fmt.Errorf("sandbox: pipe: %w", err)
@@ -234,6 +225,9 @@ func (r *running) acquire(ctx context.Context, spent *cleanup.Stack) (_ *childSe
 		idMapsWritten, attr.Release = fds[0], fds[1]
 		spent.PushErr(func() error { return errors.Join(closeFD(&idMapsWritten), closeFD(&attr.Release)) })
 		attr.AfterClone = func(int) error { return nil }
+		if pl.userns != nil {
+			attr.AfterClone = func(pid int) error { return writeIDMaps(pid, pl.userns) }
+		}
 	}
 	sysfs := -1
 	if pl.net.parentSysfs {
