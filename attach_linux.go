@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandboxkit/sandbox/internal/oci"
 	"github.com/sandboxkit/sandbox/internal/spawn"
 )
 
@@ -125,24 +126,22 @@ func openCgroup(path string) (attachedCgroup, error) {
 	if len(dirs) == 0 {
 		return attachedCgroup{}, &fs.PathError{Op: "open cgroup", Path: path, Err: fs.ErrNotExist}
 	}
-	name := strings.TrimPrefix(filepath.Clean(path), "/")
-	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
+	if oci.Unified() {
 		fd, err := unix.Open(dirs[0], unix.O_DIRECTORY|unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return attachedCgroup{}, &fs.PathError{Op: "open", Path: dirs[0], Err: err}
 		}
 		return attachedCgroup{&cgroupV2{path: dirs[0], dirFD: fd}}, nil
 	}
+	name := strings.TrimPrefix(filepath.Clean(path), "/")
 	g := &cgroupV1{root: cgroupRoot, name: name}
 	for _, d := range dirs {
-		p := filepath.Join(d, "cgroup.procs")
-		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			attachedCgroup{g}.release()
-			return attachedCgroup{}, &fs.PathError{Op: "open", Path: p, Err: err}
-		}
 		rel, _ := filepath.Rel(cgroupRoot, strings.TrimSuffix(d, "/"+name))
-		g.controllers, g.fds = append(g.controllers, rel), append(g.fds, fd)
+		g.controllers = append(g.controllers, rel)
+	}
+	if err := g.openProcs(); err != nil {
+		attachedCgroup{g}.release()
+		return attachedCgroup{}, err
 	}
 	return attachedCgroup{g}, nil
 }

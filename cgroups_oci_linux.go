@@ -11,7 +11,6 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
 // newCgroupV1OCI creates a v1 cgroup for an OCI spec's resources (read by
@@ -53,13 +52,8 @@ func newCgroupV1OCI(root, name string, lim limits) (_ *cgroupV1, err error) {
 			err = errors.Join(err, g.destroy())
 		}
 	}()
-	for _, c := range g.controllers {
-		p := g.path(c, "cgroup.procs")
-		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: p, Err: err}
-		}
-		g.fds = append(g.fds, fd)
+	if err := g.openProcs(); err != nil {
+		return nil, err
 	}
 	return g, nil
 }

@@ -91,15 +91,25 @@ func newCgroupV1(root, name string, lim limits) (_ *cgroupV1, err error) {
 			}
 		}
 	}
-	for _, c := range controllers {
+	if err := g.openProcs(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// openProcs opens the cgroup.procs file of each of g's controllers, for
+// the child to write itself into; destroy (or, for an attached cgroup,
+// release) closes them.
+func (g *cgroupV1) openProcs() error {
+	for _, c := range g.controllers {
 		p := g.path(c, "cgroup.procs")
 		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+			return &fs.PathError{Op: "open", Path: p, Err: err}
 		}
 		g.fds = append(g.fds, fd)
 	}
-	return g, nil
+	return nil
 }
 
 func v1Resources(lim limits) *specs.LinuxResources {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxkit/sandbox/internal/execstub"
+	"github.com/sandboxkit/sandbox/internal/oci"
 )
 
 // StartDetached starts argv in a new sandbox as defined by s that
@@ -112,28 +113,23 @@ func RemoveCgroup(path string) error {
 // hierarchy mounted below /sys/fs/cgroup (one on a pure v2 host) that
 // has it.
 func cgroupDirs(path string) ([]string, error) {
-	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
-		d := filepath.Join(cgroupRoot, path)
-		if _, err := os.Stat(d); err != nil {
-			return nil, nil
-		}
-		return []string{d}, nil
-	}
-	entries, err := os.ReadDir(cgroupRoot)
+	hs, err := oci.Hierarchies()
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, e := range entries {
-		if !e.IsDir() { // cpu and cpuacct are links to cpu,cpuacct
-			continue
-		}
-		d := filepath.Join(cgroupRoot, e.Name(), path)
-		if _, err := os.Stat(d); err == nil {
+	for _, h := range hs {
+		if d := filepath.Join(h, path); isDir(d) {
 			out = append(out, d)
 		}
 	}
 	return out, nil
+}
+
+// isDir reports whether path is a directory.
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 // openGate opens the FIFO at path for the gated stub to read: read and

@@ -1,17 +1,15 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sandboxkit/sandbox/internal/oci"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,7 +42,7 @@ func (r *running) killLeft() error {
 // meanwhile is never signalled.
 func killProcs(ctx context.Context, file string) error {
 	err := backoff(ctx, 100*time.Microsecond, 20*time.Millisecond, func() (bool, error) {
-		pids, err := readPIDs(file)
+		pids, err := oci.ReadPIDs(file)
 		if errors.Is(err, fs.ErrNotExist) {
 			return true, nil // the cgroup is gone
 		}
@@ -57,7 +55,7 @@ func killProcs(ctx context.Context, file string) error {
 				fds[pid] = fd
 			}
 		}
-		again, err := readPIDs(file)
+		again, err := oci.ReadPIDs(file)
 		for pid, fd := range fds {
 			if err == nil && slices.Contains(again, pid) {
 				unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) // one that ended meanwhile is no error
@@ -70,19 +68,4 @@ func killProcs(ctx context.Context, file string) error {
 		return fmt.Errorf("kill the processes left in %s: %w", file, err)
 	}
 	return nil
-}
-
-// readPIDs returns the PIDs a cgroup.procs file lists.
-func readPIDs(path string) ([]int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, f := range bytes.Fields(b) {
-		if pid, err := strconv.Atoi(string(f)); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids, nil
 }

@@ -17,18 +17,18 @@ import (
 // cgroupRoot is where the cgroup hierarchies are mounted.
 const cgroupRoot = "/sys/fs/cgroup"
 
-// unified reports whether the host runs cgroup v2 alone.
-func unified() bool {
+// Unified reports whether the host runs cgroup v2 alone.
+func Unified() bool {
 	_, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers"))
 	return err == nil
 }
 
-// hierarchies returns the directories of the hierarchies mounted below
+// Hierarchies returns the directories of the hierarchies mounted below
 // the cgroup root: on a v1 or hybrid host each controller's (a link such
 // as cpu -> cpu,cpuacct counted once) and the v2 mount's; on a v2 host
 // the root itself.
-func hierarchies() ([]string, error) {
-	if unified() {
+func Hierarchies() ([]string, error) {
+	if Unified() {
 		return []string{cgroupRoot}, nil
 	}
 	entries, err := os.ReadDir(cgroupRoot)
@@ -49,10 +49,10 @@ func hierarchies() ([]string, error) {
 // cgroupsPath (containerd's stats and OOM watch) finds it in each. On a
 // v2 host the sandbox was born in it already.
 func JoinCgroups(pid int, path string) error {
-	if unified() {
+	if Unified() {
 		return nil
 	}
-	hs, err := hierarchies()
+	hs, err := Hierarchies()
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func mkdirCgroup(h, path string) error {
 // RemoveIfEmpty removes the cgroup path from every hierarchy where it has
 // no process and no child cgroup left, at once: one still in use stays.
 func RemoveIfEmpty(path string) {
-	hs, err := hierarchies()
+	hs, err := Hierarchies()
 	if err != nil {
 		return
 	}
@@ -129,7 +129,7 @@ func RemoveIfEmpty(path string) {
 // controllerDir returns the directory of path in the hierarchy that holds
 // controller (v1), or the v2 cgroup.
 func controllerDir(controller, path string) string {
-	if unified() {
+	if Unified() {
 		return filepath.Join(cgroupRoot, path)
 	}
 	return filepath.Join(cgroupRoot, controller, path)
@@ -137,7 +137,12 @@ func controllerDir(controller, path string) string {
 
 // CgroupPIDs returns the processes in the cgroup path.
 func CgroupPIDs(path string) ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(controllerDir("memory", path), "cgroup.procs"))
+	return ReadPIDs(filepath.Join(controllerDir("memory", path), "cgroup.procs"))
+}
+
+// ReadPIDs returns the PIDs a cgroup.procs file lists.
+func ReadPIDs(file string) ([]int, error) {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +163,7 @@ func Freeze(path string, on bool) error {
 	if !on {
 		want, ask = "THAWED", "THAWED"
 	}
-	if unified() {
+	if Unified() {
 		file, want, ask = "cgroup.freeze", "0", "0"
 		if on {
 			want, ask = "1", "1"
@@ -210,7 +215,7 @@ func ReadStats(path string) (*Stats, error) {
 		n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 		return n
 	}
-	if unified() {
+	if Unified() {
 		st.Memory.Usage.Usage = read("", "memory.current")
 		st.Memory.Usage.Max = read("", "memory.peak")
 		st.Memory.Usage.Limit = read("", "memory.max")
@@ -246,7 +251,7 @@ func Update(path string, r *specs.LinuxResources) error {
 		mm := *m
 		if m.Limit != nil {
 			v := strconv.FormatInt(*m.Limit, 10)
-			if unified() {
+			if Unified() {
 				writes = append(writes, [2]string{"/memory.max", v})
 			} else {
 				// memsw must stay at least the limit: raise it first
@@ -271,7 +276,7 @@ func Update(path string, r *specs.LinuxResources) error {
 			if c.Period != nil {
 				period = *c.Period
 			}
-			if unified() {
+			if Unified() {
 				writes = append(writes, [2]string{"/cpu.max", fmt.Sprintf("%d %d", *c.Quota, period)})
 			} else {
 				writes = append(writes, [2]string{"cpu/cpu.cfs_period_us", strconv.FormatUint(period, 10)},
@@ -300,7 +305,7 @@ func Update(path string, r *specs.LinuxResources) error {
 	for _, w := range writes {
 		controller, file, _ := strings.Cut(w[0], "/")
 		p := filepath.Join(controllerDir(controller, path), file)
-		if unified() {
+		if Unified() {
 			p = filepath.Join(cgroupRoot, path, file)
 		}
 		if err := os.WriteFile(p, []byte(w[1]), 0); err != nil {
