@@ -695,13 +695,23 @@ func (g *globals) list(format string, quiet bool) error {
 	return w.Flush()
 }
 
-func (g *globals) ps(id, format string) error {
+// loadLive loads the container id, which must not have stopped: runc's
+// "container not running" (containerd matches it) otherwise.
+func (g *globals) loadLive(id string) (*oci.Container, error) {
 	c, err := oci.Load(g.root, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if c.Status() == oci.Stopped {
-		return errNotRunning
+		return nil, errNotRunning
+	}
+	return c, nil
+}
+
+func (g *globals) ps(id, format string) error {
+	c, err := g.loadLive(id)
+	if err != nil {
+		return err
 	}
 	pids, err := oci.CgroupPIDs(c.CgroupPath)
 	if err != nil {
@@ -739,12 +749,9 @@ func (g *globals) freeze(id string, on bool) error {
 
 func (g *globals) events(ctx context.Context, id string, once bool, interval time.Duration) error {
 	for {
-		c, err := oci.Load(g.root, id)
+		c, err := g.loadLive(id)
 		if err != nil {
 			return err
-		}
-		if c.Status() == oci.Stopped {
-			return errNotRunning
 		}
 		st, err := oci.ReadStats(c.CgroupPath)
 		if err != nil {
@@ -767,12 +774,9 @@ func (g *globals) events(ctx context.Context, id string, once bool, interval tim
 }
 
 func (g *globals) update(id, resources, memory string, pids int64) error {
-	c, err := oci.Load(g.root, id)
+	c, err := g.loadLive(id)
 	if err != nil {
 		return err
-	}
-	if c.Status() == oci.Stopped {
-		return errNotRunning
 	}
 	var r specs.LinuxResources
 	switch resources {
