@@ -144,6 +144,18 @@ func TestCommandStartDetachedOutlivesItsHandle(t *testing.T) {
 	assert.Eventually(t, func() bool { st, _ := in.Stats(); return st != nil && st.Processes == 1 }, 5*time.Second, 10*time.Millisecond,
 		"a SIGKILL of the init's PID ends the program too")
 
+	// A detached terminal command that cannot start leaves no descriptor,
+	// its terminal's master included.
+	before := testutil.SnapshotHost(t)
+	_, _, err = in.Command("/no/such/program").WithTTY(sandbox.WindowSize{Rows: 24, Cols: 80}).StartDetached(t.Context())
+	require.ErrorIs(t, err, os.ErrNotExist)
+	// By name, at once: a count can hide one leak behind another close,
+	// and a file left to the garbage collector closes some time later.
+	for _, name := range testutil.SnapshotHost(t).FDNames {
+		assert.NotContains(t, name, "ptmx", "the terminal's master of a command that failed is closed")
+	}
+	testutil.CheckFDs(t, before, "a detached terminal command that failed")
+
 	epid, console, err = in.Command("/bin/sh", "-c", "tty; read x; echo got $x").WithTTY(sandbox.WindowSize{Rows: 24, Cols: 80}).StartDetached(t.Context())
 	require.NoError(t, err)
 	require.NotNil(t, console)

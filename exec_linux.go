@@ -120,6 +120,9 @@ func (x instanceSys) exec(ctx context.Context, c *Command, detached bool) (_ pro
 			return fail("terminal", err)
 		}
 		if detached {
+			// The master is the caller's once the command runs; until
+			// then, and on every error, it is this call's to close.
+			undo.PushErr(master.Close)
 			e.io, err = pl.detachedTTYStdio(master, slave)
 		} else {
 			e.io, err = newTTYStdio(master, slave, pl.stdin, pl.stdout, pl.outputLimit)
